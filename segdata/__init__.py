@@ -1,0 +1,24 @@
+"""segdata: read segmentation datasets as they ship, normalise them, measure their labels.
+
+>>> import segdata
+>>> ds = segdata.open("ade-unified")          # doctest: +SKIP
+>>> ds.classes, ds.images, ds.segments        # pandas DataFrames  # doctest: +SKIP
+>>> ds.semantic("ADE_train_00016869")         # (H, W) class ids   # doctest: +SKIP
+"""
+
+__version__ = "0.1.0"
+
+from .errors import FormatError, InputError, LayoutNotFoundError, OutputExistsError, SegdataError  # noqa: E402
+from .format import Dataset, ImageRecord, open_dataset as open  # noqa: E402,A001
+
+__all__ = [
+    "Dataset",
+    "ImageRecord",
+    "open",
+    "SegdataError",
+    "InputError",
+    "LayoutNotFoundError",
+    "OutputExistsError",
+    "FormatError",
+    "__version__",
+]

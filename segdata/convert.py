@@ -1,0 +1,430 @@
+"""Conversion driver: runs a converter module over a source dataset into the unified format.
+
+A converter module (``segdata.converters.<family>``) provides
+
+- ``detect(root) -> layout`` : which layout ``root`` holds (raises ``LayoutNotFoundError``);
+- ``list_images(layout, split=None) -> list[task]`` : one picklable task per image, sorted,
+  each with ``image_id`` and ``split`` attributes;
+- ``read_image(layout, task) -> ConvertedImage`` : the image's rows and segment maps;
+- ``build_classes(layout, observations) -> DataFrame`` : the class table from what was seen;
+- ``layers(layout) -> list[dict]`` : the layers the layout can produce.
+
+This module owns everything around them: the process pool, the temporary output directory
+renamed into place at the end, resuming an interrupted run, skipping bad images on request.
+
+Resume works on committed chunks: results are flushed every few seconds into
+``<out>.segdata-partial/_rows/NNNNN.*.parquet``; the ``images`` file of a chunk is written last
+and marks it committed. A rerun with ``resume=True`` skips the images of committed chunks.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from types import ModuleType
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from . import __version__
+from .errors import InputError, OutputExistsError, SegdataError
+from .format import (
+    CLASS_SCHEMA,
+    CLASSES_FILE,
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    IMAGE_SCHEMA,
+    IMAGES_FILE,
+    MANIFEST,
+    SEGMENT_SCHEMA,
+    SEGMENTS_FILE,
+    mask_relpath,
+    table_from_columns,
+)
+from .maskio import write_segment_map
+from .runner import parallel_map
+
+PARTIAL_SUFFIX = ".segdata-partial"
+ROWS_DIR = "_rows"
+STATE_FILE = "_state.json"
+OBSERVATION_SCHEMA = pa.schema(
+    [
+        ("source_id", pa.int64()),
+        ("name", pa.string()),
+        ("source_name", pa.string()),
+        ("is_thing", pa.bool_()),
+        ("count", pa.int64()),
+    ]
+)
+PROBLEM_SCHEMA = pa.schema(
+    [("image_id", pa.string()), ("file", pa.string()), ("problem", pa.string()), ("action", pa.string())]
+)
+
+
+@dataclass
+class ConvertedImage:
+    """What a converter returns for one image.
+
+    Attributes
+    ----------
+    image : dict
+        One row of the images table (columns of ``IMAGE_SCHEMA``; ``layers`` is filled in here).
+    segments : dict of str to list
+        Columns of the segments table for this image (all layers).
+    masks : dict of str to ndarray
+        Segment-id map per layer, ``(H, W)`` uint8/uint16, 0 = no annotation.
+    classes : list of dict
+        Class observations: ``source_id``, ``name``, ``source_name``, ``is_thing``.
+    problems : list of (file, problem)
+        Non-fatal findings (the image was converted), reported in the manifest.
+    """
+
+    image: dict
+    segments: dict[str, list]
+    masks: dict[str, np.ndarray]
+    classes: list[dict] = field(default_factory=list)
+    problems: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass
+class _Skipped:
+    image_id: str
+    file: str
+    problem: str
+
+
+@dataclass
+class ConversionReport:
+    """Summary of a finished conversion."""
+
+    path: Path
+    layout: str
+    images: int
+    segments: int
+    classes: int
+    layers: list[str]
+    problems: list[dict]
+    resumed_images: int
+    seconds: float
+
+    def as_dict(self) -> dict:
+        return {
+            "path": str(self.path),
+            "layout": self.layout,
+            "images": self.images,
+            "segments": self.segments,
+            "classes": self.classes,
+            "layers": self.layers,
+            "problems": self.problems,
+            "resumed_images": self.resumed_images,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def partial_path(out: Path) -> Path:
+    """The temporary directory a conversion into ``out`` writes to."""
+    return out.with_name(out.name + PARTIAL_SUFFIX)
+
+
+def _convert_one(module_name: str, layout, tmp: Path, copy_images: bool, on_error: str, task):
+    """Worker: convert one image, write its masks, return its rows (without the masks)."""
+    module = importlib.import_module(module_name)
+    try:
+        result: ConvertedImage = module.read_image(layout, task)
+    except InputError as exc:
+        if on_error == "skip":
+            return _Skipped(task.image_id, exc.path, exc.problem)
+        raise
+    split = result.image["split"]
+    for layer, segmap in result.masks.items():
+        path = tmp / mask_relpath(layer, split, result.image["image_id"])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_segment_map(path, segmap)
+    result.image["layers"] = ",".join(result.masks)
+    if copy_images and result.image.get("file"):
+        source = Path(layout.image_root) / result.image["file"]
+        dest_rel = f"images/{split}/{Path(result.image['file']).name}"
+        dest = tmp / dest_rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, dest)
+        result.image["file"] = dest_rel
+    result.masks = {}
+    return result
+
+
+class _ChunkWriter:
+    """Buffers per-image rows and commits them to ``_rows`` in chunks."""
+
+    def __init__(self, rows_dir: Path, first_chunk: int, every_seconds: float = 2.0, every_images: int = 256):
+        self.rows_dir = rows_dir
+        self.chunk = first_chunk
+        self.every_seconds = every_seconds
+        self.every_images = every_images
+        self._reset()
+
+    def _reset(self):
+        self.images: list[dict] = []
+        self.segments: list[dict[str, list]] = []
+        self.observations: dict[tuple, int] = {}
+        self.problems: list[dict] = []
+        self.last_flush = time.monotonic()
+
+    def add(self, result) -> None:
+        if isinstance(result, _Skipped):
+            self.problems.append(
+                {"image_id": result.image_id, "file": result.file, "problem": result.problem, "action": "skipped"}
+            )
+        else:
+            self.images.append(result.image)
+            self.segments.append(result.segments)
+            for obs in result.classes:
+                key = (obs["source_id"], obs["name"], obs["source_name"], obs.get("is_thing"))
+                self.observations[key] = self.observations.get(key, 0) + 1
+            for file, problem in result.problems:
+                self.problems.append(
+                    {"image_id": result.image["image_id"], "file": file, "problem": problem, "action": "converted"}
+                )
+        if len(self.images) >= self.every_images or time.monotonic() - self.last_flush > self.every_seconds:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.images and not self.problems:
+            self.last_flush = time.monotonic()
+            return
+        prefix = self.rows_dir / f"{self.chunk:06d}"
+        seg_columns: dict[str, list] = {}
+        for cols in self.segments:
+            for name, values in cols.items():
+                seg_columns.setdefault(name, []).extend(values)
+        n_seg = len(seg_columns.get("image_id", []))
+        for name in list(seg_columns):
+            if len(seg_columns[name]) != n_seg:
+                raise SegdataError(f"internal: segment column {name} has {len(seg_columns[name])} of {n_seg} values")
+        obs_cols = {name: [] for name in OBSERVATION_SCHEMA.names}
+        for (source_id, name, source_name, is_thing), count in self.observations.items():
+            for col, value in zip(OBSERVATION_SCHEMA.names, (source_id, name, source_name, is_thing, count)):
+                obs_cols[col].append(value)
+        image_cols = {name: [img.get(name) for img in self.images] for name in IMAGE_SCHEMA.names}
+        problem_cols = {name: [p[name] for p in self.problems] for name in PROBLEM_SCHEMA.names}
+        # the images file is the commit marker: written last
+        for suffix, columns, schema in (
+            ("segments", seg_columns, SEGMENT_SCHEMA),
+            ("classes", obs_cols, OBSERVATION_SCHEMA),
+            ("problems", problem_cols, PROBLEM_SCHEMA),
+            ("images", image_cols, IMAGE_SCHEMA),
+        ):
+            table = table_from_columns(columns, schema) if columns and any(columns.values()) else schema.empty_table()
+            target = Path(f"{prefix}.{suffix}.parquet")
+            pq.write_table(table, f"{target}.tmp")
+            Path(f"{target}.tmp").replace(target)
+        self.chunk += 1
+        self._reset()
+
+
+def _committed_chunks(rows_dir: Path) -> list[str]:
+    """Prefixes of committed chunks; removes the files of uncommitted ones."""
+    committed = sorted(p.name.split(".")[0] for p in rows_dir.glob("*.images.parquet"))
+    keep = set(committed)
+    for p in rows_dir.iterdir():
+        if p.name.split(".")[0] not in keep or p.name.endswith(".tmp"):
+            p.unlink()
+    return committed
+
+
+def _read_chunks(rows_dir: Path, prefixes: list[str], suffix: str, schema: pa.Schema) -> pa.Table:
+    tables = [pq.read_table(rows_dir / f"{p}.{suffix}.parquet", schema=schema) for p in prefixes]
+    return pa.concat_tables(tables) if tables else schema.empty_table()
+
+
+def convert(
+    module: ModuleType,
+    root: str | Path,
+    out: str | Path,
+    *,
+    split: str | None = None,
+    limit: int | None = None,
+    workers: int | None = None,
+    copy_images: bool = False,
+    overwrite: bool = False,
+    resume: bool = False,
+    on_error: str = "fail",
+    name: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    layout=None,
+) -> ConversionReport:
+    """Convert the dataset at ``root`` into a unified-format directory ``out``.
+
+    Parameters
+    ----------
+    module : module
+        A converter from ``segdata.converters``.
+    root, out : path
+        Source root as the dataset ships; destination directory (must not exist unless
+        ``overwrite``).
+    split : str, optional
+        Convert only this split (``train``, ``val``, ...).
+    limit : int, optional
+        Convert only the first ``limit`` images (in sorted order) of the selection.
+    workers : int, optional
+        Processes; default all cores.
+    copy_images : bool
+        Copy image files into ``out/images`` instead of referencing them under ``root``.
+    overwrite : bool
+        Replace an existing ``out`` (only once the new one is complete) or discard a partial run.
+    resume : bool
+        Continue an interrupted conversion into ``out``.
+    on_error : {"fail", "skip"}
+        On a bad image: stop and leave nothing behind, or skip it and list it in ``problems``.
+    progress : callable(done, total), optional
+        Called after every image.
+    layout : optional
+        A layout from ``module.detect``; detected from ``root`` when omitted.
+    """
+    if on_error not in ("fail", "skip"):
+        raise ValueError(f"on_error must be 'fail' or 'skip', got {on_error!r}")
+    start = time.perf_counter()
+    root = Path(root)
+    out = Path(out)
+    tmp = partial_path(out)
+    if out.exists() and not overwrite:
+        if resume and (out / MANIFEST).is_file():
+            raise OutputExistsError(f"{out} is already a complete dataset; nothing to resume (use --overwrite to redo it)")
+        raise OutputExistsError(f"{out} exists; pass --overwrite to replace it")
+    layout = layout if layout is not None else module.detect(root)
+    tasks = module.list_images(layout, split=split)
+    if limit is not None:
+        tasks = tasks[: max(0, int(limit))]
+    state = {
+        "family": module.__name__.rsplit(".", 1)[-1],
+        "layout": layout.name,
+        "root": str(Path(layout.root).resolve()),
+        "split": split,
+        "limit": limit,
+        "copy_images": copy_images,
+        "segdata_version": __version__,
+    }
+    rows_dir = tmp / ROWS_DIR
+    if tmp.exists():
+        if resume:
+            previous = json.loads((tmp / STATE_FILE).read_text()) if (tmp / STATE_FILE).is_file() else None
+            if previous != state:
+                raise OutputExistsError(
+                    f"{tmp} holds a conversion with other settings ({previous}); "
+                    "rerun with the same options, or pass --overwrite to start over"
+                )
+        elif overwrite:
+            shutil.rmtree(tmp)
+        else:
+            raise OutputExistsError(
+                f"{tmp} holds an interrupted conversion: pass --resume to continue it or --overwrite to start over"
+            )
+    rows_dir.mkdir(parents=True, exist_ok=True)
+    (tmp / STATE_FILE).write_text(json.dumps(state, indent=1))
+
+    committed = _committed_chunks(rows_dir)
+    done_ids: set[str] = set()
+    if committed:
+        done_table = _read_chunks(rows_dir, committed, "images", IMAGE_SCHEMA)
+        done_ids.update(done_table.column("image_id").to_pylist())
+        skipped = _read_chunks(rows_dir, committed, "problems", PROBLEM_SCHEMA).to_pandas()
+        done_ids.update(skipped.loc[skipped["action"] == "skipped", "image_id"])
+    remaining = [t for t in tasks if t.image_id not in done_ids]
+    resumed = len(tasks) - len(remaining)
+    writer = _ChunkWriter(rows_dir, first_chunk=int(committed[-1]) + 1 if committed else 0)
+    worker = partial(_convert_one, module.__name__, layout, tmp, copy_images, on_error)
+    total = len(tasks)
+    done = resumed
+    if progress:
+        progress(done, total)
+    try:
+        for result in parallel_map(worker, remaining, workers=workers):
+            writer.add(result)
+            done += 1
+            if progress:
+                progress(done, total)
+        writer.flush()
+    except KeyboardInterrupt:
+        writer.flush()  # keep what is done for --resume
+        raise
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+    try:
+        report = _finalize(module, layout, tmp, rows_dir, out, overwrite, copy_images, name, resumed, start)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return report
+
+
+def _finalize(module, layout, tmp, rows_dir, out, overwrite, copy_images, name, resumed, start) -> ConversionReport:
+    prefixes = _committed_chunks(rows_dir)
+    images = _read_chunks(rows_dir, prefixes, "images", IMAGE_SCHEMA)
+    images = images.sort_by([("split", "ascending"), ("image_id", "ascending")])
+    segments = _read_chunks(rows_dir, prefixes, "segments", SEGMENT_SCHEMA)
+    segments = segments.sort_by([("image_id", "ascending"), ("layer", "ascending"), ("segment_id", "ascending")])
+    observations = _read_chunks(rows_dir, prefixes, "classes", OBSERVATION_SCHEMA).to_pandas()
+    problems = _read_chunks(rows_dir, prefixes, "problems", PROBLEM_SCHEMA).to_pandas()
+    classes = module.build_classes(layout, observations)
+    classes_table = pa.Table.from_pandas(classes[CLASS_SCHEMA.names], schema=CLASS_SCHEMA, preserve_index=False)
+    classes_table = classes_table.sort_by("class_id")
+    pq.write_table(classes_table, tmp / CLASSES_FILE)
+    pq.write_table(images, tmp / IMAGES_FILE)
+    pq.write_table(segments, tmp / SEGMENTS_FILE)
+
+    splits = pd.Series(images.column("split").to_pylist(), dtype=object).value_counts().sort_index()
+    used_layers = set()
+    for value in images.column("layers").to_pylist():
+        used_layers.update(filter(None, (value or "").split(",")))
+    layers = [layer for layer in module.layers(layout) if layer["name"] in used_layers]
+    problem_rows = problems.to_dict("records")
+    manifest = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "name": name or out.name,
+        "source": {
+            "family": layout.family,
+            "layout": layout.name,
+            "release": layout.release,
+            "root": str(Path(layout.root).resolve()),
+        },
+        "image_root": "." if copy_images else str(Path(layout.image_root).resolve()),
+        "splits": {k: int(v) for k, v in splits.items()},
+        "layers": layers,
+        "counts": {"images": images.num_rows, "segments": segments.num_rows, "classes": classes_table.num_rows},
+        "problems": problem_rows,
+        "segdata_version": __version__,
+    }
+    (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    shutil.rmtree(rows_dir)
+    (tmp / STATE_FILE).unlink()
+    if out.exists():
+        if not overwrite:  # appeared while we ran
+            raise OutputExistsError(f"{out} appeared during the conversion; the result is left in {tmp}")
+        old = out.with_name(out.name + ".segdata-old")
+        shutil.rmtree(old, ignore_errors=True)
+        out.rename(old)
+        tmp.rename(out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        tmp.rename(out)
+    return ConversionReport(
+        path=out,
+        layout=layout.name,
+        images=images.num_rows,
+        segments=segments.num_rows,
+        classes=classes_table.num_rows,
+        layers=[layer["name"] for layer in layers],
+        problems=problem_rows,
+        resumed_images=resumed,
+        seconds=time.perf_counter() - start,
+    )
