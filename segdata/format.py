@@ -95,6 +95,11 @@ SEGMENT_SCHEMA = pa.schema(
 )
 
 
+def text_or_none(value) -> str | None:
+    """A string cell of a table, or None where it is null (None or NaN, depending on pandas)."""
+    return value if isinstance(value, str) else None
+
+
 def mask_relpath(layer: str, split: str, image_id: str) -> str:
     """Path of a mask relative to the dataset directory."""
     return f"{MASKS_DIR}/{layer}/{split}/{image_id}.png"
@@ -226,7 +231,7 @@ class Dataset:
     def image_path(self, image_id: str) -> Path | None:
         """Where the image file is: under the source root, or copied into the dataset."""
         row = self._image_row(image_id)
-        if row["file"] is None or pd.isna(row["file"]):
+        if text_or_none(row["file"]) is None:
             return None
         root = Path(self.manifest.get("image_root", "."))
         if not root.is_absolute():
@@ -241,7 +246,7 @@ class Dataset:
         row = self._image_row(image_id)
         if layer not in self.layers:
             raise KeyError(f"no layer {layer!r} in {self.path}; layers: {', '.join(self.layers)}")
-        if layer not in (row["layers"] or "").split(","):
+        if layer not in (text_or_none(row["layers"]) or "").split(","):
             return np.zeros((int(row["height"]), int(row["width"])), dtype=np.uint8)
         return read_segment_map(self.mask_path(image_id, layer))
 

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import InputError, SegdataError
-from .format import CLASS_SCHEMA, IMAGE_SCHEMA, NO_PARENT, SEGMENT_SCHEMA, Dataset, mask_relpath
+from .format import CLASS_SCHEMA, IMAGE_SCHEMA, NO_PARENT, SEGMENT_SCHEMA, Dataset, mask_relpath, text_or_none
 from .maskio import image_size, read_segment_map
 from .regions import bounding_boxes
 from .runner import parallel_map
@@ -86,6 +86,7 @@ def _check_tables(ds: Dataset) -> list[Finding]:
 
 def _check_image(path: Path, image_root: Path, layer_names: list[str], item) -> list[Finding]:
     image_id, split, width, height, file, layers, seg = item
+    file, layers = text_or_none(file), text_or_none(layers)
     out: list[Finding] = []
     if file:
         img = Path(file) if Path(file).is_absolute() else image_root / file

@@ -1,0 +1,251 @@
+"""ADE20K converter: real samples (SEGDATA_SAMPLES) and byte-exact fixtures.
+
+Expected values are decoded independently of segdata: with Pillow and numpy straight from the
+source PNGs and JSON, never through segdata.maskio.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import segdata
+from segdata.convert import convert
+from segdata.converters import ade20k
+from segdata.validate import validate
+from tests.conftest import require
+from tests.fixtures.ade20k import b_value, small_2021_dataset, write_atr
+
+STREET = "ADE20K_2021_17_01/images/ADE/training/urban/street"
+STEMS_2021 = ["ADE_train_00016869", "ADE_train_00016900", "ADE_train_00016964"]
+SEGS_2016 = [
+    "ADE20K_2016_07_26/images/training/a/airport_terminal/ADE_train_00000001_seg.png",
+    "ADE20K_2016_07_26/images/training/a/abbey/ADE_train_00000970_seg.png",
+    "ADE20K_2016_07_26/images/validation/a/abbey/ADE_val_00000001_seg.png",
+]
+
+
+def decode_codes(png: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Independent ADE decoding: class code = R // 10 * 256 + G, instance = B."""
+    rgb = np.asarray(Image.open(png).convert("RGB")).astype(np.int64)
+    return rgb[..., 0] // 10 * 256 + rgb[..., 1], rgb[..., 2]
+
+
+def source_semantic(ds, image_id: str, layer: str) -> np.ndarray:
+    """The unified semantic map expressed in source codes (through the class table)."""
+    sem = ds.semantic(image_id, layer)
+    to_source = np.zeros(int(ds.classes["class_id"].max()) + 1, dtype=np.int64)
+    to_source[ds.classes["class_id"].to_numpy()] = ds.classes["source_id"].to_numpy()
+    return to_source[sem]
+
+
+def pixel_counts(codes: np.ndarray) -> dict[int, int]:
+    values, counts = np.unique(codes[codes > 0], return_counts=True)
+    return dict(zip(values.tolist(), counts.tolist()))
+
+
+@pytest.fixture(scope="module")
+def ade2021(samples, tmp_path_factory):
+    root = samples / "ade20k_full" / "ADE20K_2021_17_01"
+    for stem in STEMS_2021:
+        require(root / "images/ADE/training/urban/street" / f"{stem}_seg.png")
+    out = tmp_path_factory.mktemp("ade2021") / "unified"
+    convert(ade20k, root, out, workers=2)
+    return root, segdata.open(out)
+
+
+def test_2021_detected_as_2021(samples):
+    layout = ade20k.detect(samples / "ade20k_full" / "ADE20K_2021_17_01")
+    assert layout.name == "ade20k-2021"
+    assert layout.image_root.name == "ADE20K_2021_17_01"
+
+
+@pytest.mark.parametrize("stem", STEMS_2021)
+def test_2021_per_class_pixels_equal_source_png(ade2021, stem):
+    root, ds = ade2021
+    codes, _ = decode_codes(root / "images/ADE/training/urban/street" / f"{stem}_seg.png")
+    unified = source_semantic(ds, stem, "objects")
+    assert pixel_counts(unified) == pixel_counts(codes)
+    assert np.array_equal(unified, codes)
+
+
+@pytest.mark.parametrize("stem", STEMS_2021)
+def test_2021_instances_and_classes_equal_json(ade2021, stem):
+    root, ds = ade2021
+    ann = json.loads((root / "images/ADE/training/urban/street" / f"{stem}.json").read_text())["annotation"]
+    level0 = [o for o in ann["object"] if o["parts"]["part_level"] == 0]
+    seg = ds.segments[(ds.segments.image_id == stem) & (ds.segments.layer == "objects")]
+    assert int(seg["is_instance"].sum()) == len(level0)
+    source_of = dict(zip(ds.classes["class_id"], ds.classes["source_id"]))
+    assert {source_of[c] for c in seg["class_id"]} == {o["name_ndx"] for o in level0}
+    names = dict(zip(ds.classes["source_id"], ds.classes["source_name"]))
+    for o in level0:
+        assert names[o["name_ndx"]] == o["name"]
+
+
+@pytest.mark.parametrize("stem", STEMS_2021)
+def test_2021_part_layers_equal_parts_png(ade2021, stem):
+    root, ds = ade2021
+    folder = root / "images/ADE/training/urban/street"
+    ann = json.loads((folder / f"{stem}.json").read_text())["annotation"]
+    levels = Counter(o["parts"]["part_level"] for o in ann["object"] if o["parts"]["part_level"] > 0)
+    for level, n_parts in levels.items():
+        codes, _ = decode_codes(require(folder / f"{stem}_parts_{level}.png"))
+        assert np.array_equal(source_semantic(ds, stem, f"parts-{level}"), codes)
+        seg = ds.segments[(ds.segments.image_id == stem) & (ds.segments.layer == f"parts-{level}")]
+        assert int(seg["is_instance"].sum()) == n_parts
+
+
+@pytest.mark.parametrize("stem", STEMS_2021)
+def test_2021_regions_linked_to_the_right_json_object(ade2021, stem):
+    """Each region's JSON object is checked against that object's own instance mask (255 =
+    visible pixels), which the converter never reads: an independent witness of the linking."""
+    root, ds = ade2021
+    folder = root / "images/ADE/training/urban/street"
+    ann = json.loads((folder / f"{stem}.json").read_text())["annotation"]
+    by_id = {o["id"]: o for o in ann["object"]}
+    for level in sorted({o["parts"]["part_level"] for o in ann["object"]}):
+        layer = "objects" if level == 0 else f"parts-{level}"
+        segmap = ds.segment_map(stem, layer)
+        rows = ds.segments[(ds.segments.image_id == stem) & (ds.segments.layer == layer) & ds.segments.is_instance]
+        for r in rows.itertuples():
+            obj = by_id[r.source_instance]
+            visible = np.asarray(Image.open(folder / obj["instance_mask"])) == 255
+            mine = segmap == r.segment_id
+            iou = (visible & mine).sum() / max(1, (visible | mine).sum())
+            assert iou > 0.9, (stem, layer, obj["id"], obj["name"], iou)
+            if level > 0:
+                parent = ds.segments[(ds.segments.image_id == stem) & (ds.segments.layer == ("objects" if level == 1 else f"parts-{level - 1}")) & (ds.segments.segment_id == r.parent_segment)]
+                assert len(parent) == 1 and int(parent.source_instance.iloc[0]) == obj["parts"]["ispartof"]
+
+
+def test_2021_dataset_validates(ade2021):
+    _, ds = ade2021
+    assert validate(ds.path, workers=1) == []
+
+
+# --------------------------------------------------------------------------- 2016 samples
+
+
+@pytest.fixture(scope="module")
+def ade2016(samples, tmp_path_factory):
+    """The 2016 samples ship their _seg.png without _atr.txt (none is public); the fixture copies
+    each PNG to a temporary 2016 tree and writes an _atr.txt for it, one line per instance, with
+    instance numbers taken from the B rule round_half_up(k * 255 / N)."""
+    root = tmp_path_factory.mktemp("ade2016") / "ADE20K_2016_07_26"
+    expected = {}
+    for rel in SEGS_2016:
+        src = require(samples / "ade20k_full" / rel)
+        dest = root / Path(rel).relative_to("ADE20K_2016_07_26")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, dest)
+        codes, b = decode_codes(src)
+        bs = np.unique(b[codes > 0])
+        n = len(bs)
+        code_of_b = {int(v): int(np.unique(codes[b == v])[0]) for v in bs}
+        rows = [(k, 0, 0, f"class {code_of_b[b_value(k, n)]}", f"raw {k}", "") for k in range(1, n + 1)]
+        write_atr(dest.with_name(dest.name.replace("_seg.png", "_atr.txt")), rows)
+        expected[dest.name[: -len("_seg.png")]] = (codes, b, n)
+    out = root.parent / "unified"
+    convert(ade20k, root, out, workers=1)
+    return expected, segdata.open(out)
+
+
+def test_2016_per_class_pixels_equal_source_png(ade2016):
+    expected, ds = ade2016
+    assert ds.manifest["source"]["layout"] == "ade20k-2016"
+    for stem, (codes, b, n) in expected.items():
+        assert pixel_counts(source_semantic(ds, stem, "objects")) == pixel_counts(codes)
+        seg = ds.segments[(ds.segments.image_id == stem) & (ds.segments.layer == "objects")]
+        assert int(seg["is_instance"].sum()) == n
+        segmap = ds.segment_map(stem, "objects")
+        for r in seg.itertuples():  # instance k is the region with B = round_half_up(k * 255 / n)
+            assert np.array_equal(segmap == r.segment_id, (b == b_value(r.source_instance, n)) & (codes > 0))
+
+
+def test_2016_split_from_folder(ade2016):
+    _, ds = ade2016
+    assert dict(zip(ds.images.image_id, ds.images.split)) == {
+        "ADE_train_00000001": "train", "ADE_train_00000970": "train", "ADE_val_00000001": "val",
+    }  # fmt: skip
+
+
+def test_2016_without_atr_says_which_layouts(samples, tmp_path):
+    with pytest.raises(segdata.LayoutNotFoundError, match="_atr.txt"):
+        ade20k.detect(require(samples / "ade20k_full" / "ADE20K_2016_07_26"))
+
+
+# --------------------------------------------------------------------------- SceneParsing
+
+
+def test_challenge_per_class_pixels_and_names(samples, tmp_path):
+    root = require(samples / "ade20k_challenge" / "ADEChallengeData2016")
+    convert(ade20k, root, tmp_path / "u", workers=1)
+    ds = segdata.open(tmp_path / "u")
+    assert len(ds.classes) == 150
+    info = (root / "objectInfo150.csv").read_text().splitlines()
+    first = info[1].split(",")
+    assert ds.classes.iloc[0]["class_id"] == int(first[0]) == 1
+    assert ds.classes.iloc[0]["source_name"] == first[5]  # "wall"
+    assert ds.classes.iloc[0]["is_thing"] == (first[4] == "0")
+    n = 0
+    for png in sorted((root / "annotations").rglob("*.png")):
+        labels = np.asarray(Image.open(png)).astype(np.int64)
+        sem = ds.semantic(png.stem)
+        assert pixel_counts(sem) == pixel_counts(labels)
+        assert np.array_equal(sem, labels)
+        n += 1
+    assert n == len(ds.images) == 5
+    missing = ds.problems[ds.problems.image_id == "ADE_train_00000970"]
+    assert list(missing.action) == ["converted"]  # its image is not in the samples: listed, not fatal
+    assert validate(ds.path, workers=1) == []
+
+
+# --------------------------------------------------------------------------- fixtures (no samples needed)
+
+
+@pytest.fixture()
+def small(tmp_path):
+    return small_2021_dataset(tmp_path / "src")
+
+
+def test_fixture_dataset_converts_with_parts_and_parents(small, tmp_path):
+    report = convert(ade20k, small, tmp_path / "u", workers=1)
+    ds = segdata.open(tmp_path / "u")
+    assert report.images == 3 and ds.layers == ["objects", "parts-1", "parts-2"]
+    assert sorted(ds.images.split) == ["train", "train", "val"]
+    seg = ds.segments.set_index(["image_id", "layer", "source_instance"])
+    a = "ADE_train_00000001"
+    # the left car (JSON id 1) has B of instance 4, the right car (id 3) of instance 1: the
+    # converter must link by polygon, not by B order
+    left = int(seg.loc[(a, "objects", 1), "segment_id"])
+    right = int(seg.loc[(a, "objects", 3), "segment_id"])
+    segmap = ds.segment_map(a, "objects")
+    assert (segmap[0:3, 4:6] == left).all() and (segmap[0:3, 6:8] == right).all()
+    assert int(seg.loc[(a, "parts-1", 2), "parent_segment"]) == left
+    wheel = int(seg.loc[(a, "parts-1", 2), "segment_id"])
+    assert int(seg.loc[(a, "parts-2", 4), "parent_segment"]) == wheel
+    assert int(seg.loc[(a, "objects", 0), "area"]) == 23  # 6x4 building minus one unlabeled pixel
+    assert ds.semantic(a)[5, 0] == 0
+    assert set(ds.classes.source_id) == {312, 401, 3050, 2122, 2855, 2420, 2131}
+    assert dict(zip(ds.classes.source_id, ds.classes.name))[401] == "car"
+    assert validate(ds.path, workers=1) == []
+
+
+def test_fixture_split_and_limit(small, tmp_path):
+    convert(ade20k, small, tmp_path / "v", split="validation", workers=1)
+    assert list(segdata.open(tmp_path / "v").images.image_id) == ["ADE_val_00000001"]
+    convert(ade20k, small, tmp_path / "l", limit=1, workers=1)
+    assert list(segdata.open(tmp_path / "l").images.image_id) == ["ADE_train_00000001"]
+
+
+def test_read_yields_records_without_writing(small):
+    records = list(ade20k.read(small))
+    assert [r.image["image_id"] for r in records] == ["ADE_train_00000001", "ADE_train_00000002", "ADE_val_00000001"]
+    assert records[0].masks["objects"].shape == (6, 8)
