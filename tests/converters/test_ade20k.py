@@ -20,7 +20,7 @@ from segdata.convert import convert
 from segdata.converters import ade20k
 from segdata.validate import validate
 from tests.conftest import require
-from tests.fixtures.ade20k import b_value, small_2021_dataset, write_atr
+from tests.fixtures.ade20k import ade_rgb, b_value, small_2021_dataset, write_atr
 
 STREET = "ADE20K_2021_17_01/images/ADE/training/urban/street"
 STEMS_2021 = ["ADE_train_00016869", "ADE_train_00016900", "ADE_train_00016964"]
@@ -249,3 +249,39 @@ def test_read_yields_records_without_writing(small):
     records = list(ade20k.read(small))
     assert [r.image["image_id"] for r in records] == ["ADE_train_00000001", "ADE_train_00000002", "ADE_val_00000001"]
     assert records[0].masks["objects"].shape == (6, 8)
+
+
+def test_consistency_set_gives_one_layer_per_annotation(tmp_path):
+    """Layout of ADE20K_2017_05_30_consistency: images/consistencyanalysis/<annotation>/ holding
+    2016-layout files for the same stems. The re-annotation differs from the original in a
+    known number of pixels; the unified layers must carry exactly that difference."""
+    base = tmp_path / "ADE20K_2017_05_30_consistency" / "images" / "consistencyanalysis"
+    codes = np.zeros((5, 6), np.int64)
+    codes[:, :3] = 2978  # wall
+    codes[:, 3:] = 977  # floor
+    b = np.where(codes == 2978, b_value(1, 2), b_value(2, 2))
+    second = codes.copy()
+    second[0, 3] = 2978  # the re-annotator moved the boundary by one pixel
+    b2 = np.where(second == 2978, b_value(1, 2), b_value(2, 2))
+    for folder, c, bb in (("original_ade20k", codes, b), ("reannotation", second, b2)):
+        (base / folder).mkdir(parents=True)
+        Image.fromarray(ade_rgb(c, bb)).save(base / folder / "ADE_train_00000005_seg.png")
+        write_atr(base / folder / "ADE_train_00000005_atr.txt",
+                  [(1, 0, 0, "wall", "wall", ""), (2, 0, 0, "floor, flooring", "floor", "")])  # fmt: skip
+    (base / "reannotation" / "ADE_train_00000006_seg.png").write_bytes(
+        (base / "reannotation" / "ADE_train_00000005_seg.png").read_bytes())  # fmt: skip
+    write_atr(base / "reannotation" / "ADE_train_00000006_atr.txt",
+              [(1, 0, 0, "wall", "wall", ""), (2, 0, 0, "floor, flooring", "floor", "")])  # fmt: skip
+    out = tmp_path / "u"
+    report = convert(ade20k, tmp_path / "ADE20K_2017_05_30_consistency", out, workers=1)
+    ds = segdata.open(out)
+    assert report.layout == "ade20k-consistency"
+    assert ds.layers == ["objects", "reannotation"]
+    a = source_semantic(ds, "ADE_train_00000005", "objects")
+    r = source_semantic(ds, "ADE_train_00000005", "reannotation")
+    assert np.array_equal(a, codes) and np.array_equal(r, second)
+    assert int((a != r).sum()) == 1
+    # the image annotated only once keeps its one layer and is listed
+    assert ds.segment_map("ADE_train_00000006", "objects").sum() == 0
+    assert any("not annotated in this folder" in p for p in ds.problems.problem)
+    assert validate(out, workers=1) == []

@@ -1,0 +1,168 @@
+"""Convert a generated ADE20K-2021-layout dataset with segdata and with Datumaro, in one run.
+
+Prints images per second of both, their ratio, and segdata's peak memory (resident set of the
+whole process tree: this process and its workers, sampled every 10 ms).
+
+    pip install -e ".[bench]"                      # Datumaro: benchmark-only
+    python benchmarks/convert_ade20k.py            # 200 images of 2048x1536
+    python benchmarks/convert_ade20k.py --images 2000 --no-datumaro   # memory at 10x the size
+
+Datumaro's ``ade20k2020`` importer is pointed at ``ADE20K_2021_17_01/images/ADE`` (it treats the
+folders below its root as subsets) and exports to Datumaro's own format, which decodes every mask.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from datumaro_runner import datumaro_available, datumaro_convert  # noqa: E402
+
+from segdata.convert import convert  # noqa: E402
+from segdata.converters import ade20k  # noqa: E402
+from segdata.runner import default_workers  # noqa: E402
+from segdata.synthetic import generate_ade20k_2021  # noqa: E402
+
+
+def _tree_rss_bytes(pid: int) -> int:
+    """Resident set size of ``pid`` and all its descendants (Linux /proc)."""
+    total = 0
+    stack = [pid]
+    while stack:
+        p = stack.pop()
+        try:
+            with open(f"/proc/{p}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1]) * 1024
+                        break
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as f:
+                    stack.extend(int(c) for c in f.read().split())
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+    return total
+
+
+class PeakMemory:
+    """Samples the process tree's RSS in a thread; ``peak`` in bytes."""
+
+    def __init__(self, interval: float = 0.01):
+        self.interval = interval
+        self.peak = 0
+        self.peak_main = 0
+        self._stop = threading.Event()
+
+    def _run(self):
+        pid = os.getpid()
+        while not self._stop.is_set():
+            self.peak = max(self.peak, _tree_rss_bytes(pid))
+            with open(f"/proc/{pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        self.peak_main = max(self.peak_main, int(line.split()[1]) * 1024)
+            time.sleep(self.interval)
+
+    def __enter__(self):
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--images", type=int, default=200)
+    ap.add_argument("--height", type=int, default=1536)
+    ap.add_argument("--width", type=int, default=2048)
+    ap.add_argument("--workers", type=int, default=default_workers(), help="segdata workers (default: all cores)")
+    ap.add_argument("--data", type=Path, help="where to generate the source data (default: a temporary directory)")
+    ap.add_argument("--no-datumaro", action="store_true", help="time segdata only")
+    ap.add_argument("--datumaro-images", type=int, help="time Datumaro on the first N images only (its rate is per image)")
+    ap.add_argument("--json", action="store_true", help="print the figures as JSON")
+    args = ap.parse_args(argv)
+
+    work = Path(tempfile.mkdtemp(prefix="segdata-bench-"))
+    data = args.data or work / "src"
+    release = data / "ADE20K_2021_17_01"
+    if not release.is_dir() or len(list(release.rglob("*_seg.png"))) != args.images:
+        shutil.rmtree(data, ignore_errors=True)
+        t0 = time.perf_counter()
+        release = generate_ade20k_2021(data, args.images, image_size=(args.height, args.width), seed=0,
+                                       workers=default_workers())  # fmt: skip
+        print(f"generated {args.images} images of {args.width}x{args.height} in {time.perf_counter() - t0:.0f} s",
+              file=sys.stderr)  # fmt: skip
+
+    out = work / "segdata-out"
+    with PeakMemory() as mem:
+        t0 = time.perf_counter()
+        report = convert(ade20k, release, out, workers=args.workers)
+        seg_seconds = time.perf_counter() - t0
+    figures = {
+        "images": report.images,
+        "image_size": f"{args.width}x{args.height}",
+        "segments": report.segments,
+        "segdata_workers": args.workers,
+        "segdata_seconds": round(seg_seconds, 2),
+        "segdata_images_per_second": round(report.images / seg_seconds, 2),
+        "segdata_peak_rss_mib_tree": round(mem.peak / 2**20, 1),
+        "segdata_peak_rss_mib_main": round(mem.peak_main / 2**20, 1),
+    }
+    shutil.rmtree(out, ignore_errors=True)
+
+    if not args.no_datumaro:
+        version = datumaro_available()
+        if version is None:
+            print("Datumaro is not installed (pip install -e '.[bench]'); timing segdata only", file=sys.stderr)
+        else:
+            src = release
+            n = args.images
+            if args.datumaro_images and args.datumaro_images < args.images:
+                # a copy holding the first N images, so that both tools see the same files
+                src = work / "dm-src" / "ADE20K_2021_17_01"
+                n = args.datumaro_images
+                for seg in sorted(release.rglob("*_seg.png"))[:n]:
+                    stem = seg.name[: -len("_seg.png")]
+                    rel = seg.parent.relative_to(release)
+                    (src / rel).mkdir(parents=True, exist_ok=True)
+                    for f in seg.parent.glob(stem + "*"):
+                        dest = src / rel / f.name
+                        if f.is_dir():
+                            shutil.copytree(f, dest)
+                        else:
+                            shutil.copyfile(f, dest)
+            dm = datumaro_convert(src, work / "dm-out", fmt="ade20k2020")
+            figures.update(
+                datumaro_version=version,
+                datumaro_images=dm["items"],
+                datumaro_seconds=round(dm["seconds"], 2),
+                datumaro_images_per_second=round(dm["items"] / dm["seconds"], 3),
+            )
+            figures["ratio"] = round(figures["segdata_images_per_second"] / figures["datumaro_images_per_second"], 1)
+    shutil.rmtree(work, ignore_errors=True)
+
+    if args.json:
+        print(json.dumps(figures, indent=1))
+    else:
+        for k, v in figures.items():
+            print(f"{k:32s} {v}")
+        if "ratio" in figures:
+            print(f"\nsegdata converts {figures['ratio']}x as many images per second as Datumaro "
+                  f"({args.workers} workers, {os.cpu_count()} cores)")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
