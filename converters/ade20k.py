@@ -54,7 +54,7 @@ import pandas as pd
 from PIL import Image, ImageDraw
 from scipy.optimize import linear_sum_assignment
 
-from segdata.convert import ConvertedImage
+from segdata.convert import ConvertedImage, SegmentRows
 from segdata.errors import InputError, LayoutNotFoundError
 from segdata.maskio import decode_ade_rgb, image_size, read_png
 from segdata.palette import class_color
@@ -307,40 +307,6 @@ def _check_size(mask_path: Path, mask_hw: tuple[int, int], image: Path | None, s
             raise InputError(mask_path, f"mask is {mask_hw[1]}x{mask_hw[0]} but image {image.name} is {hw[1]}x{hw[0]}")
 
 
-class _Segments:
-    """Column accumulator for the segment rows of one image."""
-
-    COLUMNS = (
-        "image_id", "layer", "segment_id", "class_id", "is_instance", "iscrowd", "area",
-        "bbox_x", "bbox_y", "bbox_w", "bbox_h", "parent_segment", "source_instance",
-        "part_level", "occluded", "crop", "raw_name", "attributes",
-    )  # fmt: skip
-
-    def __init__(self, image_id: str):
-        self.image_id = image_id
-        self.cols: dict[str, list] = {c: [] for c in self.COLUMNS}
-
-    def add(self, layer, segment_id, class_id, is_instance, area, box, parent=0, source_instance=None,
-            part_level=None, occluded=None, crop=None, raw_name=None, attributes=None):  # fmt: skip
-        c = self.cols
-        c["image_id"].append(self.image_id)
-        c["layer"].append(layer)
-        c["segment_id"].append(int(segment_id))
-        c["class_id"].append(int(class_id))
-        c["is_instance"].append(bool(is_instance))
-        c["iscrowd"].append(False)
-        c["area"].append(int(area))
-        for name, value in zip(("bbox_x", "bbox_y", "bbox_w", "bbox_h"), box):
-            c[name].append(int(value))
-        c["parent_segment"].append(int(parent))
-        c["source_instance"].append(source_instance)
-        c["part_level"].append(part_level)
-        c["occluded"].append(occluded)
-        c["crop"].append(crop)
-        c["raw_name"].append(raw_name)
-        c["attributes"].append(attributes)
-
-
 def _layer_name(prefix: str, level: int) -> str:
     base = prefix or "objects"
     if level == 0:
@@ -461,7 +427,7 @@ def _read_2021(layout: Layout, task: Task) -> ConvertedImage:
         level = int((obj.get("parts") or {}).get("part_level", 0) or 0)
         levels.setdefault(level, []).append(obj)
     image = base.with_name(base.name + ".jpg")
-    rows = _Segments(task.image_id)
+    rows = SegmentRows(task.image_id)
     masks: dict[str, np.ndarray] = {}
     observed: dict[int, tuple[str, str]] = {}
     problems: list[tuple[str, str]] = []
@@ -611,7 +577,7 @@ def parse_atr(path: Path) -> list[dict]:
     return rows
 
 
-def _read_2016_annotation(base: Path, image: Path | None, rows: _Segments, prefix: str, observed: dict,
+def _read_2016_annotation(base: Path, image: Path | None, rows: SegmentRows, prefix: str, observed: dict,
                           problems: list) -> dict[str, np.ndarray]:  # fmt: skip
     """Read one 2016-layout annotation (``<base>_seg.png``, ``_parts_N.png``, ``_atr.txt``)."""
     atr_path = base.with_name(base.name + "_atr.txt")
@@ -679,7 +645,7 @@ def _observed_classes(observed: dict) -> list[dict]:
 def _read_2016(layout: Layout, task: Task) -> ConvertedImage:
     base = layout.root / task.stem
     image = base.with_name(base.name + ".jpg")
-    rows = _Segments(task.image_id)
+    rows = SegmentRows(task.image_id)
     observed: dict = {}
     problems: list = []
     masks = _read_2016_annotation(base, image, rows, "", observed, problems)
@@ -698,7 +664,7 @@ def _consistency_prefix(layout: Layout, folder: str) -> str:
 
 
 def _read_consistency(layout: Layout, task: Task) -> ConvertedImage:
-    rows = _Segments(task.image_id)
+    rows = SegmentRows(task.image_id)
     observed: dict = {}
     problems: list = []
     masks: dict[str, np.ndarray] = {}
@@ -779,7 +745,7 @@ def _read_challenge(layout: Layout, task: Task) -> ConvertedImage:
         raise InputError(png, f"unknown class value(s) {(bad + 151).tolist()[:5]}: ADEChallengeData2016 labels are 0..150")
     image = layout.root / "images" / sub / f"{stem}.jpg"
     _check_size(png, labels.shape, image, None, None)
-    rows = _Segments(task.image_id)
+    rows = SegmentRows(task.image_id)
     present = np.flatnonzero(counts[1:151]) + 1
     boxes = bounding_boxes(labels, 150)
     for c in present:

@@ -2,7 +2,9 @@
 
 A converter module (``segdata.converters.<family>``) provides
 
-- ``detect(root) -> layout`` : which layout ``root`` holds (raises ``LayoutNotFoundError``);
+- ``detect(root, **options) -> layout`` : which layout ``root`` holds (raises
+  ``LayoutNotFoundError``); a frozen dataclass with ``name``, ``family``, ``release``, ``root``,
+  ``image_root`` (what ``images.file`` is relative to), picklable;
 - ``list_images(layout, split=None) -> list[task]`` : one picklable task per image, sorted,
   each with ``image_id`` and ``split`` attributes;
 - ``read_image(layout, task) -> ConvertedImage`` : the image's rows and segment maps;
@@ -92,6 +94,51 @@ class ConvertedImage:
     masks: dict[str, np.ndarray]
     classes: list[dict] = field(default_factory=list)
     problems: list[tuple[str, str]] = field(default_factory=list)
+
+
+class SegmentRows:
+    """Column accumulator for the segment rows of one image, in the order of ``SEGMENT_SCHEMA``.
+
+    ``add`` takes one segment: its layer, id (1-based), class id, whether it is a real instance,
+    its pixel count, its box ``(x, y, w, h)``, and the optional columns; ``cols`` is what
+    :class:`ConvertedImage` expects as ``segments``.
+    """
+
+    COLUMNS = (
+        "image_id", "layer", "segment_id", "class_id", "is_instance", "iscrowd", "area",
+        "bbox_x", "bbox_y", "bbox_w", "bbox_h", "parent_segment", "source_instance",
+        "part_level", "occluded", "crop", "raw_name", "attributes", "source_area",
+    )  # fmt: skip
+
+    def __init__(self, image_id: str):
+        self.image_id = image_id
+        self.cols: dict[str, list] = {c: [] for c in self.COLUMNS}
+
+    def add(self, layer, segment_id, class_id, is_instance, area, box, parent=0, source_instance=None,
+            part_level=None, occluded=None, crop=None, raw_name=None, attributes=None, iscrowd=False,
+            source_area=None):  # fmt: skip
+        c = self.cols
+        c["image_id"].append(self.image_id)
+        c["layer"].append(layer)
+        c["segment_id"].append(int(segment_id))
+        c["class_id"].append(int(class_id))
+        c["is_instance"].append(bool(is_instance))
+        c["iscrowd"].append(bool(iscrowd))
+        c["area"].append(int(area))
+        for name, value in zip(("bbox_x", "bbox_y", "bbox_w", "bbox_h"), box):
+            c[name].append(int(value))
+        c["parent_segment"].append(int(parent))
+        c["source_instance"].append(source_instance)
+        c["part_level"].append(part_level)
+        c["occluded"].append(occluded)
+        c["crop"].append(crop)
+        c["raw_name"].append(raw_name)
+        c["attributes"].append(attributes)
+        c["source_area"].append(None if source_area is None else float(source_area))
+
+    def __len__(self) -> int:
+        return len(self.cols["segment_id"])
+
 
 
 @dataclass
@@ -259,6 +306,7 @@ def convert(
     name: str | None = None,
     progress: Callable[[int, int], None] | None = None,
     layout=None,
+    options: dict | None = None,
 ) -> ConversionReport:
     """Convert the dataset at ``root`` into a unified-format directory ``out``.
 
@@ -287,6 +335,8 @@ def convert(
         Called after every image.
     layout : optional
         A layout from ``module.detect``; detected from ``root`` when omitted.
+    options : dict, optional
+        Family-specific options passed to ``module.detect`` (for example ``sbd=PATH`` for VOC).
     """
     if on_error not in ("fail", "skip"):
         raise ValueError(f"on_error must be 'fail' or 'skip', got {on_error!r}")
@@ -298,7 +348,7 @@ def convert(
         if resume and (out / MANIFEST).is_file():
             raise OutputExistsError(f"{out} is already a complete dataset; nothing to resume (use --overwrite to redo it)")
         raise OutputExistsError(f"{out} exists; pass --overwrite to replace it")
-    layout = layout if layout is not None else module.detect(root)
+    layout = layout if layout is not None else module.detect(root, **(options or {}))
     tasks = module.list_images(layout, split=split)
     if limit is not None:
         tasks = tasks[: max(0, int(limit))]
@@ -309,6 +359,7 @@ def convert(
         "split": split,
         "limit": limit,
         "copy_images": copy_images,
+        "options": {k: str(v) for k, v in sorted((options or {}).items())},
         "segdata_version": __version__,
     }
     rows_dir = tmp / ROWS_DIR
