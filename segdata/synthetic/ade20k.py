@@ -663,7 +663,7 @@ class RenderedImage:
 
 
 def _rasterize(xs: np.ndarray, ys: np.ndarray, height: int, width: int) -> tuple[int, int, np.ndarray] | None:
-    """Fill a polygon (integer vertices inside the image) on a bounding-box canvas; None if it has no pixel."""
+    """Fill a polygon (integer vertices inside the image); returns ``(y0, x0, bbox mask)`` or None if no pixel."""
     x0, x1 = int(xs.min()), int(xs.max())
     y0, y1 = int(ys.min()), int(ys.max())
     if x0 < 0 or y0 < 0 or x1 >= width or y1 >= height:

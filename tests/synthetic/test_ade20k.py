@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from segdata import synthetic as syn
+from segdata.synthetic import ade20k as syn
 
 SMALL = ((40, 56), (120, 160))
 
