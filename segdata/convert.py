@@ -21,6 +21,7 @@ and marks it committed. A rerun with ``resume=True`` skips the images of committ
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import shutil
@@ -479,3 +480,31 @@ def _finalize(module, layout, tmp, rows_dir, out, overwrite, copy_images, name, 
         resumed_images=resumed,
         seconds=time.perf_counter() - start,
     )
+
+
+@contextlib.contextmanager
+def atomic_output(out: str | Path, *, overwrite: bool = False):
+    """Write a directory atomically: yields a temporary sibling directory that becomes ``out``
+    when the block finishes, and is removed when it raises. Exporters use this.
+
+    Raises :class:`OutputExistsError` when ``out`` exists and ``overwrite`` is false.
+    """
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise OutputExistsError(f"{out} exists; pass --overwrite to replace it")
+    tmp = partial_path(out)
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if out.exists():
+        old = out.with_name(out.name + ".segdata-old")
+        shutil.rmtree(old, ignore_errors=True)
+        out.rename(old)
+        tmp.rename(out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        tmp.rename(out)
