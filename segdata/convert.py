@@ -459,16 +459,9 @@ def _finalize(module, layout, tmp, rows_dir, out, overwrite, copy_images, name, 
     (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     shutil.rmtree(rows_dir)
     (tmp / STATE_FILE).unlink()
-    if out.exists():
-        if not overwrite:  # appeared while we ran
-            raise OutputExistsError(f"{out} appeared during the conversion; the result is left in {tmp}")
-        old = out.with_name(out.name + ".segdata-old")
-        shutil.rmtree(old, ignore_errors=True)
-        out.rename(old)
-        tmp.rename(out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        tmp.rename(out)
+    if out.exists() and not overwrite:  # appeared while we ran
+        raise OutputExistsError(f"{out} appeared during the conversion")
+    _move_into_place(tmp, out)
     return ConversionReport(
         path=out,
         layout=layout.name,
@@ -500,6 +493,11 @@ def atomic_output(out: str | Path, *, overwrite: bool = False):
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    _move_into_place(tmp, out)
+
+
+def _move_into_place(tmp: Path, out: Path) -> None:
+    """Rename ``tmp`` to ``out``, replacing an existing ``out`` only once ``tmp`` is complete."""
     if out.exists():
         old = out.with_name(out.name + ".segdata-old")
         shutil.rmtree(old, ignore_errors=True)
