@@ -12,6 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
@@ -351,3 +352,42 @@ def test_challenge_generated_matches_source_files(tmp_path):
         labels = np.asarray(Image.open(png)).astype(np.int64)
         assert np.array_equal(ds.semantic(png.stem), labels)
     assert validate(ds.path, workers=1) == []
+
+
+def test_index_pkl_names_classes_and_codes_missing_from_json(small, tmp_path):
+    """With index_ade20k.pkl at the release root, names come from objectnames[code - 1], and a
+    code without a JSON object is named from it instead of failing."""
+    import pickle
+
+    objectnames = [f"name of {code}" for code in range(1, 3101)]
+    objectnames[401 - 1] = "car, auto, automobile, machine, motorcar"
+    (small / "index_ade20k.pkl").write_bytes(pickle.dumps({"objectnames": objectnames}))
+    png = small / "images/ADE/training/urban/street/ADE_train_00000002_seg.png"
+    rgb = np.asarray(Image.open(png)).copy()
+    rgb[0, 0] = ade_rgb(np.array([[777]]), np.array([[9]]))[0, 0]
+    Image.fromarray(rgb).save(png)
+    report = convert(ade20k, small, tmp_path / "u", workers=1)
+    ds = segdata.open(tmp_path / "u")
+    names = dict(zip(ds.classes.source_id, ds.classes.source_name))
+    assert names[777] == "name of 777" and names[312] == "name of 312"
+    assert dict(zip(ds.classes.source_id, ds.classes.name))[401] == "car"
+    assert any("matches no object" in p["problem"] for p in report.problems)
+    row = ds.segments[(ds.segments.image_id == "ADE_train_00000002") & (ds.segments.class_id == 777)]
+    assert list(row.is_instance) == [False] and list(row.area) == [1]
+
+
+def test_source_attributes_are_kept(tmp_path):
+    src = small_2021_dataset(tmp_path / "src")
+    folder = src / "images/ADE/training/urban/street"
+    ann = json.loads((folder / "ADE_train_00000001.json").read_text())
+    car = ann["annotation"]["object"][1]
+    car.update(occluded="yes", crop="1", raw_name="old car", attributes=["parked", "red"])
+    ann["annotation"]["object"][0]["occluded"] = []
+    (folder / "ADE_train_00000001.json").write_text(json.dumps(ann))
+    convert(ade20k, src, tmp_path / "u", workers=1)
+    seg = segdata.open(tmp_path / "u").segments.set_index(["image_id", "layer", "source_instance"])
+    row = seg.loc[("ADE_train_00000001", "objects", 1)]
+    assert row.occluded == True and row.crop == True  # noqa: E712 (nullable booleans)
+    assert row.raw_name == "old car" and row.attributes == "parked,red" and row.part_level == 0
+    assert pd.isna(seg.loc[("ADE_train_00000001", "objects", 0)].occluded)
+    assert seg.loc[("ADE_train_00000001", "parts-2", 4)].part_level == 2
