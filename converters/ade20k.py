@@ -294,6 +294,35 @@ def _decode_level(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nd
     return segmap, present >> 8, present & 255, areas, bounding_boxes(segmap, len(present))
 
 
+def _iter_levels(base: Path, counts: dict[int, int], listed_in: Path, image: Path | None, stated=None):
+    """Yield ``(level, png, decoded)`` for ``<base>_seg.png`` (level 0) and each ``_parts_N.png``.
+
+    Checks that every level the annotation file ``listed_in`` has objects at exists as a PNG, that
+    the object map has the image's size (and the ``stated`` (H, W) when given), and that part maps
+    have the object map's size. ``decoded`` is what :func:`_decode_level` returns.
+    """
+    max_level = max(counts, default=0)
+    shape = None
+    for level in range(0, max_level + 1 + MAX_PART_LEVELS):
+        png = base.with_name(base.name + (_SEG_SUFFIX if level == 0 else f"_parts_{level}.png"))
+        if not png.is_file():
+            if level == 0:
+                raise InputError(png, "segmentation PNG not found")
+            if level in counts:
+                raise InputError(png, f"not found, but {listed_in.name} lists {counts[level]} object(s) of level {level}")
+            if level > max_level:
+                break
+            continue
+        decoded = _decode_level(png)
+        hw = decoded[0].shape
+        if level == 0:
+            _check_size(png, hw, image, stated, listed_in if stated is not None else None)
+            shape = hw
+        elif hw != shape:
+            raise InputError(png, f"part map is {hw[1]}x{hw[0]}, object map is {shape[1]}x{shape[0]}")
+        yield level, png, decoded
+
+
 def _check_size(mask_path: Path, mask_hw: tuple[int, int], image: Path | None, stated: tuple[int, int] | None, stated_in: Path | None):
     if stated is not None and tuple(stated) != tuple(mask_hw):
         raise InputError(
@@ -433,22 +462,8 @@ def _read_2021(layout: Layout, task: Task) -> ConvertedImage:
     problems: list[tuple[str, str]] = []
     seg_of_object: dict[int, tuple[int, int]] = {}  # JSON id -> (level, segment id)
     pending_parents: list[tuple[int, int, dict]] = []  # (level, row index, obj)
-    max_level = max(levels) if levels else 0
-    for level in range(0, max(max_level, 0) + 1 + MAX_PART_LEVELS):
-        png = base.with_name(base.name + (_SEG_SUFFIX if level == 0 else f"_parts_{level}.png"))
-        if not png.is_file():
-            if level == 0:
-                raise InputError(png, "segmentation PNG not found")
-            if level in levels:
-                raise InputError(png, f"not found, but {json_path.name} has {len(levels[level])} part(s) of level {level}")
-            if level > max_level:
-                break
-            continue
-        segmap, codes, _b, areas, boxes = _decode_level(png)
-        if level == 0:
-            _check_size(png, segmap.shape, image, stated, json_path)
-        elif segmap.shape != masks["objects"].shape:
-            raise InputError(png, f"part map is {segmap.shape[1]}x{segmap.shape[0]}, object map is {masks['objects'].shape[1]}x{masks['objects'].shape[0]}")
+    counts = {level: len(objs) for level, objs in levels.items()}
+    for level, png, (segmap, codes, _b, areas, boxes) in _iter_levels(base, counts, json_path, image, stated):
         layer = _layer_name("", level)
         level_objects = levels.get(level, [])
         links = _link_objects(level_objects, codes, areas, segmap)
@@ -588,22 +603,8 @@ def _read_2016_annotation(base: Path, image: Path | None, rows: SegmentRows, pre
     masks: dict[str, np.ndarray] = {}
     prev_segmap = None
     prev_n = 0
-    max_level = max(by_level) if by_level else 0
-    for level in range(0, max_level + 1 + MAX_PART_LEVELS):
-        png = base.with_name(base.name + (_SEG_SUFFIX if level == 0 else f"_parts_{level}.png"))
-        if not png.is_file():
-            if level == 0:
-                raise InputError(png, "segmentation PNG not found")
-            if level in by_level:
-                raise InputError(png, f"not found, but {atr_path.name} lists {len(by_level[level])} part(s) of level {level}")
-            if level > max_level:
-                break
-            continue
-        segmap, codes, b_values, areas, boxes = _decode_level(png)
-        if level == 0:
-            _check_size(png, segmap.shape, image, None, None)
-        elif prev_segmap is not None and segmap.shape != prev_segmap.shape:
-            raise InputError(png, f"part map is {segmap.shape[1]}x{segmap.shape[0]}, object map is {prev_segmap.shape[1]}x{prev_segmap.shape[0]}")
+    counts = {level: len(lines) for level, lines in by_level.items()}
+    for level, png, (segmap, codes, b_values, areas, boxes) in _iter_levels(base, counts, atr_path, image):
         layer = _layer_name(prefix, level)
         lines = by_level.get(level, {})
         k_of_b = _b_to_instance(np.unique(b_values), len(lines))

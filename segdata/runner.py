@@ -10,6 +10,7 @@ per-task overhead of the pool negligible on datasets of tens of thousands of sma
 from __future__ import annotations
 
 import os
+import signal
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
 from typing import Callable, Iterable, Iterator, Sequence, TypeVar
 
@@ -23,6 +24,12 @@ def default_workers() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - macOS, Windows
         return max(1, os.cpu_count() or 1)
+
+
+def _ignore_sigint() -> None:
+    # Ctrl-C reaches the whole process group: workers ignore it and the parent, which owns the
+    # output, stops the pool cleanly (no traceback from every worker).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _run_batch(fn: Callable[[T], R], batch: Sequence[T]) -> list[R]:
@@ -62,7 +69,7 @@ def parallel_map(
             yield fn(item)
         return
     own = executor is None
-    pool = executor or ProcessPoolExecutor(max_workers=workers)
+    pool = executor or ProcessPoolExecutor(max_workers=workers, initializer=_ignore_sigint)
     in_flight: set[Future] = set()
     limit = 4 * workers
     iterator = iter(items)
