@@ -209,6 +209,101 @@ def _print_summary(summary: dict) -> None:
             console.print(f"  {p['action']}: {p['file']}: {p['problem']}", soft_wrap=True, markup=False)
 
 
+@main.group(context_settings=CONTEXT)
+def analyze() -> None:
+    """Measure the labels of a unified-format dataset.
+
+    \b
+    Examples:
+      segdata analyze longtail ade-full --plots plots/
+      segdata analyze longtail ade-full --split train --json > longtail.json
+    """
+
+
+def _open_dataset(path: Path):
+    from .format import Dataset
+
+    try:
+        return Dataset(path)
+    except SegdataError as exc:
+        _fail(str(exc))
+
+
+@analyze.command(context_settings=CONTEXT)
+@click.argument("dataset", type=click.Path(path_type=Path))
+@click.option("--split", help="Only this split  [default: all images]")
+@click.option("--layer", default="objects", show_default=True, help="Annotation layer.")
+@click.option("--buckets", "bucket_rule", default="lvis", show_default=True,
+              help="Frequency buckets: lvis (rare 1-10 / common 11-100 / frequent >100 training images), "
+                   "terciles (of pixel share), images:E1,E2,... or share:E1,E2,...")
+@click.option("--buckets-out", type=click.Path(path_type=Path), help="Write class_id,name,bucket as CSV here.")
+@click.option("--bootstrap", type=click.IntRange(min=0), default=100, show_default=True,
+              help="Synthetic data sets for the power-law goodness-of-fit p-value (0: skip).")
+@click.option("--plots", type=click.Path(path_type=Path), help="Write PNG and SVG plots into this directory.")
+@click.option("--top", type=click.IntRange(min=1), default=15, show_default=True, help="Classes listed in the table.")
+@click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
+def longtail(dataset, split, layer, bucket_rule, buckets_out, bootstrap, plots, top, as_json):
+    """Class frequencies, coverage, power-law fit and frequency buckets, from the segment table
+    alone (no mask is decoded).
+
+    Pixels of classes flagged ignore and unlabeled pixels are reported separately, never mixed
+    into shares.
+
+    \b
+    Example:
+      segdata analyze longtail ade-full --split train --plots plots/ --buckets-out buckets.csv
+    """
+    from .analyses import longtail as lt
+
+    ds = _open_dataset(dataset)
+    try:
+        rule = lt.parse_bucket_rule(bucket_rule)
+        report = lt.longtail_report(ds, split=split, layer=layer, rule=rule, bootstrap=bootstrap)
+    except ValueError as exc:
+        _fail(str(exc), code=2)
+    if buckets_out or plots:
+        freq = lt.class_frequencies(ds, split=split, layer=layer)
+        buckets = lt.assign_buckets(freq, rule)
+        if buckets_out:
+            lt.write_buckets(buckets_out, freq, buckets)
+        if plots:
+            report["plots"] = [str(p) for p in lt.plot_longtail(freq, buckets, plots, title=ds.name, rule=rule)]
+    if as_json:
+        click.echo(json.dumps(report, indent=1))
+        return
+    _print_longtail(report, top)
+
+
+def _print_longtail(report: dict, top: int) -> None:
+    from rich.table import Table
+
+    console = _console()
+    acc = report["accounting"]
+    console.print(f"[bold]{report['dataset']}[/] layer {report['layer']}"
+                  + (f", split {report['split']}" if report["split"] else "")
+                  + f": {report['n_classes_present']} of {report['n_classes']} classes present")  # fmt: skip
+    console.print(f"pixels: {acc['labelled_fraction']:.2%} labelled, {acc['ignore_fraction']:.2%} ignore, "
+                  f"{acc['unlabeled_fraction']:.2%} unlabeled (of {acc['total']:,})")  # fmt: skip
+    cover = report["classes_for_coverage"]
+    console.print(f"coverage: top {cover['0.5']} classes hold 50% of labelled pixels, {cover['0.9']} hold 90%, "
+                  f"{cover['0.95']} hold 95%")  # fmt: skip
+    pl = report["powerlaw"]
+    if "alpha" in pl:
+        p = "n/a" if pl["p_value"] is None else f"{pl['p_value']:.2f}"
+        console.print(f"power law (pixels per class, CSN): alpha {pl['alpha']:.3f} ± {pl['sigma']:.3f} above xmin "
+                      f"{pl['xmin']:,} ({pl['n_tail']} classes), rank exponent {pl['rank_exponent']:.3f}, KS {pl['ks']:.3f}, "
+                      f"p {p}; Gini {report['gini']:.3f}")  # fmt: skip
+    console.print("buckets (" + report["buckets"]["rule"] + "): "
+                  + ", ".join(f"{k} {v}" for k, v in report["buckets"]["counts"].items()))  # fmt: skip
+    table = Table("rank", "class", "name", "pixels", "share", "images", "instances", "bucket")
+    for c in report["classes"][:top]:
+        table.add_row(str(c["rank"]), str(c["class_id"]), c["name"], f"{c['pixels']:,}", f"{c['pixel_share']:.2%}",
+                      str(c["images"]), str(c["instances"]), c["bucket"])  # fmt: skip
+    console.print(table)
+    if report.get("plots"):
+        console.print("plots: " + ", ".join(report["plots"]))
+
+
 @main.command(context_settings=CONTEXT)
 @click.option("--out", type=click.Path(path_type=Path), default=Path("segdata-demo"), show_default=True,
               help="Directory for the generated source data and the converted dataset.")

@@ -1,0 +1,346 @@
+"""The long tail: how pixels, images and instances are spread over a dataset's classes.
+
+Everything here is computed from the segment table alone; no mask is decoded.
+
+Conventions
+-----------
+- ``pixels`` are pixel counts (integers); ``pixel_share`` is a fraction of the *labelled* pixels,
+  that is pixels of classes not flagged ``ignore``. Pixels of ``ignore`` classes (VOC void,
+  Cityscapes ``ignoreInEval``) and unlabeled pixels (segment id 0) are counted separately by
+  :func:`pixel_accounting` and never mixed into shares.
+- ``images`` is the number of images of the selected split in which the class has at least one
+  pixel; ``train_images`` the same count over the ``train`` split, which the LVIS frequency rule
+  is defined on.
+- ``rank`` is 1-based, by pixels, descending; ties broken by class id.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from segdata.format import Dataset
+
+from .powerlaw_fit import fit_power_law, gini
+
+#: LVIS (Gupta et al. 2019): rare 1-10 training images, common 11-100, frequent > 100
+LVIS_EDGES = (10, 100)
+LVIS_NAMES = ("rare", "common", "frequent")
+ABSENT = "absent"  # no training image at all
+SEGMENT_COLUMNS = ["image_id", "layer", "class_id", "is_instance", "area"]
+
+
+@dataclass(frozen=True)
+class BucketRule:
+    """How classes are put into frequency buckets.
+
+    ``by`` is ``"train_images"`` or ``"pixel_share"``; a class goes to bucket ``i`` when its value
+    is ``<= edges[i]`` (and above ``edges[i - 1]``), to the last bucket above ``edges[-1]``.
+    ``edges=None`` with ``by="pixel_share"`` means terciles of the classes present.
+    Classes without any training image (or pixel) go to :data:`ABSENT`.
+    """
+
+    by: str
+    edges: tuple[float, ...] | None
+    names: tuple[str, ...]
+    description: str
+
+
+LVIS = BucketRule("train_images", LVIS_EDGES, LVIS_NAMES, "LVIS: rare 1-10, common 11-100, frequent > 100 training images")
+TERCILES = BucketRule("pixel_share", None, ("low", "mid", "high"), "terciles of pixel share")
+
+
+def parse_bucket_rule(text: str) -> BucketRule:
+    """Parse ``lvis``, ``terciles``, ``images:E1,E2,...`` or ``share:E1,E2,...``.
+
+    >>> parse_bucket_rule("images:5,50").names
+    ('<=5', '6-50', '>50')
+    """
+    text = text.strip().lower()
+    if text == "lvis":
+        return LVIS
+    if text == "terciles":
+        return TERCILES
+    kind, _, values = text.partition(":")
+    if kind not in ("images", "share") or not values:
+        raise ValueError(f"bucket rule {text!r}: expected lvis, terciles, images:E1,E2,... or share:E1,E2,...")
+    try:
+        edges = tuple(float(v) for v in values.split(","))
+    except ValueError:
+        raise ValueError(f"bucket rule {text!r}: edges must be numbers") from None
+    if list(edges) != sorted(set(edges)):
+        raise ValueError(f"bucket rule {text!r}: edges must increase")
+    if kind == "images":
+        e = [int(x) for x in edges]
+        names = [f"<={e[0]}"] + [f"{a + 1}-{b}" for a, b in zip(e, e[1:])] + [f">{e[-1]}"]
+        return BucketRule("train_images", tuple(e), tuple(names), f"by training images, edges {e}")
+    names = [f"<={edges[0]:g}"] + [f"{a:g}-{b:g}" for a, b in zip(edges, edges[1:])] + [f">{edges[-1]:g}"]
+    return BucketRule("pixel_share", edges, tuple(names), f"by pixel share, edges {list(edges)}")
+
+
+def _segments(ds: Dataset, layer: str) -> pd.DataFrame:
+    seg = ds.read_segments(SEGMENT_COLUMNS)
+    return seg[seg["layer"] == layer]
+
+
+def _split_images(ds: Dataset, split: str | None) -> pd.DataFrame:
+    images = ds.images
+    if split is None:
+        return images
+    if split not in set(images["split"]):
+        raise ValueError(f"no split {split!r} in {ds.path}; splits: {sorted(set(images['split']))}")
+    return images[images["split"] == split]
+
+
+def pixel_accounting(ds: Dataset, split: str | None = None, layer: str = "objects") -> dict:
+    """Where every pixel of the selection goes.
+
+    Returns
+    -------
+    dict
+        ``total`` (pixels of all selected images), ``labelled`` (pixels of classes not flagged
+        ignore), ``ignore`` (pixels of ignore classes), ``unlabeled`` (segment id 0), and the
+        three as fractions of ``total`` (``*_fraction``). ``labelled + ignore + unlabeled ==
+        total``.
+    """
+    images = _split_images(ds, split)
+    seg = _segments(ds, layer)
+    seg = seg[seg["image_id"].isin(images["image_id"])]
+    ignore_ids = set(ds.classes.loc[ds.classes["ignore"].fillna(False).astype(bool), "class_id"])
+    is_ignore = seg["class_id"].isin(ignore_ids)
+    total = int((images["width"].astype(np.int64) * images["height"].astype(np.int64)).sum())
+    ignore = int(seg.loc[is_ignore, "area"].sum())
+    labelled = int(seg.loc[~is_ignore, "area"].sum())
+    unlabeled = total - ignore - labelled
+    frac = (lambda v: v / total) if total else (lambda v: 0.0)
+    return {
+        "total": total,
+        "labelled": labelled,
+        "ignore": ignore,
+        "unlabeled": unlabeled,
+        "labelled_fraction": frac(labelled),
+        "ignore_fraction": frac(ignore),
+        "unlabeled_fraction": frac(unlabeled),
+    }
+
+
+def class_frequencies(
+    ds: Dataset, split: str | None = None, layer: str = "objects", train_split: str = "train"
+) -> pd.DataFrame:
+    """Per-class pixels, pixel share, images, training images, instances and rank.
+
+    Parameters
+    ----------
+    ds : Dataset
+    split : str, optional
+        Restrict pixels, images and instances to this split (default: all images).
+    layer : str
+        Annotation layer (default ``objects``).
+    train_split : str
+        The split whose image counts define ``train_images`` (LVIS buckets). When the dataset has
+        no such split, every image counts as a training image.
+
+    Returns
+    -------
+    DataFrame
+        One row per class of the class table not flagged ``ignore`` (classes without pixels
+        included, with zeros), sorted by ``rank``: ``class_id``, ``name``, ``pixels``,
+        ``pixel_share`` (fraction of labelled pixels), ``images``, ``train_images``,
+        ``instances`` (segments that are real instances), ``rank``.
+    """
+    images = _split_images(ds, split)
+    seg = _segments(ds, layer)
+    classes = ds.classes
+    keep = classes[~classes["ignore"].fillna(False).astype(bool)][["class_id", "name"]].reset_index(drop=True)
+    sel = seg[seg["image_id"].isin(images["image_id"])]
+    present = sel[sel["area"] > 0]
+    pixels = present.groupby("class_id")["area"].sum()
+    n_images = present.drop_duplicates(["class_id", "image_id"])["class_id"].value_counts()
+    instances = sel[sel["is_instance"]]["class_id"].value_counts()
+    all_images = ds.images
+    train_ids = all_images.loc[all_images["split"] == train_split, "image_id"]
+    if len(train_ids) == 0:
+        train_ids = all_images["image_id"]
+    train_present = seg[(seg["area"] > 0) & seg["image_id"].isin(train_ids)]
+    train_images = train_present.drop_duplicates(["class_id", "image_id"])["class_id"].value_counts()
+    out = keep.assign(
+        pixels=keep["class_id"].map(pixels).fillna(0).astype(np.int64),
+        images=keep["class_id"].map(n_images).fillna(0).astype(np.int64),
+        train_images=keep["class_id"].map(train_images).fillna(0).astype(np.int64),
+        instances=keep["class_id"].map(instances).fillna(0).astype(np.int64),
+    )
+    total = out["pixels"].sum()
+    out["pixel_share"] = out["pixels"] / total if total else 0.0
+    out = out.sort_values(["pixels", "class_id"], ascending=[False, True], kind="stable").reset_index(drop=True)
+    out["rank"] = np.arange(1, len(out) + 1)
+    return out[["class_id", "name", "pixels", "pixel_share", "images", "train_images", "instances", "rank"]]
+
+
+def coverage(freq: pd.DataFrame) -> pd.DataFrame:
+    """Cumulative pixel share of the top-k classes by pixels: columns ``k`` (1-based) and
+    ``pixel_share`` (fraction of labelled pixels), for every k up to the classes present."""
+    ranked = freq[freq["pixels"] > 0].sort_values("rank")
+    total = ranked["pixels"].sum()
+    cum = ranked["pixels"].cumsum() / total if total else ranked["pixels"] * 0.0
+    return pd.DataFrame({"k": np.arange(1, len(ranked) + 1), "pixel_share": cum.to_numpy()})
+
+
+def classes_for_coverage(freq: pd.DataFrame, fraction: float) -> int:
+    """Smallest k whose top-k classes cover at least ``fraction`` of the labelled pixels."""
+    if not 0 < fraction <= 1:
+        raise ValueError(f"coverage fraction must be in (0, 1], got {fraction}")
+    cov = coverage(freq)
+    if cov.empty:
+        return 0
+    hit = np.flatnonzero(cov["pixel_share"].to_numpy() >= fraction - 1e-12)
+    return int(cov["k"].iloc[hit[0]]) if hit.size else int(cov["k"].iloc[-1])
+
+
+def assign_buckets(freq: pd.DataFrame, rule: BucketRule = LVIS) -> pd.Series:
+    """Frequency bucket of each class (a Series aligned with ``freq``).
+
+    With the LVIS rule, a class seen in 10 training images is ``rare``, 11 ``common``, 100
+    ``common``, 101 ``frequent``; a class in no training image is ``absent``.
+    """
+    values = freq[rule.by].to_numpy(dtype=np.float64)
+    present = values > 0
+    edges = rule.edges
+    if edges is None:  # terciles of the classes present
+        edges = tuple(np.quantile(values[present], [1 / 3, 2 / 3])) if present.any() else (0.0, 0.0)
+    idx = np.searchsorted(np.asarray(edges, dtype=np.float64), values, side="left")
+    names = np.asarray(rule.names, dtype=object)[np.minimum(idx, len(rule.names) - 1)]
+    names[~present] = ABSENT
+    return pd.Series(names, index=freq.index, name="bucket")
+
+
+def bucket_table(freq: pd.DataFrame, buckets: pd.Series, rule: BucketRule = LVIS) -> pd.DataFrame:
+    """Classes, pixels and pixel share per bucket, in the rule's order, ``absent`` last."""
+    df = freq.assign(bucket=buckets)
+    order = list(rule.names) + [ABSENT]
+    table = df.groupby("bucket").agg(classes=("class_id", "size"), pixels=("pixels", "sum"))
+    table["pixel_share"] = table["pixels"] / max(1, int(freq["pixels"].sum()))
+    return table.reindex([b for b in order if b in table.index])
+
+
+def longtail_report(
+    ds: Dataset,
+    split: str | None = None,
+    layer: str = "objects",
+    rule: BucketRule = LVIS,
+    bootstrap: int = 100,
+) -> dict:
+    """Everything ``segdata analyze longtail --json`` prints, as one JSON-ready dict."""
+    freq = class_frequencies(ds, split=split, layer=layer)
+    buckets = assign_buckets(freq, rule)
+    cov = coverage(freq)
+    present = freq[freq["pixels"] > 0]
+    fits = {}
+    for quantity in ("pixels", "instances"):
+        values = present[quantity].to_numpy()
+        values = values[values > 0]
+        try:
+            fits[quantity] = fit_power_law(values, bootstrap=bootstrap).as_dict()
+        except ValueError as exc:
+            fits[quantity] = {"error": str(exc)}
+    classes = freq.assign(bucket=buckets)
+    return {
+        "dataset": ds.name,
+        "split": split,
+        "layer": layer,
+        "accounting": pixel_accounting(ds, split=split, layer=layer),
+        "n_classes": int(len(freq)),
+        "n_classes_present": int(len(present)),
+        "classes": [
+            {
+                "class_id": int(r.class_id),
+                "name": r.name,
+                "pixels": int(r.pixels),
+                "pixel_share": float(r.pixel_share),
+                "images": int(r.images),
+                "train_images": int(r.train_images),
+                "instances": int(r.instances),
+                "rank": int(r.rank),
+                "bucket": r.bucket,
+            }
+            for r in classes.itertuples(index=False)
+        ],
+        "coverage": [{"k": int(k), "pixel_share": float(s)} for k, s in zip(cov["k"], cov["pixel_share"])],
+        "classes_for_coverage": {f"{f:g}": classes_for_coverage(freq, f) for f in (0.5, 0.9, 0.9275, 0.95, 0.99)},
+        "powerlaw": {**fits["pixels"], "instances": fits["instances"]},
+        "gini": gini(present["pixels"].to_numpy()),
+        "gini_instances": gini(present["instances"].to_numpy()),
+        "buckets": {
+            "rule": rule.description,
+            "counts": {
+                name: int(row.classes) for name, row in bucket_table(freq, buckets, rule).iterrows()
+            },
+        },
+    }
+
+
+def write_buckets(path: str | Path, freq: pd.DataFrame, buckets: pd.Series) -> Path:
+    """Write ``class_id,name,bucket`` as CSV: the file ``segdata eval --buckets`` reads back."""
+    path = Path(path)
+    freq.assign(bucket=buckets)[["class_id", "name", "bucket"]].sort_values("class_id").to_csv(path, index=False)
+    return path
+
+
+def plot_longtail(
+    freq: pd.DataFrame, buckets: pd.Series, directory: str | Path, title: str = "", rule: BucketRule = LVIS
+) -> list[Path]:
+    """Log-log rank-frequency (pixels and instances), coverage curve with the k reaching 90% and
+    95%, and classes per bucket; each as PNG and SVG. Returns the files written."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+
+    def save(fig, name):
+        for ext in ("png", "svg"):
+            path = directory / f"{name}.{ext}"
+            fig.savefig(path, dpi=120, bbox_inches="tight")
+            written.append(path)
+        plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    for quantity, color in (("pixels", "tab:blue"), ("instances", "tab:orange")):
+        values = np.sort(freq[quantity].to_numpy())[::-1]
+        values = values[values > 0]
+        if len(values):
+            ax.loglog(np.arange(1, len(values) + 1), values, ".", ms=3, color=color, label=quantity)
+    ax.set_xlabel("class rank")
+    ax.set_ylabel("count per class")
+    ax.set_title(f"rank-frequency {title}".strip())
+    ax.legend()
+    save(fig, "rank_frequency")
+
+    cov = coverage(freq)
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    ax.plot(cov["k"], cov["pixel_share"] * 100, color="tab:blue")
+    for f, color in ((0.9, "tab:green"), (0.95, "tab:red")):
+        k = classes_for_coverage(freq, f) if len(cov) else 0
+        if k:
+            ax.axvline(k, color=color, ls="--", lw=1)
+            ax.annotate(f"{f:.0%}: k={k}", (k, f * 100), textcoords="offset points", xytext=(5, -12), color=color)
+    ax.set_xscale("log")
+    ax.set_xlabel("top-k classes by pixels")
+    ax.set_ylabel("% of labelled pixels covered")
+    ax.set_title(f"pixel coverage {title}".strip())
+    save(fig, "coverage")
+
+    table = bucket_table(freq, buckets, rule)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.bar(table.index.astype(str), table["classes"], color="tab:purple")
+    for i, (n, share) in enumerate(zip(table["classes"], table["pixel_share"])):
+        ax.annotate(f"{n}\n{share:.1%} px", (i, n), ha="center", va="bottom", fontsize=8)
+    ax.set_ylabel("classes")
+    ax.set_title(f"classes per frequency bucket {title}".strip())
+    save(fig, "buckets")
+    return written
