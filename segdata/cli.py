@@ -274,6 +274,54 @@ def longtail(dataset, split, layer, bucket_rule, buckets_out, bootstrap, plots, 
     _print_longtail(report, top)
 
 
+@analyze.command("small-objects", context_settings=CONTEXT)
+@click.argument("dataset", type=click.Path(path_type=Path))
+@click.option("--split", help="Only this split  [default: all images]")
+@click.option("--layer", default="objects", show_default=True, help="Annotation layer.")
+@click.option("--workers", type=click.IntRange(min=1), help="Worker processes for connected components  [default: all cores]")
+@click.option("--plots", type=click.Path(path_type=Path), help="Write PNG and SVG plots into this directory.")
+@click.option("--top", type=click.IntRange(min=1), default=15, show_default=True, help="Classes listed in the table.")
+@click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
+def small_objects(dataset, split, layer, workers, plots, top, as_json):
+    """Object sizes: COCO size buckets overall and per class, size quantiles, and the share of
+    objects smaller than one cell of a stride-8/16/32 network (area below stride²).
+
+    Sources without instances use connected components of each class region instead, and say so.
+
+    \b
+    Example:
+      segdata analyze small-objects ade-full --plots plots/ --json > sizes.json
+    """
+    from .analyses import small_objects as so
+
+    ds = _open_dataset(dataset)
+    objects, unit = so.object_sizes(ds, split=split, layer=layer, workers=workers)
+    overall, per_class = so.size_summary(objects, ds.classes)
+    report = so.report_from(ds, split, layer, unit, overall, per_class)
+    if plots:
+        report["plots"] = [str(p) for p in so.plot_sizes(objects, per_class, plots, title=ds.name)]
+    if as_json:
+        click.echo(json.dumps(report, indent=1))
+        return
+    from rich.table import Table
+
+    console = _console()
+    b = report["size_buckets"]
+    n = max(1, report["objects"])
+    console.print(f"[bold]{report['dataset']}[/] layer {layer}: {report['objects']:,} {unit}"
+                  + (f" ({report['zero_area']} listed without visible pixels, left out)" if report["zero_area"] else ""))  # fmt: skip
+    console.print(f"COCO sizes: small {b['small']:,} ({b['small'] / n:.1%}), medium {b['medium']:,} "
+                  f"({b['medium'] / n:.1%}), large {b['large']:,} ({b['large'] / n:.1%})")  # fmt: skip
+    console.print("below one cell of stride " + ", ".join(f"{s}: {v:.1%}" for s, v in report["below_stride"].items()))
+    table = Table("class", "name", report["unit"], "small", "medium", "large", "median px", "< 16² px")
+    for c in report["classes"][:top]:
+        table.add_row(str(c["class_id"]), c["name"], str(c["instances"]), str(c["small"]), str(c["medium"]),
+                      str(c["large"]), f"{c['median_area']:,.0f}", f"{c['below_stride']['16']:.0%}")  # fmt: skip
+    console.print(table)
+    if report.get("plots"):
+        console.print("plots: " + ", ".join(report["plots"]))
+
+
 def _print_longtail(report: dict, top: int) -> None:
     from rich.table import Table
 

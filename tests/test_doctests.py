@@ -12,9 +12,13 @@ import segdata
 
 
 def _modules():
-    names = []
-    for info in pkgutil.walk_packages(segdata.__path__, "segdata."):
-        names.append(info.name)
+    import segdata.analyses
+    import segdata.converters
+
+    names = set()
+    for package in (segdata, segdata.analyses, segdata.converters):
+        for info in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
+            names.add(info.name)
     return sorted(n for n in names if not n.endswith("__main__"))
 
 

@@ -1,0 +1,223 @@
+"""Object sizes: how small a dataset's objects are, per class, against what a network resolves.
+
+Sizes are areas in pixels (the number of pixels of a segment in its mask) and fractions of the
+image's area. Size buckets follow COCO: ``small`` area < 32², ``medium`` 32² <= area < 96²,
+``large`` area >= 96² (an area of exactly 32² = 1024 is medium). A network of output stride ``s``
+assigns one prediction per ``s x s`` cell; an object of area below ``s²`` fits inside one cell and
+is reported as below that stride.
+
+Instances come from the segment table (``is_instance`` rows; objects the source lists with no
+visible pixel, area 0, are counted apart as ``zero_area`` and left out of the size figures). For a
+layer without instances (e.g. SceneParsing class maps), the connected components of each class
+region stand in (8-connectivity), computed from the masks in the process pool; the result says
+``"unit": "connected components"``.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from segdata.format import Dataset, mask_relpath, text_or_none
+from segdata.maskio import read_segment_map
+from segdata.runner import parallel_map
+
+#: COCO's area thresholds (pixels): small < 32**2 <= medium < 96**2 <= large
+SMALL_MAX = 32**2
+MEDIUM_MAX = 96**2
+BUCKETS = ("small", "medium", "large")
+STRIDES = (8, 16, 32)
+QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
+
+
+def size_bucket(area) -> np.ndarray:
+    """COCO size bucket of each area (pixels): ``small`` < 1024 <= ``medium`` < 9216 <= ``large``.
+
+    >>> size_bucket([1023, 1024, 9215, 9216]).tolist()
+    ['small', 'medium', 'medium', 'large']
+    """
+    area = np.asarray(area)
+    return np.where(area < SMALL_MAX, "small", np.where(area < MEDIUM_MAX, "medium", "large")).astype(object)
+
+
+def _components(path: Path, lut: np.ndarray, item) -> tuple[np.ndarray, np.ndarray]:
+    """(class ids, areas) of the connected components of one image's class regions."""
+    from skimage.measure import label
+
+    image_id, mask_rel = item
+    segmap = read_segment_map(path / mask_rel)
+    semantic = lut[image_id][segmap] if isinstance(lut, dict) else lut[segmap]
+    comps = label(semantic, background=0, connectivity=2)
+    flat = comps.ravel()
+    areas = np.bincount(flat)[1:]
+    # a component has one class: the mean class id over its pixels is that id, exactly
+    classes = np.rint(np.bincount(flat, weights=semantic.ravel())[1:] / np.maximum(areas, 1))
+    return classes.astype(np.int64), areas.astype(np.int64)
+
+
+def object_sizes(
+    ds: Dataset, split: str | None = None, layer: str = "objects", workers: int | None = None
+) -> tuple[pd.DataFrame, str]:
+    """One row per object: ``image_id``, ``class_id``, ``area`` (pixels), ``image_area``,
+    ``fraction`` (of the image), ``bucket``.
+
+    Returns the table and its unit: ``"instances"`` when the layer has instances, else
+    ``"connected components"``. Rows of area 0 (objects without a visible pixel) are kept with
+    bucket ``zero_area``.
+    """
+    images = ds.images if split is None else ds.images[ds.images["split"] == split]
+    seg = ds.read_segments(["image_id", "layer", "segment_id", "class_id", "is_instance", "area"])
+    seg = seg[(seg["layer"] == layer) & seg["image_id"].isin(images["image_id"])]
+    image_area = dict(zip(images["image_id"], images["width"].astype(np.int64) * images["height"].astype(np.int64)))
+    if seg["is_instance"].any():
+        unit = "instances"
+        objects = seg[seg["is_instance"]][["image_id", "class_id", "area"]].reset_index(drop=True)
+    else:
+        unit = "connected components"
+        rows = []
+        items = []
+        luts = {}
+        for image_id, group in seg.groupby("image_id", sort=True):
+            lut = np.zeros(int(group["segment_id"].max()) + 1, dtype=np.int64)
+            lut[group["segment_id"].to_numpy()] = group["class_id"].to_numpy()
+            luts[image_id] = lut
+        split_of = dict(zip(images["image_id"], images["split"]))
+        has_layer = {
+            i: layer in (text_or_none(l) or "").split(",") for i, l in zip(images["image_id"], images["layers"])
+        }
+        for image_id in luts:
+            if has_layer.get(image_id):
+                items.append((image_id, mask_relpath(layer, split_of[image_id], image_id)))
+        for (image_id, _), (classes, areas) in zip(
+            items, parallel_map(partial(_components, ds.path, luts), items, workers=workers, batch_size=8)
+        ):
+            rows.append(pd.DataFrame({"image_id": image_id, "class_id": classes, "area": areas}))
+        objects = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=["image_id", "class_id", "area"])
+    objects["image_area"] = objects["image_id"].map(image_area).astype(np.int64)
+    objects["fraction"] = objects["area"] / objects["image_area"]
+    objects["bucket"] = size_bucket(objects["area"].to_numpy())
+    objects.loc[objects["area"] == 0, "bucket"] = "zero_area"
+    return objects, unit
+
+
+def size_summary(objects: pd.DataFrame, classes: pd.DataFrame) -> tuple[dict, pd.DataFrame]:
+    """Overall bucket counts, stride shares, and the per-class table.
+
+    Returns
+    -------
+    overall : dict
+        ``size_buckets`` (small/medium/large counts), ``zero_area``, ``objects``,
+        ``below_stride`` ({stride: fraction of objects with area < stride²}),
+        ``area_quantiles`` and ``fraction_quantiles``.
+    per_class : DataFrame
+        ``class_id``, ``name``, ``instances``, ``small``, ``medium``, ``large``,
+        ``median_area`` and the area quantiles ``q10`` .. ``q90`` (pixels), ``median_fraction``,
+        sorted by instances (descending).
+    """
+    visible = objects[objects["area"] > 0]
+    counts = visible["bucket"].value_counts()
+    overall = {
+        "objects": int(len(visible)),
+        "zero_area": int((objects["area"] == 0).sum()),
+        "size_buckets": {b: int(counts.get(b, 0)) for b in BUCKETS},
+        "below_stride": {str(s): float((visible["area"] < s * s).mean()) if len(visible) else 0.0 for s in STRIDES},
+        "area_quantiles": {f"q{round(q * 100)}": float(visible["area"].quantile(q)) if len(visible) else 0.0 for q in QUANTILES},
+        "fraction_quantiles": {f"q{round(q * 100)}": float(visible["fraction"].quantile(q)) if len(visible) else 0.0 for q in QUANTILES},
+    }
+    names = dict(zip(classes["class_id"], classes["name"]))
+    if len(visible):
+        grouped = visible.groupby("class_id")
+        per_class = grouped["bucket"].value_counts().unstack(fill_value=0).reindex(columns=list(BUCKETS), fill_value=0)
+        per_class["instances"] = grouped.size()
+        quant = grouped["area"].quantile(list(QUANTILES)).unstack()
+        quant.columns = [f"q{round(q * 100)}" for q in QUANTILES]
+        per_class = per_class.join(quant)
+        per_class["median_area"] = per_class["q50"]
+        per_class["median_fraction"] = grouped["fraction"].median()
+        for s in STRIDES:
+            per_class[f"below_stride_{s}"] = grouped["area"].apply(lambda a, s=s: float((a < s * s).mean()))
+        per_class = per_class.reset_index()
+    else:
+        per_class = pd.DataFrame(columns=["class_id", "instances", *BUCKETS, "median_area"])
+    per_class.insert(1, "name", per_class["class_id"].map(names))
+    per_class = per_class.sort_values(["instances", "class_id"], ascending=[False, True]).reset_index(drop=True)
+    return overall, per_class
+
+
+def report_from(ds: Dataset, split, layer, unit: str, overall: dict, per_class: pd.DataFrame) -> dict:
+    """The JSON-ready report from :func:`object_sizes` and :func:`size_summary` results."""
+    classes = []
+    for r in per_class.itertuples(index=False):
+        classes.append(
+            {
+                "class_id": int(r.class_id),
+                "name": r.name,
+                "instances": int(r.instances),
+                "small": int(r.small),
+                "medium": int(r.medium),
+                "large": int(r.large),
+                "median_area": float(r.median_area),
+                "median_fraction": float(r.median_fraction),
+                "area_quantiles": {f"q{round(q * 100)}": float(getattr(r, f"q{round(q * 100)}")) for q in QUANTILES},
+                "below_stride": {str(s): float(getattr(r, f"below_stride_{s}")) for s in STRIDES},
+            }
+        )
+    return {"dataset": ds.name, "split": split, "layer": layer, "unit": unit, **overall, "classes": classes}
+
+
+def small_objects_report(
+    ds: Dataset, split: str | None = None, layer: str = "objects", workers: int | None = None
+) -> dict:
+    """Everything ``segdata analyze small-objects --json`` prints, as one JSON-ready dict."""
+    objects, unit = object_sizes(ds, split=split, layer=layer, workers=workers)
+    overall, per_class = size_summary(objects, ds.classes)
+    return report_from(ds, split, layer, unit, overall, per_class)
+
+
+def plot_sizes(objects: pd.DataFrame, per_class: pd.DataFrame, directory: str | Path, title: str = "") -> list[Path]:
+    """Log-scale size histogram with the COCO and stride thresholds, and per-class median size
+    against class frequency (instances); PNG and SVG. Returns the files written."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+
+    def save(fig, name):
+        for ext in ("png", "svg"):
+            path = directory / f"{name}.{ext}"
+            fig.savefig(path, dpi=120, bbox_inches="tight")
+            written.append(path)
+        plt.close(fig)
+
+    areas = objects.loc[objects["area"] > 0, "area"].to_numpy()
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    if len(areas):
+        bins = np.logspace(0, np.log10(max(areas.max(), 10)) + 0.05, 50)
+        ax.hist(areas, bins=bins, color="tab:blue", alpha=0.8)
+        ax.set_xscale("log")
+    for s, color in zip(STRIDES, ("tab:green", "tab:orange", "tab:red")):
+        ax.axvline(s * s, color=color, ls=":", lw=1, label=f"stride {s}: {s}² px")
+    ax.axvline(SMALL_MAX, color="k", ls="--", lw=1, label="COCO small < 32²")
+    ax.axvline(MEDIUM_MAX, color="grey", ls="--", lw=1, label="COCO medium < 96²")
+    ax.set_xlabel("object area (pixels)")
+    ax.set_ylabel("objects")
+    ax.set_title(f"object sizes {title}".strip())
+    ax.legend(fontsize=7)
+    save(fig, "size_histogram")
+
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    if len(per_class):
+        ax.loglog(per_class["instances"], per_class["median_area"], ".", ms=4, color="tab:purple")
+    ax.axhline(SMALL_MAX, color="k", ls="--", lw=1)
+    ax.set_xlabel("instances of the class")
+    ax.set_ylabel("median area (pixels)")
+    ax.set_title(f"median size against frequency {title}".strip())
+    save(fig, "median_size_vs_frequency")
+    return written
