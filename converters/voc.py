@@ -250,6 +250,8 @@ def detect(root: str | Path, *, sbd: str | Path | None = None, aug: bool = False
     if sbd_here is not None:
         if sbd_dir is not None:
             raise LayoutNotFoundError(f"{root} is SBD itself; sbd= adds SBD as a layer next to a VOC root")
+        if aug:
+            raise LayoutNotFoundError(f"{root} is SBD; aug= selects SegmentationClassAug in a VOC root")
         inst = "inst" if (sbd_here / "inst").is_dir() else None
         release = "benchmark_RELEASE" if sbd_here.parent.name == "benchmark_RELEASE" else "unknown"
         return Layout("sbd", sbd_here, sbd_here, release, "cls", inst)

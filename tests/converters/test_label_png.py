@@ -17,10 +17,10 @@ from PIL import Image
 import segdata
 from segdata.convert import convert, partial_path
 from segdata.converters import label_png, voc
+from segdata.converters.label_png import VocabEntry, Vocabulary, read_vocab, write_vocab
 from segdata.errors import InputError, LayoutNotFoundError, OutputExistsError
 from segdata.validate import validate
-from tests.fixtures.voc import VOC_NAMES, small_voc, voc_images, write_sbd
-from segdata.converters.label_png import VocabEntry, Vocabulary, read_vocab, write_vocab
+from tests.fixtures.voc import VOC_NAMES, sbd_images, small_voc, voc_images, write_sbd
 
 
 @pytest.fixture(scope="module")
@@ -94,8 +94,6 @@ def test_other_layer_and_images_without_it(unified, tmp_path):
     out = tmp_path / "lp"
     label_png.write(unified, out, layer="sbd", images="copy", workers=1)
     labels = read_labels(out / "ann_dir" / "train" / "2007_000032.png")
-    from tests.fixtures.voc import sbd_images
-
     assert np.array_equal(labels, sbd_images()["2007_000032"][0])
     assert (read_labels(out / "ann_dir" / "train" / "2007_000063.png") == 255).all()  # not in SBD
     copied = out / "img_dir" / "val" / "2007_000039.jpg"

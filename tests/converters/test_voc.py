@@ -7,8 +7,6 @@ convention documented in converters/voc.py: class_id = VOC index + 1, void (255)
 
 from __future__ import annotations
 
-import shutil
-
 import numpy as np
 import pandas as pd
 import pytest
