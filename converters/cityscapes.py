@@ -567,12 +567,15 @@ class _ExportTask:
     value_lut: np.ndarray  # segment id -> instanceIds value
 
 
-def _save_png(path: Path, array: np.ndarray, mode: str | None = None) -> None:
+def _save_png(path: Path, array: np.ndarray) -> None:
+    """uint8 (H, W) -> 8-bit grey, uint16 -> 16-bit grey, uint8 (H, W, 4) -> RGBA.
+
+    Pillow's default encoder (zlib level 6, adaptive row filters) is the one the official files
+    were written with: equal pixels give byte-identical files (checked on the real samples).
+    """
     from PIL import Image
 
-    # Pillow's default encoder (zlib level 6, adaptive row filters) is the one the official
-    # files were written with: equal pixels give byte-identical files.
-    Image.fromarray(array, mode).save(path) if mode else Image.fromarray(array).save(path)
+    Image.fromarray(array).save(path)
 
 
 def _export_one(out: Path, color: bool, task: _ExportTask) -> int:
@@ -589,7 +592,7 @@ def _export_one(out: Path, color: bool, task: _ExportTask) -> int:
         rgba = np.empty(labels.shape + (4,), dtype=np.uint8)
         rgba[..., :3] = np.take(COLOR_LUT, labels, axis=0)
         rgba[..., 3] = 255
-        _save_png(Path(f"{target}color.png"), rgba, "RGBA")
+        _save_png(Path(f"{target}color.png"), rgba)
     return 3 if color else 2
 
 

@@ -315,7 +315,8 @@ class JsonStream:
                 with open(self.path, "rb") as f:
                     head = f.read(offset)
                 line = head.count(b"\n") + 1
-                where = f"line {line} column {offset - (head.rfind(b'\n') + 1) + 1} (byte {offset})"
+                column = offset - head.rfind(b"\n")
+                where = f"line {line} column {column} (byte {offset})"
             except OSError:
                 pass
         raise InputError(self.path, f"malformed JSON at {where}: {problem}")
@@ -378,7 +379,7 @@ class JsonStream:
         else:
             while True:
                 if self._peek() != '"':
-                    self._expect('"', "a key in double quotes")
+                    self.error("expected a key in double quotes", self.base + self.pos)
                 key, start, _ = self.value()
                 if key in keys:
                     self.error(f"key {key!r} appears twice in the top-level object", start)
@@ -754,22 +755,26 @@ def _normalise_split(split: str | None) -> str | None:
 
 
 class _ImageIndex:
-    """Images and per-image annotation spans gathered while a JSON streams past."""
+    """Images and per-image annotation spans gathered while one JSON streams past.
+
+    Image ids are kept as the JSON has them (int, or str in some panoptic JSONs); per
+    annotation only its image and its byte span are kept.
+    """
 
     def __init__(self, path: Path, kind: str):
         self.path = path
         self.kind = kind
-        self.dense: dict = {}  # image id (int or str) -> dense index
-        self.info: dict[int, tuple[int, int, str | None]] = {}  # dense -> (width, height, file_name)
-        self.ann_image: list[int] = []
-        self.ann_start: list[int] = []
-        self.ann_length: list[int] = []
-        self.png: dict[int, str] = {}  # panoptic: dense -> PNG file name
+        self.info: dict = {}  # image id -> (width, height, file_name)
+        self.png: dict = {}  # panoptic: image id -> PNG file name
+        self._dense: dict = {}  # image id -> dense index, in order of first sight
+        self._ann_image: list[int] = []
+        self._ann_start: list[int] = []
+        self._ann_length: list[int] = []
 
-    def _id(self, value, where: str, start: int) -> int:
+    def _check_id(self, value, where: str, start: int):
         if not (_is_int(value) or isinstance(value, str)):
             raise InputError(self.path, f"{where}: image id must be an integer, found {value!r} (byte {start})")
-        return self.dense.setdefault(value, len(self.dense))
+        return value
 
     def on_image(self, i, v, start, end) -> None:
         if not isinstance(v, dict):
@@ -777,59 +782,57 @@ class _ImageIndex:
         for key in ("id", "width", "height"):
             if key not in v:
                 raise InputError(self.path, f"images[{i}] has no {key!r} (byte {start})")
+        image = self._check_id(v["id"], f"images[{i}]", start)
         w, h = v["width"], v["height"]
         if not (_is_int(w) and _is_int(h) and w > 0 and h > 0):
-            raise InputError(self.path, f"image {v['id']}: width and height must be positive integers, found {w!r} x {h!r}")
-        k = self._id(v["id"], f"images[{i}]", start)
-        if k in self.info:
-            raise InputError(self.path, f"image id {v['id']} appears twice in 'images'")
+            raise InputError(self.path, f"image {image}: width and height must be positive integers, found {w!r} x {h!r}")
+        if image in self.info:
+            raise InputError(self.path, f"image id {image} appears twice in 'images'")
         fn = v.get("file_name")
-        self.info[k] = (w, h, fn if isinstance(fn, str) else None)
+        self.info[image] = (w, h, fn if isinstance(fn, str) else None)
 
     def on_annotation(self, i, v, start, end) -> None:
         if not isinstance(v, dict) or "image_id" not in v:
             raise InputError(self.path, f"annotations[{i}] is not an object with an 'image_id' (byte {start})")
-        k = self._id(v["image_id"], f"annotations[{i}]", start)
+        image = self._check_id(v["image_id"], f"annotations[{i}]", start)
         if self.kind == "panoptic":
             fn = v.get("file_name")
             if not isinstance(fn, str):
-                raise InputError(self.path, f"annotation of image {v['image_id']} has no PNG 'file_name'")
-            if k in self.png:
-                raise InputError(self.path, f"image {v['image_id']} has two entries in 'annotations'")
-            self.png[k] = fn
-        self.ann_image.append(k)
-        self.ann_start.append(start)
-        self.ann_length.append(end - start)
+                raise InputError(self.path, f"the annotation of image {image} has no PNG 'file_name'")
+            if image in self.png:
+                raise InputError(self.path, f"image {image} has two entries in 'annotations'")
+            self.png[image] = fn
+        self._ann_image.append(self._dense.setdefault(image, len(self._dense)))
+        self._ann_start.append(start)
+        self._ann_length.append(end - start)
 
     def scan(self, chunk_size: int = 1 << 24) -> dict:
+        """Stream the JSON; returns its other top-level keys (see :meth:`JsonStream.walk`)."""
         with JsonStream(self.path, chunk_size) as js:
             top = js.walk({"images": (self.on_image, True), "annotations": (self.on_annotation, False)})
         if "annotations" not in top["__keys__"]:
             raise InputError(self.path, "has no 'annotations' list")
         if "images" not in top["__keys__"] and self.kind != "panoptic":
             raise InputError(self.path, "has no 'images' list (width and height of every image are needed)")
+        if self.kind != "panoptic":
+            dangling = [image for image in self._dense if image not in self.info]
+            if dangling:
+                raise InputError(self.path, f"{len(dangling)} image id(s) have annotations but no entry in 'images', e.g. {dangling[0]!r}")
         return top
 
-    def spans_by_image(self) -> dict[int, bytes]:
-        """Per dense image index: the int64 (offset, length) pairs of its records, in file order."""
-        if not self.ann_image:
+    def spans(self) -> dict:
+        """Per image id: the int64 (offset, length) pairs of its records, in file order."""
+        if not self._ann_image:
             return {}
-        image = np.asarray(self.ann_image, dtype=np.int64)
-        pairs = np.stack([np.asarray(self.ann_start, np.int64), np.asarray(self.ann_length, np.int64)], axis=1)
-        self.ann_image = self.ann_start = self.ann_length = []
+        image = np.asarray(self._ann_image, dtype=np.int64)
+        pairs = np.stack([np.asarray(self._ann_start, np.int64), np.asarray(self._ann_length, np.int64)], axis=1)
+        self._ann_image, self._ann_start, self._ann_length = [], [], []
         order = np.argsort(image, kind="stable")
         image, pairs = image[order], pairs[order]
         cuts = np.flatnonzero(np.diff(image)) + 1
-        starts = np.concatenate([[0], cuts])
-        ends = np.concatenate([cuts, [len(image)]])
-        return {int(image[a]): pairs[a:b].tobytes() for a, b in zip(starts.tolist(), ends.tolist())}
-
-    def key_of(self) -> dict[int, object]:
-        return {k: v for v, k in self.dense.items()}
-
-
-def _image_id_text(value) -> str:
-    return str(value)
+        bounds = zip(np.concatenate([[0], cuts]).tolist(), np.concatenate([cuts, [len(image)]]).tolist())
+        ids = list(self._dense)
+        return {ids[int(image[a])]: pairs[a:b].tobytes() for a, b in bounds}
 
 
 def list_images(layout: Layout, split: str | None = None) -> list[Task]:
@@ -844,59 +847,34 @@ def list_images(layout: Layout, split: str | None = None) -> list[Task]:
             continue
         if layout.name == LAYOUT_NAMES["stuffthingmaps"]:
             for png in sorted(src.annotation.glob("*.png")):
-                stem = png.stem
-                image_id = str(int(stem)) if stem.isdigit() else stem
-                tasks.append(Task(image_id, src.split, si, file_name=f"{stem}.jpg", png=png.name))
+                image_id = str(int(png.stem)) if png.stem.isdigit() else png.stem
+                tasks.append(Task(image_id, src.split, si, file_name=f"{png.stem}.jpg", png=png.name))
             continue
         kind = "panoptic" if layout.name == LAYOUT_NAMES["panoptic"] else "instances"
         main = _ImageIndex(src.annotation, kind)
         top = main.scan()
         if "categories" in top and kind != "panoptic":
-            cats = _parse_categories(top["categories"], src.annotation, True)
             known = {c.id: c.name for c in layout.categories}
-            if any(known.get(c.id) != c.name for c in cats):
-                raise InputError(src.annotation, "its 'categories' changed since the layout was detected; detect again")
-        spans = main.spans_by_image()
-        keys = main.key_of()
-        info = dict(main.info)
+            if any(known.get(c.id) != c.name for c in _parse_categories(top["categories"], src.annotation, True)):
+                raise InputError(src.annotation, "its 'categories' changed since the layout was detected; detect it again")
+        info, spans = main.info, main.spans()
         stuff_spans: dict = {}
         if src.stuff is not None:
             extra = _ImageIndex(src.stuff, "stuff")
             extra.scan()
-            ekeys = extra.key_of()
-            for k, sp in extra.spans_by_image().items():
-                stuff_spans[ekeys[k]] = sp
-            for k, (w, h, fn) in extra.info.items():
-                image = ekeys[k]
-                mk = main.dense.get(image)
-                if mk is None:
-                    mk = main.dense.setdefault(image, len(main.dense))
-                    keys[mk] = image
-                    info[mk] = (w, h, fn)
-                elif mk in info and info[mk][:2] != (w, h):
-                    raise InputError(src.stuff, f"image {image} is {w}x{h} here but {info[mk][0]}x{info[mk][1]} in {src.annotation.name}")
-            missing = [img for img in stuff_spans if main.dense.get(img) not in info]
-            if missing:
-                raise InputError(src.stuff, f"{len(missing)} image id(s) have annotations but no entry in 'images', e.g. {missing[0]!r}")
-            stuff_spans = {main.dense[img]: sp for img, sp in stuff_spans.items()}
-        if kind == "panoptic":
-            dangling = [keys[k] for k in main.png if k not in info] if info else []
-            has_images = "images" in top["__keys__"]
-            ids = sorted(set(info) | set(main.png))
-        else:
-            dangling = [keys[k] for k in spans if k not in info]
-            has_images = True
-            ids = sorted(info)
-        if dangling and kind != "panoptic":
-            raise InputError(src.annotation, f"{len(dangling)} image id(s) have annotations but no entry in 'images', e.g. {dangling[0]!r}")
-        for k in ids:
-            w, h, fn = info.get(k, (-1, -1, None))
-            png = main.png.get(k)
-            if kind == "panoptic" and fn is None and png is not None:
+            stuff_spans = extra.spans()
+            for image, (w, h, fn) in extra.info.items():
+                if image not in info:
+                    info[image] = (w, h, fn)
+                elif info[image][:2] != (w, h):
+                    raise InputError(src.stuff, f"image {image} is {w}x{h} here but {info[image][0]}x{info[image][1]} in {src.annotation.name}")
+        ids = set(info) | set(main.png)
+        for image in ids:
+            w, h, fn = info.get(image, (-1, -1, None))
+            png = main.png.get(image)
+            if fn is None and png is not None:
                 fn = Path(png).stem + ".jpg"
-            tasks.append(Task(_image_id_text(keys[k]), src.split, si, w, h, fn, spans.get(k, b""),
-                              stuff_spans.get(k, b""), png))  # fmt: skip
-        del has_images
+            tasks.append(Task(str(image), src.split, si, w, h, fn, spans.get(image, b""), stuff_spans.get(image, b""), png))
     tasks.sort(key=lambda t: (t.split, t.image_id))
     for a, b in zip(tasks, tasks[1:]):
         if a.image_id == b.image_id and a.split == b.split:
@@ -947,7 +925,7 @@ def rle_counts(counts: str | bytes) -> np.ndarray:
 
     Examples
     --------
-    >>> rle_counts("52203").tolist()
+    >>> rle_counts("5220").tolist()  # an 11 x 1 mask: 5 off, 2 on, 2 off, 2 on
     [5, 2, 2, 2]
     """
     data = counts.encode("latin-1") if isinstance(counts, str) else bytes(counts)
@@ -1382,17 +1360,12 @@ def write(dataset, out: str | Path, *, overwrite: bool = False, workers: int | N
     json_ids = [int(i) for i in ids] if decimal else list(range(1, len(ids) + 1))
     groups = objects.groupby("image_id", sort=False).indices
     seg_cols = objects[["segment_id", "class_id", "iscrowd"]].to_numpy(dtype=np.int64)
+    names = [Path(f).stem if (f := text_or_none(r.file)) else r.image_id for r in images.itertuples(index=False)]
+    by_image_id = images.groupby("split").size().to_dict()
+    clash = {split for split, group in images.assign(_n=names).groupby("split") if group["_n"].nunique() != by_image_id[split]}
     tasks = []
-    names_used: dict[str, set] = {}
-    stems = {}
-    for row in images.itertuples(index=False):
-        file = text_or_none(row.file)
-        stems.setdefault(row.split, []).append(Path(file).stem if file else None)
-    collide = {split: len(set(s)) != len(s) or None in s for split, s in stems.items()}
     for k, row in enumerate(images.itertuples(index=False)):
-        file = text_or_none(row.file)
-        stem = Path(file).stem if file and not collide[row.split] else row.image_id
-        names_used.setdefault(row.split, set()).add(stem)
+        stem = row.image_id if row.split in clash else names[k]
         has_mask = "objects" in (text_or_none(row.layers) or "").split(",")
         rows = groups.get(row.image_id)
         seg = seg_cols[rows] if rows is not None else np.zeros((0, 3), np.int64)

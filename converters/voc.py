@@ -66,7 +66,7 @@ import pandas as pd
 from segdata.convert import ConvertedImage, SegmentRows
 from segdata.errors import InputError, LayoutNotFoundError
 from segdata.maskio import GREY, GREY_ALPHA, PALETTE, RGB, RGBA, decode_png, image_size, png_header
-from segdata.regions import bounding_boxes, compact_labels, joint_counts
+from segdata.regions import bounding_boxes
 
 FAMILY = "voc"
 VOID = 255
@@ -488,28 +488,33 @@ def build_layer(
     ndarray of uint8 or uint16, shape (H, W)
         Segment ids 1..n: class regions first (in class order), then objects (in number order).
     """
-    cls = classes.astype(np.int32)
-    if objects is None:
-        keys = cls + 1
-    else:
-        obj = objects.astype(np.int32)
-        is_obj = (obj > 0) & (obj < VOID)
-        keys = np.where(is_obj, obj + 256, cls + 1)
-    segmap, present, areas = compact_labels(keys, max_key=512)
-    n = len(present)
+    # one pass: pixel counts of every (object value, class value) pair, then one lookup
+    pair = classes.astype(np.uint16)
+    if objects is not None:
+        pair |= objects.astype(np.uint16) << 8
+    counts = np.bincount(pair.ravel(), minlength=65536).reshape(256, 256)  # [object, class]
+    region_counts = counts[0] + counts[VOID]  # pixels of no object, per class
+    region_classes = np.flatnonzero(region_counts)
+    object_counts = counts[1:VOID].sum(axis=1)
+    object_ids = np.flatnonzero(object_counts) + 1
+    n = len(region_classes) + len(object_ids)
+    if n >= 65536:
+        raise ValueError(f"{n} segments in one map")
+    lut = np.zeros((256, 256), dtype=np.uint8 if n < 256 else np.uint16)
+    for sid, c in enumerate(region_classes, 1):
+        lut[[0, VOID], c] = sid
+    for sid, k in enumerate(object_ids, len(region_classes) + 1):
+        lut[k, :] = sid
+    segmap = lut.ravel()[pair]
     boxes = bounding_boxes(segmap, n)
-    joint = joint_counts(segmap, classes, n, 255) if objects is not None else None
-    for i in range(1, n + 1):
-        key = int(present[i - 1])
-        area = int(areas[i - 1])
-        if key <= 256:
-            index = key - 1
-            rows.add(layer, i, CLASS_ID_OF_INDEX[index], False, area, boxes[i - 1])
-            if objects is not None and 1 <= index < N_CLASSES:
-                problems.append((object_file, f"{area} pixel(s) of class {_class_name(index)} in {class_file} belong to no object; kept as a class region"))
-            continue
-        k = key - 256
-        row = joint[i]
+    for sid, c in enumerate(region_classes.tolist(), 1):
+        area = int(region_counts[c])
+        rows.add(layer, sid, CLASS_ID_OF_INDEX[c], False, area, boxes[sid - 1])
+        if objects is not None and 1 <= c < N_CLASSES:
+            problems.append((object_file, f"{area} pixel(s) of class {_class_name(c)} in {class_file} belong to no object; kept as a class region"))
+    for sid, k in enumerate(object_ids.tolist(), len(region_classes) + 1):
+        row = counts[k]
+        area = int(object_counts[k - 1])
         real = row[1:N_CLASSES]
         index = int(np.argmax(real)) + 1 if real.any() else int(np.argmax(row))
         other = area - int(row[index])
@@ -521,15 +526,14 @@ def build_layer(
                 problems.append((object_file, f"object {k} has no entry in Categories ({len(stated)} entries)"))
             elif int(stated[k - 1]) != index:
                 problems.append((object_file, f"Categories says object {k} is {_class_name(int(stated[k - 1]))}, its pixels in {class_file} are {_class_name(index)}; the pixels' class is kept"))
-        rows.add(layer, i, CLASS_ID_OF_INDEX[index], True, area, boxes[i - 1], source_instance=k)
+        rows.add(layer, sid, CLASS_ID_OF_INDEX[index], True, area, boxes[sid - 1], source_instance=k)
     if objects is not None:
-        void_diff = int(np.count_nonzero((objects == VOID) != (classes == VOID)))
+        void_diff = int(counts[VOID, :VOID].sum() + counts[:VOID, VOID].sum())
         if void_diff:
             problems.append((object_file, f"the void band differs from {class_file}'s in {void_diff} pixel(s); {class_file}'s is kept"))
         if stated is not None:
-            seen = set((np.flatnonzero(np.bincount(objects.ravel(), minlength=256)[1:VOID]) + 1).tolist())
             for k in range(1, len(stated) + 1):
-                if k not in seen:
+                if k >= VOID or not object_counts[k - 1]:
                     problems.append((object_file, f"object {k} ({_class_name(int(stated[k - 1]))}) is listed in Categories but has no pixels"))
     return segmap
 

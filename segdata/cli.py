@@ -15,11 +15,31 @@ from .errors import SegdataError
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
+FAMILIES = ("ade20k", "coco", "voc", "cityscapes", "label-png")
+#: which family takes which of convert's family options
+FAMILY_OPTIONS = {
+    "coco": {"kind", "annotations", "categories", "images", "stuff"},
+    "voc": {"sbd", "aug"},
+    "cityscapes": {"coarse"},
+    "label-png": {"vocab"},
+}
+
+
 def _converters() -> dict:
     # one plain dict from family name to module; imported lazily so `segdata --help` stays fast
-    from .converters import ade20k
+    from .converters import ade20k, cityscapes, coco, label_png, voc
 
-    return {"ade20k": ade20k}
+    return {"ade20k": ade20k, "coco": coco, "voc": voc, "cityscapes": cityscapes, "label-png": label_png}
+
+
+def _family_options(family: str, given: dict) -> dict:
+    """The family options the user set, refusing those that do not apply to ``family``."""
+    options = {k: v for k, v in given.items() if v not in (None, False, ())}
+    wrong = sorted(set(options) - FAMILY_OPTIONS.get(family, set()))
+    if wrong:
+        flags = ", ".join("--" + w.replace("_", "-") for w in wrong)
+        _fail(f"{flags} does not apply to {family}", code=2)
+    return options
 
 
 def _console(stderr: bool = False):
@@ -78,7 +98,7 @@ def main() -> None:
 
 
 @main.command(context_settings=CONTEXT)
-@click.argument("family", type=click.Choice(["ade20k"]))
+@click.argument("family", type=click.Choice(FAMILIES))
 @click.argument("root", type=click.Path(path_type=Path))
 @click.option("--to", "target", type=click.Choice(["unified"]), default="unified", show_default=True,
               help="Output format.")
@@ -93,26 +113,51 @@ def main() -> None:
               help="On a bad image: stop and leave nothing behind, or skip it and list it under problems.")
 @click.option("--name", help="Dataset name stored in the manifest  [default: OUT's name]")
 @click.option("--json", "as_json", is_flag=True, help="Print the conversion report as JSON.")
-def convert(family, root, target, out, split, limit, workers, copy_images, overwrite, resume, on_error, name, as_json):
+@click.option("--kind", type=click.Choice(["instances", "panoptic", "stuffthingmaps", "stuff"]),
+              help="coco: which annotation to read when several are present.")
+@click.option("--annotations", type=click.Path(path_type=Path), multiple=True,
+              help="coco: read exactly this JSON file (repeatable).")
+@click.option("--categories", type=click.Path(path_type=Path),
+              help="coco: panoptic categories file for JSONs without 'categories'.")
+@click.option("--images", type=click.Path(path_type=Path), help="coco: where the image files are.")
+@click.option("--stuff/--no-stuff", default=None, help="coco: merge the stuff JSON into the instances layer  [default: when present]")
+@click.option("--sbd", type=click.Path(path_type=Path), help="voc: SBD root; its annotation becomes layer 'sbd'.")
+@click.option("--aug", is_flag=True, help="voc: read SegmentationClassAug.")
+@click.option("--coarse", is_flag=True, help="cityscapes: add gtCoarse as layer 'coarse' next to gtFine.")
+@click.option("--vocab", type=click.Path(path_type=Path), help="label-png: vocabulary file  [default: ROOT/vocab.json]")
+def convert(family, root, target, out, split, limit, workers, copy_images, overwrite, resume, on_error, name, as_json,
+            kind, annotations, categories, images, stuff, sbd, aug, coarse, vocab):  # fmt: skip
     """Convert the dataset at ROOT, read as it ships, into a unified-format directory OUT.
 
-    The layout is detected: ADE20K full (2021_17_01 or 2016_07_26), ADEChallengeData2016,
-    or the 2017 consistency set. Output is written to OUT.segdata-partial and renamed at the end.
+    The layout is detected: ADE20K full (2021_17_01 or 2016_07_26), ADEChallengeData2016, the
+    2017 consistency set; COCO instances (+stuff), panoptic, stuffthingmaps; VOC2012 (+SBD,
+    SegmentationClassAug), SBD; Cityscapes gtFine/gtCoarse; label-PNG directories written by
+    `segdata export --to label-png`. Output is written to OUT.segdata-partial and renamed at the end.
 
     \b
     Examples:
       segdata convert ade20k /data/ADE20K_2021_17_01 --to unified ade-full
       segdata convert ade20k /data/ADEChallengeData2016 ade150 --split val --workers 8
       segdata convert ade20k /data/ADE20K_2021_17_01 ade-full --resume
+      segdata convert coco /data/coco coco-panoptic --kind panoptic
+      segdata convert voc /data/VOCdevkit voc --sbd /data/benchmark_RELEASE
+      segdata convert cityscapes /data/cityscapes cs --coarse
     """
     from .convert import convert as run_convert
 
+    options = _family_options(family, dict(kind=kind, annotations=annotations, categories=categories, images=images,
+                                           stuff=stuff, sbd=sbd, aug=aug, coarse=coarse, vocab=vocab))  # fmt: skip
+    if "annotations" in options:
+        options["annotations"] = list(options["annotations"])
+    if family == "coco" and stuff is False:
+        options["stuff"] = False
     module = _converters()[family]
     try:
         with _Progress(f"converting {root.name}", enabled=not as_json) as progress:
             report = run_convert(
                 module, root, out, split=split, limit=limit, workers=workers, copy_images=copy_images,
                 overwrite=overwrite, resume=resume, on_error=on_error, name=name, progress=progress,
+                options=options,
             )  # fmt: skip
     except KeyboardInterrupt:
         _fail(f"interrupted; rerun with --resume to continue into {out}", code=130)
@@ -132,6 +177,57 @@ def convert(family, root, target, out, split, limit, workers, copy_images, overw
         console.print(f"  {'skipped' if p['action'] == 'skipped' else 'note'}: {p['file']}: {p['problem']}", soft_wrap=True)
     if skipped:
         console.print(f"{len(skipped)} image(s) skipped; listed under 'problems' in {report.path / 'segdata.json'}")
+
+
+EXPORTERS = {"coco-panoptic": "coco", "label-png": "label-png", "cityscapes": "cityscapes"}
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("dataset", type=click.Path(path_type=Path))
+@click.option("--to", "target", type=click.Choice(sorted(EXPORTERS)), required=True, help="Target layout.")
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option("--vocab", type=click.Path(path_type=Path),
+              help="label-png: class vocabulary file (from `segdata vocab`)  [default: every class]")
+@click.option("--layer", default="objects", show_default=True, help="label-png: layer to export.")
+@click.option("--images", "images_mode", type=click.Choice(["link", "copy", "none"]), default="link",
+              show_default=True, help="label-png: how image files reach img_dir/.")
+@click.option("--overwrite", is_flag=True, help="Replace OUT if it exists (only once the new one is complete).")
+@click.option("--workers", type=click.IntRange(min=1), help="Worker processes  [default: all cores]")
+@click.option("--json", "as_json", is_flag=True, help="Print the export report as JSON.")
+def export(dataset, target, out, vocab, layer, images_mode, overwrite, workers, as_json):
+    """Export a unified-format DATASET into a layout that training code reads.
+
+    \b
+    coco-panoptic  panoptic JSON + RGB PNGs (id = R + 256 G + 256^2 B), as panopticapi and detectron2 read
+    label-png      one label PNG per image in a class vocabulary, 255 = ignore (mmsegmentation's
+                   img_dir/ann_dir layout, detectron2's sem_seg), plus vocab.json
+    cityscapes     gtFine/<split>/<city>/*_labelIds.png and *_instanceIds.png
+
+    \b
+    Examples:
+      segdata export ade-full --to coco-panoptic ade-panoptic
+      segdata vocab ade-full --top 150 -o ade150.json && segdata export ade-full --to label-png ade150 --vocab ade150.json
+    """
+    module = _converters()[EXPORTERS[target]]
+    options = {}
+    if target == "label-png":
+        options = {"vocab": vocab, "layer": layer, "images": images_mode}
+    elif vocab is not None or layer != "objects" or images_mode != "link":
+        _fail("--vocab, --layer and --images apply to --to label-png only", code=2)
+    try:
+        with _Progress(f"exporting {dataset.name}", enabled=not as_json) as progress:
+            report = module.write(dataset, out, overwrite=overwrite, workers=workers, progress=progress, **options)
+    except SegdataError as exc:
+        _fail(str(exc))
+    if as_json:
+        click.echo(json.dumps(report, indent=1, default=str))
+        return
+    console = _console()
+    console.print(f"{out}: " + ", ".join(f"{k} {v}" for k, v in report.items() if isinstance(v, (int, float, str)) and k != "path"),
+                  soft_wrap=True, markup=False)  # fmt: skip
+    for key in ("missing_images", "problems"):
+        if report.get(key):
+            console.print(f"{key}: {report[key]}", soft_wrap=True, markup=False)
 
 
 @main.command(context_settings=CONTEXT)

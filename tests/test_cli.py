@@ -200,7 +200,8 @@ def test_json_report_and_info(src, tmp_path):
     assert info["top_classes"][0]["name"] == "tree" and info["top_classes"][0]["pixels"] == 28
 
 
-@pytest.mark.parametrize("command", [[], ["convert"], ["validate"], ["info"], ["demo"]])
+@pytest.mark.parametrize("command", [[], ["convert"], ["validate"], ["info"], ["demo"], ["export"], ["analyze"],
+                                     ["analyze", "longtail"], ["analyze", "small-objects"]])
 def test_every_command_has_help_with_an_example(command):
     result = run(*command, "--help")
     assert result.exit_code == 0 and "Example" in result.output
