@@ -449,6 +449,47 @@ def _print_longtail(report: dict, top: int) -> None:
 
 
 @main.command(context_settings=CONTEXT)
+@click.argument("dataset", type=click.Path(path_type=Path))
+@click.option("--top", type=click.IntRange(1, 255), help="Keep the K classes with most pixels.")
+@click.option("--coverage", type=click.FloatRange(0, 1, min_open=True), help="Keep the fewest classes covering this fraction of labelled pixels.")
+@click.option("--min-images", type=click.IntRange(min=0), default=0, show_default=True, help="Only classes in at least N images.")
+@click.option("--split", help="Count pixels in this split only  [default: all images]")
+@click.option("--layer", default="objects", show_default=True, help="Annotation layer.")
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="Vocabulary file to write (JSON).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def vocab(dataset, top, coverage, min_images, split, layer, output, as_json):
+    """Build a class vocabulary by pixel share, the way ADE20K's 150 benchmark classes were chosen,
+    report what it covers and drops, and write it for `segdata export --to label-png --vocab`.
+
+    \b
+    Examples:
+      segdata vocab ade-full --top 150 -o ade150.json
+      segdata vocab ade-full --coverage 0.95 --min-images 10 -o ade95.json
+    """
+    from .analyses.vocabulary import build_vocabulary
+    from .converters.label_png import write_vocab
+
+    if (top is None) == (coverage is None):
+        _fail("give exactly one of --top or --coverage", code=2)
+    ds = _open_dataset(dataset)
+    try:
+        vocabulary, report = build_vocabulary(ds, top=top, coverage=coverage, min_images=min_images, split=split, layer=layer)
+    except ValueError as exc:
+        _fail(str(exc), code=2)
+    write_vocab(output, vocabulary)
+    report["file"] = str(output)
+    if as_json:
+        click.echo(json.dumps(report, indent=1))
+        return
+    console = _console()
+    console.print(f"{output}: {report['classes']} classes covering {report['pixel_coverage']:.2%} of labelled pixels; "
+                  f"{report['classes_dropped']} classes dropped holding {report['pixels_dropped_share']:.2%}", soft_wrap=True)  # fmt: skip
+    if report["largest_dropped"]:
+        console.print("largest dropped: " + ", ".join(f"{d['name']} ({d['pixel_share']:.3%})" for d in report["largest_dropped"]),
+                      soft_wrap=True, markup=False)  # fmt: skip
+
+
+@main.command(context_settings=CONTEXT)
 @click.option("--out", type=click.Path(path_type=Path), default=Path("segdata-demo"), show_default=True,
               help="Directory for the generated source data and the converted dataset.")
 @click.option("--images", "n_images", type=click.IntRange(min=1), default=60, show_default=True,
