@@ -213,7 +213,7 @@ class Layout:
     family: str = FAMILY
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Task:
     """One image to convert.
 
@@ -237,6 +237,7 @@ class Task:
 # --------------------------------------------------------------------------- streaming JSON
 
 _WS = re.compile(r"[ \t\n\r]*")
+_SEPARATOR = re.compile(r"[ \t\n\r]*([,\]])[ \t\n\r]*")
 _DECODER = json.JSONDecoder()
 _BOM = "\xef\xbb\xbf"  # UTF-8 byte order mark, read as Latin-1
 
@@ -406,7 +407,23 @@ class JsonStream:
             self.pos += 1
             return
         index = 0
+        scan = _DECODER.scan_once
         while True:
+            # fast path: the element and the separator after it lie inside the buffer
+            buf, pos = self.buf, self.pos
+            try:
+                value, end = scan(buf, pos)
+                m = _SEPARATOR.match(buf, end)
+            except (StopIteration, json.JSONDecodeError):
+                m = None
+            if m is not None and m.end() < len(buf) and not (exact and not buf[pos:end].isascii()):
+                callback(index, value, self.base + pos, self.base + end)
+                index += 1
+                self.pos = m.end()
+                if m.group(1) == "]":
+                    return
+                continue
+            # slow path: reads more of the file, re-parses exactly, reports errors
             value, start, end = self.value(exact=exact)
             callback(index, value, start, end)
             index += 1

@@ -1,0 +1,175 @@
+"""Long-tail and object-size analyses at ADE20K scale, and what Datumaro's `stats` accounts for.
+
+1. Speed: generates an ADE20K-like dataset (2021 layout, power-law classes, small masks; default
+   25,000 images), converts it once, then times ``segdata analyze longtail`` and ``segdata analyze
+   small-objects`` end to end (a fresh process each, as a user runs them), and Datumaro's
+   ``stats`` (``compute_ann_statistics`` after importing the source layout) on the same files.
+2. Accuracy: on generated Cityscapes and VOC data, the share of annotated pixels each tool's
+   statistics account for. Datumaro counts no pixel of Cityscapes' classes with instances and
+   none of VOC's background; segdata accounts for every pixel (labelled + ignore + unlabeled =
+   all), checked here against an independent decode of the label PNGs.
+
+    pip install -e ".[bench]"
+    python benchmarks/analyze.py                       # 25,000 images
+    python benchmarks/analyze.py --images 2000 --datumaro-images 500
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from datumaro_runner import datumaro_available, datumaro_root, ensure_cityscapes_image_dirs  # noqa: E402
+
+import segdata  # noqa: E402
+from segdata.analyses.longtail import pixel_accounting  # noqa: E402
+from segdata.convert import convert  # noqa: E402
+from segdata.runner import default_workers  # noqa: E402
+
+
+def _run(args: list[str]) -> float:
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "segdata", *args], capture_output=True, text=True)
+    seconds = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"segdata {' '.join(args)} failed:\n{proc.stderr}")
+    return seconds
+
+
+def datumaro_stats(path: Path, fmt: str) -> dict:
+    """Import ``path`` with Datumaro and run its annotation statistics; returns the pixel total
+    its ``segments/pixel distribution`` accounts for, the image count and the seconds taken."""
+    import datumaro as dm
+    from datumaro.components.operations import compute_ann_statistics
+
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dataset = dm.Dataset.import_from(str(datumaro_root(path, fmt)), fmt)
+        stats = compute_ann_statistics(dataset)
+    seconds = time.perf_counter() - t0
+    pixels = sum(v[0] for v in stats["annotations"]["segments"]["pixel distribution"].values())
+    return {"images": stats["images count"], "pixels": int(pixels), "seconds": seconds}
+
+
+def _subset(release: Path, n: int, dest: Path) -> Path:
+    """A copy of the first ``n`` images of an ADE20K 2021 release (all their files)."""
+    for seg in sorted(release.rglob("*_seg.png"))[:n]:
+        stem = seg.name[: -len("_seg.png")]
+        rel = seg.parent.relative_to(release)
+        (dest / rel).mkdir(parents=True, exist_ok=True)
+        for f in seg.parent.glob(stem + "*"):
+            (shutil.copytree if f.is_dir() else shutil.copyfile)(f, dest / rel / f.name)
+    return dest
+
+
+def speed(args, work: Path) -> dict:
+    from segdata.converters import ade20k
+    from segdata.synthetic import generate_ade20k_2021
+
+    data = args.data or work / "ade"
+    release = data / "ADE20K_2021_17_01"
+    if not release.is_dir() or len(list(release.rglob("*_seg.png"))) != args.images:
+        shutil.rmtree(data, ignore_errors=True)
+        t0 = time.perf_counter()
+        release = generate_ade20k_2021(data, args.images, image_size=(args.size, args.size * 4 // 3), n_classes=3000,
+                                       zipf_exponent=1.0, parts=False, seed=0, workers=default_workers())  # fmt: skip
+        print(f"generated {args.images} images in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    unified = data / "unified"
+    if not (unified / "segdata.json").is_file():
+        t0 = time.perf_counter()
+        convert(ade20k, release, unified, workers=default_workers(), overwrite=True)
+        print(f"converted in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    ds = segdata.open(unified)
+    out = {
+        "images": len(ds),
+        "segments": len(ds.segments),
+        "classes": len(ds.classes),
+        "longtail_seconds": min(_run(["analyze", "longtail", str(unified), "--json"]) for _ in range(3)),
+        "small_objects_seconds": min(_run(["analyze", "small-objects", str(unified), "--json"]) for _ in range(3)),
+    }
+    if datumaro_available() and args.datumaro_images:
+        n = min(args.datumaro_images, args.images)
+        src = release if n == args.images else _subset(release, n, work / "dm-ade" / "ADE20K_2021_17_01")
+        dm = datumaro_stats(src, "ade20k2020")
+        out.update(datumaro_stats_images=dm["images"], datumaro_stats_seconds=round(dm["seconds"], 2),
+                   datumaro_stats_seconds_per_image=round(dm["seconds"] / max(1, dm["images"]), 4),
+                   datumaro_stats_seconds_extrapolated=round(dm["seconds"] / max(1, dm["images"]) * args.images, 1))  # fmt: skip
+    return out
+
+
+def _label_pixels(pngs) -> int:
+    """Annotated pixels, decoded independently: every pixel of every label map."""
+    return int(sum(np.asarray(Image.open(p)).size for p in pngs))
+
+
+def accuracy(args, work: Path) -> dict:
+    from segdata.converters import cityscapes, voc
+    from segdata.synthetic.cityscapes import generate_cityscapes
+    from segdata.synthetic.voc import generate_voc
+
+    out = {}
+    cs_root = generate_cityscapes(work / "cs", args.accuracy_images, seed=0, workers=default_workers())
+    voc_root = generate_voc(work / "voc", args.accuracy_images, seed=0, workers=default_workers())
+    for name, module, root, pngs, fmt in (
+        ("cityscapes", cityscapes, cs_root, sorted(Path(cs_root).rglob("*_gtFine_labelIds.png")), "cityscapes"),
+        ("voc", voc, voc_root, sorted(Path(voc_root).rglob("SegmentationClass/*.png")), "voc"),
+    ):
+        total = _label_pixels(pngs)
+        convert(module, root, work / f"{name}-u", workers=default_workers())
+        acc = pixel_accounting(segdata.open(work / f"{name}-u"))
+        assert acc["total"] == total, (acc, total)
+        row = {
+            "pixels": total,
+            "segdata_share": (acc["labelled"] + acc["ignore"] + acc["unlabeled"]) / total,
+            "segdata_labelled_share": acc["labelled"] / total,
+            "segdata_ignore_share": acc["ignore"] / total,
+            "segdata_unlabeled_share": acc["unlabeled"] / total,
+        }
+        if datumaro_available():
+            if fmt == "cityscapes":
+                ensure_cityscapes_image_dirs(root)  # Datumaro needs leftImg8bit/<split> (generated data)
+            dm = datumaro_stats(Path(root), fmt)
+            row["datumaro_share"] = dm["pixels"] / total
+        out[name] = row
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--images", type=int, default=25000)
+    ap.add_argument("--size", type=int, default=48, help="image height in pixels (width 4/3 of it)")
+    ap.add_argument("--data", type=Path, help="keep the generated ADE data here (reused when present)")
+    ap.add_argument("--datumaro-images", type=int, default=1000,
+                    help="images Datumaro's stats runs on (its time per image is printed and extrapolated); 0: skip")
+    ap.add_argument("--accuracy-images", type=int, default=50)
+    ap.add_argument("--skip-speed", action="store_true")
+    ap.add_argument("--skip-accuracy", action="store_true")
+    args = ap.parse_args(argv)
+    work = Path(tempfile.mkdtemp(prefix="segdata-analyze-"))
+    figures = {}
+    try:
+        if not args.skip_speed:
+            figures["speed"] = speed(args, work)
+        if not args.skip_accuracy:
+            figures["accuracy"] = accuracy(args, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(json.dumps(figures, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
