@@ -34,8 +34,10 @@ How the unified format holds it:
   ignoreInEval; ``is_thing`` = hasInstances; ``color`` = the official colour.
 - segments: one per distinct instanceIds value of an image, ids in ascending order of the value:
   first the class regions (``v < 1000``, ``is_instance`` false: stuff, labelId 0 and group regions),
-  then the instances (``v >= 1000``, ``is_instance`` true, ``source_instance = v``). Every pixel of
-  a Cityscapes mask belongs to a segment; segdata's 0 does not occur.
+  then the instances (``v >= 1000``, ``is_instance`` true, ``source_instance = v``). A class region
+  of a class with instances (a group such as ``cargroup``) has ``iscrowd`` true, as
+  cityscapesScripts' ``createPanopticImgs.py`` marks it. Every pixel of a Cityscapes mask belongs
+  to a segment; segdata's 0 does not occur.
 - images: ``image_id`` = ``<city>_<seq>_<frame>``, ``split`` = the folder (``train``, ``val``,
   ``test``, ``train_extra``), ``file`` = the leftImg8bit path relative to ``ROOT`` (null, and a
   non-fatal problem, when the image is missing), ``annotation`` = the labelIds path.
@@ -483,13 +485,19 @@ def read_label_pair(lab_path: Path, inst_path: Path) -> tuple[np.ndarray, np.nda
     return segmap, present, areas, boxes
 
 
+_HAS_INSTANCES = np.array([ID_TO_LABEL[i].hasInstances for i in range(MAX_LABEL_ID + 1)])
+
+
 def _add_segments(rows: SegmentRows, layer: str, values: np.ndarray, areas: np.ndarray, boxes: np.ndarray) -> None:
     labels = label_of_value(values)
     for i in range(len(values)):
-        v = int(values[i])
+        v, label = int(values[i]), int(labels[i])
         is_instance = v >= INSTANCE_BASE
-        rows.add(layer, i + 1, int(labels[i]) + 1, is_instance, areas[i], boxes[i],
-                 source_instance=v if is_instance else None)  # fmt: skip
+        # a class region of a class with instances is a group ("cargroup"): a crowd, as
+        # cityscapesScripts' createPanopticImgs.py marks it (iscrowd 1)
+        crowd = not is_instance and bool(_HAS_INSTANCES[label])
+        rows.add(layer, i + 1, label + 1, is_instance, areas[i], boxes[i],
+                 source_instance=v if is_instance else None, iscrowd=crowd)  # fmt: skip
 
 
 def read_image(layout: Layout, task: Task) -> ConvertedImage:

@@ -429,6 +429,7 @@ class JsonStream:
             index += 1
             if self._expect(",]", f"',' or ']' in {key!r}") == "]":
                 return
+            self._ws()
 
 
 def _tail_categories(path: Path, window: int = 1 << 20):

@@ -139,10 +139,11 @@ def test_real_class_colours_match_the_color_pngs(real):
     for split, ids in SAMPLE_IDS.items():
         for image_id in ids:
             files = sample_files(root, split, image_id)
-            labels, rgba = pil(files["labelIds"]), pil(files["color"])
+            labels, rgba = np.asarray(Image.open(files["labelIds"])), np.asarray(Image.open(files["color"]))
+            lut = np.zeros((256, 3), np.uint8)
             for label in np.unique(labels):
-                pixels = rgba[labels == label]
-                assert (pixels[:, :3] == color_of[int(label)]).all() and (pixels[:, 3] == 255).all()
+                lut[label] = color_of[int(label)]
+            assert np.array_equal(rgba[..., :3], lut[labels]) and (rgba[..., 3] == 255).all()
 
 
 def test_real_dataset_validates(real):
@@ -223,6 +224,9 @@ def test_fixture_group_region_is_a_car_class_region(small, tmp_path):
     assert sorted(seg.is_instance.tolist()) == [False, True, True]
     group = seg[~seg.is_instance].iloc[0]
     assert group.area == 3 and (group.bbox_x, group.bbox_y, group.bbox_w, group.bbox_h) == (5, 2, 3, 1)
+    # groups are crowds (createPanopticImgs.py: iscrowd 1); instances and stuff are not
+    a = ds.segments[ds.segments.image_id == fx.A]
+    assert a.loc[a.iscrowd, "segment_id"].tolist() == [group.segment_id]
     # the semantic map counts group pixels as car
     assert int((label_semantic(ds, fx.A) == 26).sum()) == int((fx.labels_of(fx.scene_a()) == 26).sum()) == 13
     # unlabeled (labelId 0) is Cityscapes' class 1, not segdata's "no annotation"
