@@ -334,7 +334,7 @@ class JsonStream:
                     self._fill()
                     continue
                 self.error(exc.msg, self.base + exc.pos)
-            if end >= len(self.buf) and not self.eof:  # a number or literal may go on
+            if end >= len(self.buf) - 64 and not self.eof:  # a number cut at the chunk's end may go on
                 self._fill()
                 continue
             break
@@ -349,7 +349,7 @@ class JsonStream:
         return value, start, self.base + end
 
     # top level -------------------------------------------------------------
-    def walk(self, arrays: dict[str, tuple]) -> dict:
+    def walk(self, arrays: dict[str, tuple], stop_after: str | None = None) -> dict:
         """Walk the top-level object.
 
         Parameters
@@ -358,6 +358,9 @@ class JsonStream:
             For each key whose value is a list to stream: ``callback(index, value, start, end)``
             called per element (byte offsets, end exclusive), and whether strings in the
             elements must be exact (re-parsed as UTF-8).
+
+        stop_after : str, optional
+            Return as soon as this key's value is read, without reading the rest of the file.
 
         Returns
         -------
@@ -390,6 +393,9 @@ class JsonStream:
                     self._array(key, *arrays[key])
                 else:
                     others[key] = self.value(exact=True)[0]
+                if key == stop_after:
+                    others["__keys__"] = keys
+                    return others
                 if self._expect(",}", "',' or '}'") == "}":
                     break
         self._ws()
@@ -463,12 +469,12 @@ def _tail_categories(path: Path, window: int = 1 << 20):
 
 def _json_categories(path: Path) -> list | None:
     """The ``categories`` list of a COCO JSON, or None when it has none."""
-    fast = _tail_categories(path)
+    fast = _tail_categories(path)  # official instances and panoptic JSONs end with it
     if fast is not None:
         return fast
     skip = (lambda *a: None, False)
-    with JsonStream(path) as js:
-        top = js.walk({"images": skip, "annotations": skip})
+    with JsonStream(path) as js:  # COCO-Stuff JSONs have it before their annotations
+        top = js.walk({"images": skip, "annotations": skip}, stop_after="categories")
     return top.get("categories")
 
 

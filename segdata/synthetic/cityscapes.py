@@ -58,6 +58,7 @@ __all__ = [
     "color_image",
     "generate_cityscapes",
     "make_scene",
+    "polygons_json",
     "render_instance_ids",
     "write_scene",
 ]

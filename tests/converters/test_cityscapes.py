@@ -281,6 +281,10 @@ def test_gtcoarse_on_its_own(small_coarse, tmp_path):
     assert ds.manifest["source"]["layout"] == "cityscapes-gtcoarse" and ds.layers == ["objects"]
     assert dict(zip(ds.images.image_id, ds.images.split)) == {fx.A: "train", fx.X: "train_extra", fx.V: "val"}
     assert np.array_equal(label_semantic(ds, fx.X), fx.coarse_of(fx.scene_b()))
+    report = cityscapes.write(ds, tmp_path / "e", workers=1, color=False)
+    assert report["layers"] == {"objects": "gtCoarse"} and report["files"] == 6
+    rel = Path("gtCoarse/train_extra/augsburg") / f"{fx.X}_gtCoarse_instanceIds.png"
+    assert np.array_equal(pil(tmp_path / "e" / rel), pil(small_coarse / rel))
     only = tmp_path / "only"
     shutil.copytree(small_coarse / "gtCoarse", only / "gtCoarse")
     assert cityscapes.detect(only).name == "cityscapes-gtcoarse"
