@@ -200,9 +200,12 @@ def main(argv=None) -> int:
     ap.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = ap.parse_args(argv)
 
+    stamp_name = ".segdata-bench.json"
+    if args.data is not None and args.data.is_dir() and any(args.data.iterdir()) and not (args.data / stamp_name).is_file():
+        ap.error(f"--data {args.data} holds files this benchmark did not generate; give an empty or new folder")
     work = Path(tempfile.mkdtemp(prefix="segdata-bench-cs-"))
     data = args.data or work / "src"
-    stamp = data / ".segdata-bench.json"
+    stamp = data / stamp_name
     wanted = {"images": args.images, "size": [args.height, args.width], "png": args.png, "seed": 0}
     if not (stamp.is_file() and json.loads(stamp.read_text()) == wanted):
         shutil.rmtree(data, ignore_errors=True)

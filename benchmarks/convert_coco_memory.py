@@ -23,6 +23,18 @@ this process samples the child's process tree (the child and its workers) every 
 
 The budget is 3 GB for the whole tree; the script exits 1 when ``peak_rss_tree`` exceeds
 ``--budget-gib``.
+
+Measured here (2 cores, 426 MiB JSON, 118,287 images of 64x48, 860,001 annotations):
+
+| workers | peak RSS, tree | peak PSS, tree | peak RSS, main | listing (s) | total (s) |
+|---|---|---|---|---|---|
+| 2  | 536 MiB  | 436 MiB | 469 MiB | 16 | 238 |
+| 16 | 2635 MiB | 432 MiB | 468 MiB | 14 | 137 |
+
+Each worker's RSS is ~130 MiB, nearly all of it the libraries every worker imports (NumPy,
+pandas, pyarrow, pycocotools), shared with the other processes: PSS stays flat with the number
+of workers, RSS grows by the baseline per worker. ``json.load`` of the same JSON alone peaks at
+2.6 GB and takes 31 s here.
 """
 
 from __future__ import annotations
@@ -198,11 +210,7 @@ def main(argv=None) -> int:
         "budget_mib": round(args.budget_gib * 1024),
         "problems": child["problems"],
     }
-    shutil.rmtree(out, ignore_errors=True)
-    if args.data is None:
-        shutil.rmtree(work, ignore_errors=True)
-    else:
-        shutil.rmtree(work, ignore_errors=True)
+    shutil.rmtree(work, ignore_errors=True)  # the output, and the source unless --data kept it elsewhere
     if args.json:
         print(json.dumps(figures, indent=1))
     else:

@@ -365,7 +365,9 @@ def _stats_of_runs(values: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, 
     row_end[-1] = True
     last[row_end] = w - 1
     value = values.ravel()[flat].astype(np.int64)
-    order = np.argsort(value, kind="stable")
+    # numpy sorts 16-bit keys stably by radix sort: linear in the number of runs
+    keys = value.astype(np.uint16) if values.dtype.itemsize <= 2 and value.min() >= 0 else value
+    order = np.argsort(keys, kind="stable")
     value, rows, first, last = value[order], rows[order], first[order], last[order]
     group = np.flatnonzero(np.r_[True, value[1:] != value[:-1]])
     present = value[group]

@@ -50,8 +50,8 @@ that separates two annotations decides which is on top:
    does not depend on the arbitrary order of the JSON;
 3. equal sizes: the higher annotation id on top.
 
-Every annotation keeps its row. The pixels it lost to the rule are recorded as ``lost=N`` in
-``attributes`` (N = pixels before resolution - ``area``); an annotation that lost every pixel,
+Every annotation keeps its row. The pixels it lost to the rule are recorded in
+``pixels_lost`` (pixels before resolution - ``area``); an annotation that lost every pixel,
 or that covers no pixel at all, is a row with ``area`` 0 and no pixel in the map.
 
 Memory: a COCO train2017 instances JSON is 448 MB, and ``json.load`` would turn it into several
@@ -69,6 +69,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from array import array
 from dataclasses import dataclass
 from functools import lru_cache, partial
 from pathlib import Path
@@ -672,7 +673,9 @@ def detect(
             found[k].append((split, year, p))
         kinds_given = [k for k in KINDS if found[k]]
         if len(kinds_given) > 1 and set(kinds_given) != {"instances", "stuff"}:
-            raise LayoutNotFoundError(f"annotation files of several kinds given ({', '.join(kinds_given)}); convert one kind at a time")
+            raise LayoutNotFoundError(
+                f"annotation files of several kinds given ({', '.join(kinds_given)}); convert one kind at a time"
+            )
         chosen = "instances" if found["instances"] else kinds_given[0]
         if kind is not None and chosen != kind and not (kind == "stuff" and chosen == "instances"):
             raise LayoutNotFoundError(f"{explicit[0]}: named as {chosen} annotations, but kind={kind!r} was asked for")
@@ -738,10 +741,11 @@ def detect(
     elif chosen == "panoptic":
         for split, yr, path in sorted(items):
             png_dir = _png_dir(path, root)
-            if png_dir is None:
-                if explicit:
-                    raise LayoutNotFoundError(f"{path}: no PNG folder {path.stem}/ next to it or in {root}")
-                continue
+            if png_dir is None:  # never drop a split silently
+                raise LayoutNotFoundError(
+                    f"{path}: no PNG folder {path.stem}/ next to it or in {root}; unzip it, or name the JSON(s) "
+                    "to convert with annotations= (CLI --annotations)"
+                )
             sources.append(Source(split, path, _image_dir(root, images, split, yr), png_dir=png_dir))
         cats, categories_file = _panoptic_categories([s.annotation for s in sources], root, ann_dir, categories)
         name = LAYOUT_NAMES["panoptic"]
@@ -754,7 +758,9 @@ def detect(
         name = LAYOUT_NAMES["stuffthingmaps"]
     splits = [s.split for s in sources]
     if len(set(splits)) != len(splits):
-        raise LayoutNotFoundError(f"{root}: several annotation files for one split ({', '.join(splits)}); name one with annotations=")
+        raise LayoutNotFoundError(
+            f"{root}: several annotation files for one split ({', '.join(splits)}); name one with annotations="
+        )
     if images is not None and not _is_under(images, root):
         image_root = images
     return Layout(name, root, image_root, release, tuple(sources), cats, categories_file)
@@ -791,9 +797,9 @@ class _ImageIndex:
         self.info: dict = {}  # image id -> (width, height, file_name)
         self.png: dict = {}  # panoptic: image id -> PNG file name
         self._dense: dict = {}  # image id -> dense index, in order of first sight
-        self._ann_image: list[int] = []
-        self._ann_start: list[int] = []
-        self._ann_length: list[int] = []
+        self._ann_image = array("q")  # 8 bytes per annotation, not a Python int object each
+        self._ann_start = array("q")
+        self._ann_length = array("q")
 
     def _check_id(self, value, where: str, start: int):
         if not (_is_int(value) or isinstance(value, str)):
@@ -841,22 +847,27 @@ class _ImageIndex:
         if self.kind != "panoptic":
             dangling = [image for image in self._dense if image not in self.info]
             if dangling:
-                raise InputError(self.path, f"{len(dangling)} image id(s) have annotations but no entry in 'images', e.g. {dangling[0]!r}")
+                raise InputError(
+                    self.path, f"{len(dangling)} image id(s) have annotations but no entry in 'images', e.g. {dangling[0]!r}"
+                )
         return top
 
     def spans(self) -> dict:
         """Per image id: the int64 (offset, length) pairs of its records, in file order."""
         if not self._ann_image:
             return {}
-        image = np.asarray(self._ann_image, dtype=np.int64)
-        pairs = np.stack([np.asarray(self._ann_start, np.int64), np.asarray(self._ann_length, np.int64)], axis=1)
-        self._ann_image, self._ann_start, self._ann_length = [], [], []
+        image = np.frombuffer(self._ann_image, dtype=np.int64)
+        pairs = np.stack([np.frombuffer(self._ann_start, np.int64), np.frombuffer(self._ann_length, np.int64)], axis=1)
+        self._ann_start, self._ann_length = array("q"), array("q")
         order = np.argsort(image, kind="stable")
         image, pairs = image[order], pairs[order]
         cuts = np.flatnonzero(np.diff(image)) + 1
         bounds = zip(np.concatenate([[0], cuts]).tolist(), np.concatenate([cuts, [len(image)]]).tolist())
         ids = list(self._dense)
-        return {ids[int(image[a])]: pairs[a:b].tobytes() for a, b in bounds}
+        out = {ids[int(image[a])]: pairs[a:b].tobytes() for a, b in bounds}
+        del image
+        self._ann_image = array("q")
+        return out
 
 
 def list_images(layout: Layout, split: str | None = None) -> list[Task]:
@@ -891,7 +902,8 @@ def list_images(layout: Layout, split: str | None = None) -> list[Task]:
                 if image not in info:
                     info[image] = (w, h, fn)
                 elif info[image][:2] != (w, h):
-                    raise InputError(src.stuff, f"image {image} is {w}x{h} here but {info[image][0]}x{info[image][1]} in {src.annotation.name}")
+                    other = f"{info[image][0]}x{info[image][1]}"
+                    raise InputError(src.stuff, f"image {image} is {w}x{h} here but {other} in {src.annotation.name}")
         ids = set(info) | set(main.png)
         for image in ids:
             w, h, fn = info.get(image, (-1, -1, None))
@@ -923,7 +935,8 @@ def _load_records(path: Path, spans: bytes) -> list:
                 try:
                     out.append(json.loads(data))
                 except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                    raise InputError(path, f"the record at byte {start} no longer parses ({exc}); did the file change during the conversion?") from None
+                    problem = f"the record at byte {start} no longer parses ({exc}); did the file change during the conversion?"
+                    raise InputError(path, problem) from None
     except FileNotFoundError:
         raise InputError(path, "file not found (removed during the conversion?)") from None
     return out
@@ -998,6 +1011,10 @@ def _annotation_rle(ann: dict, h: int, w: int, path: Path, what: str):
                 raise InputError(path, f"{what}: polygon #{j} has coordinates that are not numbers") from None
             if not np.isfinite(arr).all():
                 raise InputError(path, f"{what}: polygon #{j} has coordinates that are not finite numbers")
+            limit = 10 * max(h, w) + 100  # pycocotools rasterises the whole outline: keep it bounded
+            if np.abs(arr).max() > limit:
+                far = arr[np.abs(arr).argmax()]
+                raise InputError(path, f"{what}: polygon #{j} has coordinate {far:g}, far outside the {w}x{h} image")
         return mask_utils.merge(mask_utils.frPyObjects(seg, h, w))
     if isinstance(seg, dict) and "counts" in seg and "size" in seg:
         size = seg["size"]
@@ -1020,7 +1037,8 @@ def _annotation_rle(ann: dict, h: int, w: int, path: Path, what: str):
                 raise InputError(path, f"{what}: compressed RLE counts add up to {int(runs.sum())} pixels, the image has {h * w}")
             return {"size": [h, w], "counts": counts.encode("ascii")}
         raise InputError(path, f"{what}: RLE 'counts' must be a list of integers or a string, found {type(counts).__name__}")
-    raise InputError(path, f"{what}: 'segmentation' must be a list of polygons or an RLE {{size, counts}}, found {str(seg)[:60]!r}")
+    found = str(seg)[:60]
+    raise InputError(path, f"{what}: 'segmentation' must be a list of polygons or an RLE {{size, counts}}, found {found!r}")
 
 
 @lru_cache(maxsize=8)
@@ -1104,7 +1122,7 @@ def _read_json_annotations(layout: Layout, task: Task) -> ConvertedImage:
         thing = bool(cat.is_thing) and group == 1
         rows.add(
             "objects", idx + 1, cat.id, thing and not iscrowd, areas[idx], boxes[idx], source_instance=aid,
-            iscrowd=iscrowd, source_area=source_area, attributes=f"lost={pre - int(areas[idx])}",
+            iscrowd=iscrowd, source_area=source_area, pixels_lost=pre - int(areas[idx]),
         )  # fmt: skip
     row, missing = _image_row(layout, task, src, h, w, src.annotation)
     return ConvertedImage(image=row, segments=rows.cols, masks={"objects": segmap}, classes=[], problems=problems + missing)
@@ -1127,7 +1145,8 @@ def _read_panoptic(layout: Layout, task: Task) -> ConvertedImage:
         if task.width < 0:
             raise InputError(src.annotation, f"image {task.image_id} has neither an annotation nor a size")
         segmap = np.zeros((task.height, task.width), np.uint8)
-        problems.append((str(src.annotation), f"image {task.image_id} is listed in 'images' but has no entry in 'annotations'; converted as unlabeled"))
+        problem = f"image {task.image_id} is listed in 'images' but has no entry in 'annotations'; converted as unlabeled"
+        problems.append((str(src.annotation), problem))
         row, missing = _image_row(layout, task, src, task.height, task.width, src.annotation)
         return ConvertedImage(image=row, segments=rows.cols, masks={"objects": segmap}, problems=problems + missing)
     png = src.png_dir / task.png
@@ -1169,7 +1188,8 @@ def _read_panoptic(layout: Layout, task: Task) -> ConvertedImage:
     counts = np.bincount(pos.ravel(), minlength=n + 1)
     absent = listed_arr[order][counts[1:] == 0]
     if absent.size:
-        raise InputError(png, f"segment id(s) {absent[:5].tolist()} listed in segments_info of {src.annotation.name} have no pixel in the PNG")
+        listed_in = f"segments_info of {src.annotation.name}"
+        raise InputError(png, f"segment id(s) {absent[:5].tolist()} listed in {listed_in} have no pixel in the PNG")
     lut = np.zeros(n + 1, dtype=np.uint8 if n < 256 else np.uint16)
     lut[1:] = order + 1  # JSON order gives the segment ids
     segmap = lut[pos]
@@ -1182,7 +1202,8 @@ def _read_panoptic(layout: Layout, task: Task) -> ConvertedImage:
         area = s.get("area")
         source_area = float(area) if isinstance(area, (int, float)) and not isinstance(area, bool) else None
         if source_area is not None and source_area != areas[j]:
-            problems.append((str(src.annotation), f"image {task.image_id}: segment {s['id']} has area {area} in the JSON, {areas[j]} pixels in {png.name}"))
+            problem = f"image {task.image_id}: segment {s['id']} has area {area} in the JSON, {areas[j]} pixels in {png.name}"
+            problems.append((str(src.annotation), problem))
         rows.add("objects", j + 1, cat.id, bool(cat.is_thing) and not iscrowd, areas[j], boxes[j],
                  source_instance=s["id"], iscrowd=iscrowd, source_area=source_area)  # fmt: skip
     row, missing = _image_row(layout, task, src, h, w, png)
@@ -1241,7 +1262,8 @@ def layers(layout: Layout) -> list[dict]:
     """The one layer every COCO layout produces."""
     what = {
         LAYOUT_NAMES["instances"]: "COCO instances, overlaps resolved (smaller on top)",
-        LAYOUT_NAMES["things-stuff"]: "COCO instances and COCO-Stuff stuff, overlaps resolved (things on top, then smaller on top)",
+        LAYOUT_NAMES["things-stuff"]: "COCO instances and COCO-Stuff stuff, overlaps resolved "
+        "(things on top, then smaller on top)",
         LAYOUT_NAMES["stuff"]: "COCO-Stuff stuff regions",
         LAYOUT_NAMES["panoptic"]: "COCO panoptic segments (things and stuff)",
         LAYOUT_NAMES["stuffthingmaps"]: "COCO-Stuff class regions (things and stuff)",
@@ -1284,8 +1306,7 @@ class _ExportTask:
     height: int
     png: str
     mask: str | None  # path of the objects mask, None when the image has none
-    segments: bytes  # int64 rows (segment_id, class_id, iscrowd) of the image's objects segments
-    keep: bytes  # int64 class ids to export (every class of the class table)
+    segments: bytes  # int64 rows (segment_id, class_id, iscrowd) of the image's objects segments with a class row
 
 
 def _export_one(task: _ExportTask, out_dir: str) -> tuple:
@@ -1300,8 +1321,7 @@ def _export_one(task: _ExportTask, out_dir: str) -> tuple:
     max_id = int(segmap.max()) if segmap.size else 0
     size = max(max_id, int(seg[:, 0].max()) if len(seg) else 0) + 1
     keep = np.zeros(size, bool)
-    known = np.isin(seg[:, 1], np.frombuffer(task.keep, np.int64))
-    keep[seg[known, 0]] = True
+    keep[seg[:, 0]] = True
     ids = np.where(keep[segmap], segmap, 0).astype(np.int32)
     unlisted = int(((segmap > 0) & ~keep[segmap]).sum())
     counts = np.bincount(ids.ravel(), minlength=size)
@@ -1358,7 +1378,8 @@ def write(dataset, out: str | Path, *, overwrite: bool = False, workers: int | N
     dict
         ``path``, ``images``, ``segments`` (written), ``dropped_segments`` (rows of area 0,
         which a panoptic PNG cannot hold), ``unlisted_pixels`` (mask pixels without a segment
-        row, written as void), ``categories``, ``splits`` (JSON path per split), ``seconds``.
+        row of a class in the class table, written as void), ``categories``, ``splits`` (JSON
+        path per split), ``seconds``.
     """
     start = time.perf_counter()
     ds = dataset if isinstance(dataset, Dataset) else Dataset(dataset)
@@ -1377,11 +1398,11 @@ def write(dataset, out: str | Path, *, overwrite: bool = False, workers: int | N
         if color and re.fullmatch(r"#[0-9a-fA-F]{6}", color):
             entry["color"] = [int(color[i : i + 2], 16) for i in (1, 3, 5)]
         categories.append(entry)
-    keep = np.asarray([c["id"] for c in categories], np.int64).tobytes()
 
     ids = images["image_id"].tolist()
     decimal = all(isinstance(i, str) and i.isdigit() and str(int(i)) == i for i in ids)
     json_ids = [int(i) for i in ids] if decimal else list(range(1, len(ids) + 1))
+    objects = objects[objects["class_id"].isin([c["id"] for c in categories])]  # others are written as void
     groups = objects.groupby("image_id", sort=False).indices
     seg_cols = objects[["segment_id", "class_id", "iscrowd"]].to_numpy(dtype=np.int64)
     names = [Path(f).stem if (f := text_or_none(r.file)) else r.image_id for r in images.itertuples(index=False)]
@@ -1395,7 +1416,7 @@ def write(dataset, out: str | Path, *, overwrite: bool = False, workers: int | N
         seg = seg_cols[rows] if rows is not None else np.zeros((0, 3), np.int64)
         tasks.append(_ExportTask(row.image_id, row.split, json_ids[k], int(row.width), int(row.height), f"{stem}.png",
                                  str(ds.path / mask_relpath("objects", row.split, row.image_id)) if has_mask else None,
-                                 np.ascontiguousarray(seg).tobytes(), keep))  # fmt: skip
+                                 np.ascontiguousarray(seg).tobytes()))  # fmt: skip
     splits = sorted(set(images["split"]))
     with atomic_output(out, overwrite=overwrite) as tmp:
         for split in splits:
@@ -1415,8 +1436,8 @@ def write(dataset, out: str | Path, *, overwrite: bool = False, workers: int | N
             done += 1
             if progress:
                 progress(done, len(tasks))
-        info = json.dumps({"description": f"{ds.name}, exported by segdata {__version__} from {ds.manifest.get('source', {}).get('layout', 'unknown')}",
-                           "version": "1.0"})  # fmt: skip
+        source = ds.manifest.get("source", {}).get("layout", "unknown")
+        info = json.dumps({"description": f"{ds.name}, exported by segdata {__version__} from {source}", "version": "1.0"})
         cats_text = ", ".join(json.dumps(c) for c in categories)
         paths = {}
         for split, items in per_split.items():

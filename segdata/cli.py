@@ -173,8 +173,7 @@ def convert(family, root, target, out, split, limit, workers, copy_images, overw
         + (f"; {report.resumed_images} images kept from the interrupted run" if report.resumed_images else "")
     )
     skipped = [p for p in report.problems if p["action"] == "skipped"]
-    for p in report.problems:
-        console.print(f"  {'skipped' if p['action'] == 'skipped' else 'note'}: {p['file']}: {p['problem']}", soft_wrap=True)
+    _print_problems(console, report.problems)
     if skipped:
         console.print(f"{len(skipped)} image(s) skipped; listed under 'problems' in {report.path / 'segdata.json'}")
 
@@ -228,6 +227,23 @@ def export(dataset, target, out, vocab, layer, images_mode, overwrite, workers, 
     for key in ("missing_images", "problems"):
         if report.get(key):
             console.print(f"{key}: {report[key]}", soft_wrap=True, markup=False)
+
+
+def _print_problems(console, problems: list[dict], limit: int = 20) -> None:
+    """Every skipped image, and the other findings one per line up to ``limit``; beyond that,
+    one line per kind of finding with its count (the full list is in segdata.json)."""
+    import re
+    from collections import Counter
+
+    notes = [p for p in problems if p["action"] != "skipped"]
+    for p in problems:
+        if p["action"] == "skipped" or len(notes) <= limit:
+            label = "skipped" if p["action"] == "skipped" else "note"
+            console.print(f"  {label}: {p['file']}: {p['problem']}", soft_wrap=True, markup=False)
+    if len(notes) > limit:
+        kinds = Counter(re.sub(r"\d+", "N", p["problem"]) for p in notes)
+        for kind, count in kinds.most_common():
+            console.print(f"  note ({count} images): {kind}", soft_wrap=True, markup=False)
 
 
 @main.command(context_settings=CONTEXT)

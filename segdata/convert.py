@@ -108,7 +108,7 @@ class SegmentRows:
     COLUMNS = (
         "image_id", "layer", "segment_id", "class_id", "is_instance", "iscrowd", "area",
         "bbox_x", "bbox_y", "bbox_w", "bbox_h", "parent_segment", "source_instance",
-        "part_level", "occluded", "crop", "raw_name", "attributes", "source_area",
+        "part_level", "occluded", "crop", "raw_name", "attributes", "source_area", "pixels_lost",
     )  # fmt: skip
 
     def __init__(self, image_id: str):
@@ -117,7 +117,7 @@ class SegmentRows:
 
     def add(self, layer, segment_id, class_id, is_instance, area, box, parent=0, source_instance=None,
             part_level=None, occluded=None, crop=None, raw_name=None, attributes=None, iscrowd=False,
-            source_area=None):  # fmt: skip
+            source_area=None, pixels_lost=None):  # fmt: skip
         c = self.cols
         c["image_id"].append(self.image_id)
         c["layer"].append(layer)
@@ -136,6 +136,7 @@ class SegmentRows:
         c["raw_name"].append(raw_name)
         c["attributes"].append(attributes)
         c["source_area"].append(None if source_area is None else float(source_area))
+        c["pixels_lost"].append(None if pixels_lost is None else int(pixels_lost))
 
     def __len__(self) -> int:
         return len(self.cols["segment_id"])

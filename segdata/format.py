@@ -14,7 +14,7 @@ Conventions used throughout:
 - ``segment_id`` values are 1-based within one (image, layer); 0 in a mask means "no annotation".
 - boxes are ``(bbox_x, bbox_y, bbox_w, bbox_h)`` in pixels, x = column, half-open, as in COCO.
 - ``area`` is the number of pixels of the segment in its mask; ``source_area`` is what the source
-  states, when it states one.
+  states, when it states one; ``pixels_lost`` what an overlap rule took from the segment (COCO).
 - ``parent_segment`` is the segment id, in the layer's parent layer, of the segment this one is
   part of (``parts-1`` -> ``objects``, ``parts-2`` -> ``parts-1``); 0 = no parent.
 """
@@ -85,6 +85,7 @@ SEGMENT_SCHEMA = pa.schema(
         ("bbox_h", pa.int32()),
         ("parent_segment", pa.int32()),
         ("source_area", pa.float64()),
+        ("pixels_lost", pa.int64()),
         ("source_instance", pa.int64()),
         ("part_level", pa.int8()),
         ("occluded", pa.bool_()),

@@ -1,5 +1,5 @@
 """Synthetic datasets in the exact on-disk layouts of the real ones, for the demo, the tests and
-the benchmarks. One module per family; ADE20K's API is re-exported here."""
+the benchmarks. One module per family; their generators are re-exported here."""
 
 from .ade20k import (  # noqa: F401
     ADE_MAX_CODE,
@@ -23,3 +23,6 @@ from .ade20k import (  # noqa: F401
     write_atr,
     write_challenge_image,
 )
+from .cityscapes import generate_cityscapes  # noqa: F401
+from .coco import generate_coco_instances  # noqa: F401
+from .voc import generate_voc  # noqa: F401

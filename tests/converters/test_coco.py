@@ -25,6 +25,8 @@ from tests.conftest import require
 from tests.fixtures import coco as fx
 
 PANOPTIC_CATEGORIES = "coco/annotations/panoptic_coco_categories.json"
+# pycocotools 2.0 decodes through np.array(copy=False), which NumPy 2 warns about on every mask
+pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning")
 
 
 # --------------------------------------------------------------------------- independent references
@@ -52,10 +54,6 @@ def painted(api: COCO, image_id: int, stuff_ids: frozenset = frozenset()) -> tup
     visible = {aid: int((out == aid).sum()) for aid in masks}
     return out, pre, visible
 
-
-def lost_of(attributes: str) -> int:
-    fields = dict(item.split("=") for item in attributes.split(","))
-    return int(fields["lost"])
 
 
 def source_map(ds, image_id: str) -> np.ndarray:
@@ -120,7 +118,7 @@ def test_instances_pixels_before_resolution_equal_ann_to_mask(coco_instances):
         rows = ds.segments[ds.segments.image_id == str(image_id)]
         for r in rows.itertuples():
             assert r.area == visible[r.source_instance]
-            assert r.area + lost_of(r.attributes) == pre[r.source_instance]
+            assert r.area + int(r.pixels_lost) == pre[r.source_instance]
             checked += 1
     assert checked == 624
 
@@ -133,7 +131,7 @@ def test_coco_area_is_not_the_pixel_count(coco_instances):
     crowd = [a for a in api.loadAnns(api.getAnnIds(imgIds=[255165])) if a["iscrowd"]][0]
     assert crowd["area"] == 9476 and int(api.annToMask(crowd).sum()) == 8603
     seg = ds.segments
-    pre = seg.area + seg.attributes.map(lost_of)
+    pre = seg.area + seg.pixels_lost
     assert (pre != seg.source_area).mean() > 0.5  # most polygons rasterise to another count
     rel = ((pre - seg.source_area).abs() / seg.source_area)[~seg.iscrowd]
     assert 0.0 < rel.median() < 0.05 and rel.max() < 0.5
@@ -273,14 +271,14 @@ def test_fixture_overlaps_resolved_smaller_on_top(small, tmp_path):
     rows = ds.segments[ds.segments.image_id == "1"].set_index("source_instance")
     assert list(rows.segment_id) == [1, 2, 3, 4, 5]  # ascending annotation id
     # the dog (13) and the chair (14) cover the same pixels: the higher id is on top
-    assert rows.loc[13, "area"] == 0 and lost_of(rows.loc[13, "attributes"]) == pre[13] > 0
+    assert rows.loc[13, "area"] == 0 and rows.loc[13, "pixels_lost"] == pre[13] > 0
     assert rows.loc[13, ["bbox_x", "bbox_y", "bbox_w", "bbox_h"]].tolist() == [0, 0, 0, 0]
     assert rows.loc[14, "area"] == pre[14]
     # the person stands in front of the larger car; the crowd corner overlaps the car too
     assert rows.loc[11, "area"] == pre[11] - pre[14] and rows.loc[10, "area"] < pre[10]
     assert rows.loc[12, "iscrowd"] and not rows.loc[12, "is_instance"] and rows.loc[12, "area"] == 12
     assert rows.loc[12, "source_area"] == 15.0
-    assert sum(lost_of(a) for a in rows.attributes) == sum(pre.values()) - int((expected > 0).sum())
+    assert int(rows.pixels_lost.sum()) == sum(pre.values()) - int((expected > 0).sum())
     assert report.images == 2
     assert list(ds.problems.action) == ["converted"] and ds.problems.image_id.tolist() == ["2"]
     assert validate(ds.path, workers=1) == []
@@ -315,7 +313,7 @@ def test_fixture_things_and_stuff_in_one_layer(small, tmp_path):
     assert np.array_equal(source_map(ds, "1"), expected)
     rows = ds.segments[ds.segments.image_id == "1"].set_index("source_instance")
     assert list(rows.segment_id) == list(range(1, 10))  # things by id, then stuff by id
-    assert rows.loc[20000004, "area"] == 0 and lost_of(rows.loc[20000004, "attributes"]) == 1
+    assert rows.loc[20000004, "area"] == 0 and rows.loc[20000004, "pixels_lost"] == 1
     assert not rows.loc[list(stuff_ids), "is_instance"].any()
     things = dict(zip(ds.classes.class_id, ds.classes.is_thing))
     assert things[3] and not things[149] and not things[183]
@@ -434,6 +432,27 @@ def test_detect_prefers_instances_and_names_what_it_looked_for(tmp_path, small):
         coco.detect(small, kind="panoptic")
 
 
+def test_detect_options_and_a_json_as_root(small, tmp_path):
+    path = small / "annotations" / "instances_val2017.json"
+    for layout in (coco.detect(path), coco.detect(small, annotations=[path]), coco.detect(small / "annotations")):
+        assert layout.name == "coco-instances" and layout.root == small and layout.release == "2017"
+        assert [(s.split, s.image_dir) for s in layout.sources] == [("val", small / "val2017")]
+    fx.write_stuff_json(small / "annotations" / "stuff_val2017.json", [fx.image_entry(1, 12, 16)], [])
+    assert coco.detect(small).name == "coco-things-stuff"
+    assert coco.detect(small, stuff=False).name == "coco-instances"
+    assert coco.detect(small, kind="stuff").name == "coco-stuff"
+    (small / "annotations" / "instances_val2014.json").write_bytes(path.read_bytes())
+    assert coco.detect(small, stuff=False).sources[0].annotation == path  # the latest year
+    with pytest.raises(segdata.LayoutNotFoundError, match="no stuffthingmaps annotations found"):
+        coco.detect(small, kind="stuffthingmaps")
+
+
+def test_image_of_another_size_than_the_json_says(small, tmp_path):
+    fx.write_jpg(small / "val2017" / "000000000001.jpg", 13, 16)
+    with pytest.raises(segdata.InputError, match="image 1 is 16x12 here, but 000000000001.jpg is 16x13"):
+        convert(coco, small, tmp_path / "u", workers=1)
+
+
 def test_detect_reads_categories_wherever_they_are(tmp_path):
     """Official JSONs end with 'categories' (read from the tail); COCO-Stuff JSONs have them
     before the annotations (read by streaming until them)."""
@@ -495,6 +514,9 @@ def _bad_instances(tmp_path, mutate) -> Path:
         (lambda d: d["annotations"][2].update(segmentation={"size": [12, 16], "counts": "5Z"}), "compressed RLE"),
         (lambda d: d["annotations"][2]["segmentation"].update(size=[16, 12]), "is not the image's"),
         (lambda d: d["annotations"][0].update(image_id=77), "image id\\(s\\) have annotations but no entry in 'images'"),
+        (lambda d: d["annotations"][1].update(segmentation=[[1, 1, 5, 1, 1e12, 4]]), "coordinate 1e\\+12, far outside the 16x12 image"),
+        (lambda d: d["annotations"][1].update(segmentation=[[1, 1, 5, 1, None, 4]]), "not finite numbers"),
+        (lambda d: d["annotations"][1].update(segmentation={"counts": [1]}), "'segmentation' must be a list of polygons or an RLE"),
     ],
 )
 def test_bad_instances_name_the_file_and_the_problem(tmp_path, mutate, message):
