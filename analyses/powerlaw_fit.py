@@ -68,12 +68,6 @@ class PowerLawFit:
         return asdict(self)
 
 
-def _alpha_approx(tail: np.ndarray, xmin: float) -> float:
-    """CSN eq. (3.7): discrete MLE approximated by the continuous one shifted by 1/2."""
-    logs = np.log(tail / (xmin - 0.5)).sum()
-    return 1.0 + len(tail) / logs if logs > 0 else np.inf
-
-
 def _log_zeta(a: float, q):
     """log of the Hurwitz zeta function zeta(a, q), a > 1, q >= 1, without underflow.
 
@@ -118,34 +112,42 @@ def _ks(tail_sorted: np.ndarray, alpha: float, xmin: int) -> float:
 
 
 def _scan(x_sorted: np.ndarray) -> tuple[int, float, float]:
-    """Best (xmin, alpha, ks) over candidate xmins, using the fast continuous approximations."""
-    distinct = np.unique(x_sorted)
-    distinct = distinct[distinct >= 1]
-    # candidates: every distinct value when few, else quantiles; keep >= _MIN_TAIL points above
-    limit = x_sorted[-_MIN_TAIL] if len(x_sorted) >= _MIN_TAIL else x_sorted[0]
-    distinct = distinct[distinct <= limit]
-    if len(distinct) == 0:
-        distinct = np.unique(x_sorted)[:1]
-    if len(distinct) > _MAX_CANDIDATES:
-        idx = np.unique(np.linspace(0, len(distinct) - 1, _MAX_CANDIDATES).round().astype(int))
-        distinct = distinct[idx]
-    best = (int(distinct[0]), np.inf, np.inf)
-    for xmin in distinct:
-        tail = x_sorted[np.searchsorted(x_sorted, xmin) :]
-        alpha = _alpha_approx(tail, float(xmin))
-        if not np.isfinite(alpha):
-            continue
+    """Best (xmin, alpha, ks) over candidate xmins, using the fast continuous approximations.
+
+    The distinct values, their counts and suffix sums of logs are computed once; each candidate
+    then costs one vectorised pass over the distinct values above it.
+    """
+    values, counts = np.unique(x_sorted, return_counts=True)
+    logs = np.log(values) * counts
+    suffix_n = np.cumsum(counts[::-1])[::-1]  # points >= values[k]
+    suffix_log = np.cumsum(logs[::-1])[::-1]
+    # candidates: keep >= _MIN_TAIL points above; every distinct value when few, else quantiles
+    eligible = np.flatnonzero((suffix_n >= min(_MIN_TAIL, len(x_sorted))) & (values >= 1))
+    if len(eligible) == 0:
+        eligible = np.array([0])
+    if len(eligible) > _MAX_CANDIDATES:
+        eligible = eligible[np.unique(np.linspace(0, len(eligible) - 1, _MAX_CANDIDATES).round().astype(int))]
+    # all candidates at once: rows are candidates k, columns distinct values j (j >= k counts)
+    ks = eligible
+    xmin = values[ks]
+    n = suffix_n[ks]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        alpha = 1.0 + n / (suffix_log[ks] - n * np.log(xmin - 0.5))  # CSN eq. (3.7)
+        cum = np.concatenate(([0], np.cumsum(counts)))
         # empirical CDF at each distinct value (inclusive and exclusive of ties) against the
         # continuous approximation P(X <= v) = 1 - ((v + 1/2) / (xmin - 1/2))^(1 - alpha)
-        n = len(tail)
-        v, last = np.unique(tail, return_index=True)
-        ends = np.append(last[1:], n)
-        model = 1.0 - ((v + 0.5) / (xmin - 0.5)) ** (1.0 - alpha)
-        model_before = 1.0 - ((v - 0.5) / (xmin - 0.5)) ** (1.0 - alpha)
-        d = float(max(np.abs(ends / n - model).max(), np.abs(last / n - model_before).max()))
-        if d < best[2]:
-            best = (int(xmin), alpha, d)
-    return best
+        ends = (cum[None, 1:] - cum[ks, None]) / n[:, None]
+        before = (cum[None, :-1] - cum[ks, None]) / n[:, None]
+        lx = np.log(xmin - 0.5)[:, None]
+        e = (1.0 - alpha)[:, None]
+        model = 1.0 - np.exp(e * (np.log(values + 0.5)[None, :] - lx))
+        model_before = 1.0 - np.exp(e * (np.log(values - 0.5)[None, :] - lx))
+        dist = np.maximum(np.abs(ends - model), np.abs(before - model_before))
+    dist[np.arange(len(values))[None, :] < ks[:, None]] = 0.0  # values below xmin are not in the tail
+    d = dist.max(axis=1)
+    d[~np.isfinite(alpha) | (alpha <= 1)] = np.inf
+    best = int(np.argmin(d))
+    return int(xmin[best]), float(alpha[best]), float(d[best])
 
 
 def _fit(x_sorted: np.ndarray) -> tuple[int, float, float, int]:

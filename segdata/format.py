@@ -198,6 +198,15 @@ class Dataset:
     def segments(self) -> pd.DataFrame:
         return self._table(SEGMENTS_FILE)
 
+    def segment_table(self, columns: list[str] | None = None, layer: str | None = None) -> pa.Table:
+        """The segment table as a pyarrow Table (only ``columns``; only rows of ``layer``), for
+        analyses that filter millions of rows with Arrow's compute kernels before pandas."""
+        path = self.path / SEGMENTS_FILE
+        if not path.is_file():
+            raise FormatError(f"{path}: missing")
+        filters = [("layer", "==", layer)] if layer is not None else None
+        return pq.read_table(path, columns=columns, filters=filters)
+
     def read_segments(self, columns: list[str] | None = None) -> pd.DataFrame:
         """The segment table, or only some of its columns (faster on large datasets: parquet
         reads just those). Served from the full table when it is already loaded."""
