@@ -381,7 +381,7 @@ def longtail(dataset, split, layer, bucket_rule, buckets_out, bootstrap, plots, 
         if plots:
             report["plots"] = [str(p) for p in lt.plot_longtail(freq, buckets, plots, title=ds.name, rule=rule)]
     if as_json:
-        click.echo(json.dumps(report, indent=1))
+        click.echo(json.dumps(report))  # compact: thousands of classes, read by scripts
         return
     _print_longtail(report, top)
 
