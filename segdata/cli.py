@@ -20,7 +20,7 @@ FAMILIES = ("ade20k", "coco", "voc", "cityscapes", "label-png")
 FAMILY_OPTIONS = {
     "coco": {"kind", "annotations", "categories", "images", "stuff"},
     "voc": {"sbd", "aug"},
-    "cityscapes": {"coarse"},
+    "cityscapes": {"coarse", "check_labelids"},
     "label-png": {"vocab"},
 }
 
@@ -124,9 +124,11 @@ def main() -> None:
 @click.option("--sbd", type=click.Path(path_type=Path), help="voc: SBD root; its annotation becomes layer 'sbd'.")
 @click.option("--aug", is_flag=True, help="voc: read SegmentationClassAug.")
 @click.option("--coarse", is_flag=True, help="cityscapes: add gtCoarse as layer 'coarse' next to gtFine.")
+@click.option("--check-labelids", is_flag=True,
+              help="cityscapes: also decode labelIds and check it against instanceIds (which holds every labelId).")
 @click.option("--vocab", type=click.Path(path_type=Path), help="label-png: vocabulary file  [default: ROOT/vocab.json]")
 def convert(family, root, target, out, split, limit, workers, copy_images, overwrite, resume, on_error, name, as_json,
-            kind, annotations, categories, images, stuff, sbd, aug, coarse, vocab):  # fmt: skip
+            kind, annotations, categories, images, stuff, sbd, aug, coarse, check_labelids, vocab):  # fmt: skip
     """Convert the dataset at ROOT, read as it ships, into a unified-format directory OUT.
 
     The layout is detected: ADE20K full (2021_17_01 or 2016_07_26), ADEChallengeData2016, the
@@ -146,7 +148,8 @@ def convert(family, root, target, out, split, limit, workers, copy_images, overw
     from .convert import convert as run_convert
 
     options = _family_options(family, dict(kind=kind, annotations=annotations, categories=categories, images=images,
-                                           stuff=stuff, sbd=sbd, aug=aug, coarse=coarse, vocab=vocab))  # fmt: skip
+                                           stuff=stuff, sbd=sbd, aug=aug, coarse=coarse,
+                                           check_labelids=check_labelids, vocab=vocab))  # fmt: skip
     if "annotations" in options:
         options["annotations"] = list(options["annotations"])
     if family == "coco" and stuff is False:

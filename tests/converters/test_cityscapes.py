@@ -410,7 +410,8 @@ def test_bad_input_raises_input_error_naming_the_file(tmp_path, spoil):
     v = fx.scene_a()
     paths = fx.write_image(root, "train", "aachen", fx.A, v, image=True)
     kind, message = spoil(paths, v)
-    layout = cityscapes.detect(root)
+    # with the cross-check on, both files of the pair are read (without it, only instanceIds)
+    layout = cityscapes.detect(root, check_labelids=True)
     (task,) = cityscapes.list_images(layout)
     with pytest.raises(InputError, match=message) as info:
         cityscapes.read_image(layout, task)
@@ -420,13 +421,38 @@ def test_bad_input_raises_input_error_naming_the_file(tmp_path, spoil):
 def test_bad_image_is_skipped_on_request(small, tmp_path):
     folder = small / "gtFine" / "train" / "aachen"
     fx.write_label_ids(folder / f"{fx.B}_gtFine_labelIds.png", np.full((5, 8), 40))
+    check = {"check_labelids": True}
     with pytest.raises(InputError, match="outside 0..33"):
-        convert(cityscapes, small, tmp_path / "u", workers=1)
+        convert(cityscapes, small, tmp_path / "u", workers=1, options=check)
     assert not (tmp_path / "u").exists()
-    report = convert(cityscapes, small, tmp_path / "u", workers=1, on_error="skip")
+    report = convert(cityscapes, small, tmp_path / "u", workers=1, on_error="skip", options=check)
     assert report.images == 2
     (skipped,) = [p for p in report.problems if p["action"] == "skipped"]
     assert skipped["image_id"] == fx.B and skipped["file"].endswith(f"{fx.B}_gtFine_labelIds.png")
+
+
+def test_labelids_are_not_decoded_unless_checked(small, tmp_path):
+    """instanceIds holds every labelId: by default the labelIds file is not read at all (a
+    broken one goes unnoticed, and the result equals the checked conversion of good files)."""
+    convert(cityscapes, small, tmp_path / "checked", workers=1, options={"check_labelids": True})
+    folder = small / "gtFine" / "train" / "aachen"
+    (folder / f"{fx.B}_gtFine_labelIds.png").write_bytes(b"not a png")
+    convert(cityscapes, small, tmp_path / "fast", workers=1)
+    a, b = segdata.open(tmp_path / "checked"), segdata.open(tmp_path / "fast")
+    for image_id in a.images.image_id:
+        assert np.array_equal(a.semantic(image_id), b.semantic(image_id))
+
+
+def test_labelids_alone_when_instanceids_are_missing(small, tmp_path):
+    folder = small / "gtFine" / "train" / "aachen"
+    (folder / f"{fx.B}_gtFine_instanceIds.png").unlink()
+    convert(cityscapes, small, tmp_path / "u", workers=1)
+    ds = segdata.open(tmp_path / "u")
+    labels = np.asarray(Image.open(folder / f"{fx.B}_gtFine_labelIds.png")).astype(np.int64)
+    to_label = dict(zip(ds.classes.class_id, ds.classes.source_id))
+    sem = ds.semantic(fx.B)
+    assert np.array_equal(np.vectorize(to_label.get)(sem), labels)
+    assert not ds.segments[ds.segments.image_id == fx.B].is_instance.any()
 
 
 def test_no_layout_names_what_was_looked_for(tmp_path):
