@@ -6,8 +6,8 @@ segments, and the instances that survive a COCO panoptic export (a segment of th
 not crowd, with IoU >= 0.5 against the source instance: the PQ matching rule) from Datumaro and,
 once ``segdata.converters.coco`` has ``write``, from segdata.
 
-    /tmp/benchvenv/bin/python benchmarks/convert_cityscapes.py              # 200 images, 2048x1024
-    /tmp/benchvenv/bin/python benchmarks/convert_cityscapes.py --png fast   # files that decode 5x faster
+    python benchmarks/convert_cityscapes.py              # 200 images, 2048x1024 (pip install -e ".[bench]")
+    python benchmarks/convert_cityscapes.py --png fast   # files that decode 5x faster
 
 The generated PNGs are encoded as the real files are (Pillow's default encoder) unless ``--png
 fast``; decoding them costs what decoding the real files costs. Datumaro's ``cityscapes`` importer

@@ -15,6 +15,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from segdata.synthetic import ade20k as syn
+from tests.conftest import require
 
 SMALL = ((40, 56), (120, 160))
 
@@ -369,12 +370,9 @@ def test_2021_instance_ranks_are_shuffled(ade2021):
     assert shuffled >= 8
 
 
-def test_2021_real_sample_encoding_matches_if_available():
-    """Our B rule reproduces the real sample's B values (skipped when the shared samples are absent)."""
-    seg = Path("/work/shared/samples/ade20k_full/ADE20K_2021_17_01/images/ADE/training/urban/street/"
-               "ADE_train_00016869_parts_1.png")
-    if not seg.exists():
-        pytest.skip("real samples not available")
+def test_2021_real_sample_encoding_matches(samples):
+    """Our B rule reproduces the real sample's B values."""
+    seg = require(samples / "ade20k_full/ADE20K_2021_17_01/images/ADE/training/urban/street/ADE_train_00016869_parts_1.png")
     _, bvals = decode_rgb(seg)
     n = len(np.unique(bvals)) - 1
     assert set(np.unique(bvals)) - {0} == set(syn.ade_instance_b_values(n).tolist())
