@@ -20,8 +20,10 @@ layer ``coarse``; gtCoarse images without a gtFine annotation (``train_extra``) 
 Encoding (cityscapesScripts ``json2instanceImg.py``, checked on the real files): an instanceIds
 value ``v >= 1000`` is instance ``k = v % 1000`` of labelId ``v // 1000`` (``k`` counts from 0 in
 polygon order); ``v < 1000`` is the labelId itself, for stuff and for thing pixels that have no
-instance id (the "group" polygons such as ``cargroup``, drawn as the base class). The labelIds PNG
-must agree with it at every pixel.
+instance id (the "group" polygons such as ``cargroup``, drawn as the base class). So instanceIds
+alone holds every pixel's labelId, and it is all that is decoded by default (as cityscapesScripts'
+own panoptic conversion does); with ``detect(root, check_labelids=True)`` (CLI
+``--check-labelids``) the labelIds PNG is decoded too and must agree with it at every pixel.
 
 How the unified format holds it:
 
