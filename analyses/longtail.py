@@ -26,6 +26,7 @@ import pyarrow.compute as pc
 
 from segdata.format import Dataset
 
+from .plotting import FigureWriter
 from .powerlaw_fit import fit_power_law, gini
 
 #: LVIS (Gupta et al. 2019): rare 1-10 training images, common 11-100, frequent > 100
@@ -302,21 +303,8 @@ def plot_longtail(
 ) -> list[Path]:
     """Log-log rank-frequency (pixels and instances), coverage curve with the k reaching 90% and
     95%, and classes per bucket; each as PNG and SVG. Returns the files written."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
-
-    def save(fig, name):
-        for ext in ("png", "svg"):
-            path = directory / f"{name}.{ext}"
-            fig.savefig(path, dpi=120, bbox_inches="tight")
-            written.append(path)
-        plt.close(fig)
+    writer = FigureWriter(directory)
+    plt, save = writer.plt, writer.save
 
     fig, ax = plt.subplots(figsize=(6, 4.5))
     for quantity, color in (("pixels", "tab:blue"), ("instances", "tab:orange")):
@@ -352,4 +340,4 @@ def plot_longtail(
     ax.set_ylabel("classes")
     ax.set_title(f"classes per frequency bucket {title}".strip())
     save(fig, "buckets")
-    return written
+    return writer.written

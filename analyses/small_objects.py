@@ -25,6 +25,8 @@ from segdata.format import Dataset, mask_relpath, text_or_none
 from segdata.maskio import read_segment_map
 from segdata.runner import parallel_map
 
+from .plotting import FigureWriter
+
 #: COCO's area thresholds (pixels): small < 32**2 <= medium < 96**2 <= large
 SMALL_MAX = 32**2
 MEDIUM_MAX = 96**2
@@ -180,21 +182,8 @@ def small_objects_report(
 def plot_sizes(objects: pd.DataFrame, per_class: pd.DataFrame, directory: str | Path, title: str = "") -> list[Path]:
     """Log-scale size histogram with the COCO and stride thresholds, and per-class median size
     against class frequency (instances); PNG and SVG. Returns the files written."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
-
-    def save(fig, name):
-        for ext in ("png", "svg"):
-            path = directory / f"{name}.{ext}"
-            fig.savefig(path, dpi=120, bbox_inches="tight")
-            written.append(path)
-        plt.close(fig)
+    writer = FigureWriter(directory)
+    plt, save = writer.plt, writer.save
 
     areas = objects.loc[objects["area"] > 0, "area"].to_numpy()
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
@@ -220,4 +209,4 @@ def plot_sizes(objects: pd.DataFrame, per_class: pd.DataFrame, directory: str | 
     ax.set_ylabel("median area (pixels)")
     ax.set_title(f"median size against frequency {title}".strip())
     save(fig, "median_size_vs_frequency")
-    return written
+    return writer.written
