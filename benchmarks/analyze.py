@@ -50,7 +50,9 @@ def _run(args: list[str]) -> float:
 
 def datumaro_stats(path: Path, fmt: str) -> dict:
     """Import ``path`` with Datumaro and run its annotation statistics; returns the pixel total
-    its ``segments/pixel distribution`` accounts for, the image count and the seconds taken."""
+    its ``segments/pixel distribution`` accounts for, the pixels of the images it loaded (Datumaro
+    loads an image once per split list it is in, e.g. VOC's train and trainval), the image count
+    and the seconds taken."""
     import datumaro as dm
     from datumaro.components.operations import compute_ann_statistics
 
@@ -61,7 +63,14 @@ def datumaro_stats(path: Path, fmt: str) -> dict:
         stats = compute_ann_statistics(dataset)
     seconds = time.perf_counter() - t0
     pixels = sum(v[0] for v in stats["annotations"]["segments"]["pixel distribution"].values())
-    return {"images": stats["images count"], "pixels": int(pixels), "seconds": seconds}
+    image_pixels = 0
+    for item in dataset:
+        mask = next((a for a in item.annotations if hasattr(a, "image")), None)
+        size = item.media.size if item.media is not None and item.media.has_size else None
+        if size is None and mask is not None:
+            size = mask.image.shape[:2]
+        image_pixels += int(size[0]) * int(size[1]) if size else 0
+    return {"images": stats["images count"], "pixels": int(pixels), "image_pixels": image_pixels, "seconds": seconds}
 
 
 def _subset(release: Path, n: int, dest: Path) -> Path:
@@ -110,9 +119,12 @@ def speed(args, work: Path) -> dict:
     return out
 
 
-def _label_pixels(pngs) -> int:
-    """Annotated pixels, decoded independently: every pixel of every label map."""
-    return int(sum(np.asarray(Image.open(p)).size for p in pngs))
+def _label_counts(pngs) -> np.ndarray:
+    """Pixels per label value over every label map, decoded independently (Pillow + bincount)."""
+    counts = np.zeros(256, dtype=np.int64)
+    for p in pngs:
+        counts += np.bincount(np.asarray(Image.open(p)).ravel(), minlength=256)
+    return counts
 
 
 def accuracy(args, work: Path) -> dict:
@@ -125,15 +137,25 @@ def accuracy(args, work: Path) -> dict:
     voc_root = generate_voc(work / "voc", args.accuracy_images, seed=0, workers=default_workers())
     for name, module, root, pngs, fmt in (
         ("cityscapes", cityscapes, cs_root, sorted(Path(cs_root).rglob("*_gtFine_labelIds.png")), "cityscapes"),
-        ("voc", voc, voc_root, sorted(Path(voc_root).rglob("SegmentationClass/*.png")), "voc"),
+        ("voc", voc, voc_root, sorted(Path(voc_root).rglob("SegmentationClass/*.png")), "voc_segmentation"),
     ):
-        total = _label_pixels(pngs)
+        counts = _label_counts(pngs)
+        total = int(counts.sum())
         convert(module, root, work / f"{name}-u", workers=default_workers())
-        acc = pixel_accounting(segdata.open(work / f"{name}-u"))
-        assert acc["total"] == total, (acc, total)
+        ds = segdata.open(work / f"{name}-u")
+        acc = pixel_accounting(ds)
+        # segdata's per-class pixels, mapped back to the source's label values, must be the counts
+        # of the label maps: every pixel accounted for, in its own class
+        seg = ds.read_segments(["layer", "class_id", "area"])
+        per_class = seg[seg.layer == "objects"].groupby("class_id")["area"].sum()
+        source = dict(zip(ds.classes.class_id, ds.classes.source_id))
+        mine = np.zeros(256, dtype=np.int64)
+        for class_id, pixels in per_class.items():
+            mine[source[class_id]] += pixels
+        assert np.array_equal(mine, counts), f"{name}: per-class pixels differ from the label maps"
         row = {
             "pixels": total,
-            "segdata_share": (acc["labelled"] + acc["ignore"] + acc["unlabeled"]) / total,
+            "segdata_share": (acc["labelled"] + acc["ignore"]) / total,
             "segdata_labelled_share": acc["labelled"] / total,
             "segdata_ignore_share": acc["ignore"] / total,
             "segdata_unlabeled_share": acc["unlabeled"] / total,
@@ -142,7 +164,7 @@ def accuracy(args, work: Path) -> dict:
             if fmt == "cityscapes":
                 ensure_cityscapes_image_dirs(root)  # Datumaro needs leftImg8bit/<split> (generated data)
             dm = datumaro_stats(Path(root), fmt)
-            row["datumaro_share"] = dm["pixels"] / total
+            row["datumaro_share"] = dm["pixels"] / dm["image_pixels"]
         out[name] = row
     return out
 
