@@ -230,7 +230,7 @@ def bucket_table(freq: pd.DataFrame, buckets: pd.Series, rule: BucketRule = LVIS
     order = list(rule.names) + [ABSENT]
     table = df.groupby("bucket").agg(classes=("class_id", "size"), pixels=("pixels", "sum"))
     table["pixel_share"] = table["pixels"] / max(1, int(freq["pixels"].sum()))
-    return table.reindex([b for b in order if b in table.index])
+    return table.reindex(order, fill_value=0)
 
 
 def longtail_report(

@@ -437,6 +437,144 @@ def small_objects(dataset, split, layer, workers, plots, top, as_json):
         console.print("plots: " + ", ".join(report["plots"]))
 
 
+@analyze.command(context_settings=CONTEXT)
+@click.argument("a", type=click.Path(path_type=Path))
+@click.argument("b", type=click.Path(path_type=Path), required=False)
+@click.option("--layers", help="One dataset: the layers to compare, reference first (L1,L2[,L3...]; default: its "
+                               "top-level layers). Two datasets: LA,LB or one layer for both  [default: objects]")
+@click.option("--class-map", type=click.Path(path_type=Path),
+              help="CSV b_class_id,a_class_id mapping B's classes onto A's (two datasets with different vocabularies).")
+@click.option("--boundary-px", type=click.IntRange(min=0), default=3, show_default=True,
+              help="Half-width K of the boundary band, in pixels.")
+@click.option("--bootstrap", type=click.IntRange(min=0), default=1000, show_default=True,
+              help="Bootstrap resamples of the images for the 95% intervals (0: none).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap.")
+@click.option("--split", help="Only images of this split  [default: all images]")
+@click.option("--buckets", "bucket_rule", default="lvis", show_default=True,
+              help="Frequency buckets of A's classes for the ceiling (as in `analyze longtail`).")
+@click.option("--ceiling-out", type=click.Path(path_type=Path),
+              help="Write the human ceiling (B scored against A, overall and per bucket) as JSON here.")
+@click.option("--plots", type=click.Path(path_type=Path), help="Write plots into this directory.")
+@click.option("--top-images", type=click.IntRange(min=0), default=3, show_default=True,
+              help="Images with the most disagreement drawn with --plots.")
+@click.option("--workers", type=click.IntRange(min=1), help="Worker processes  [default: all cores]")
+@click.option("--scheduler", metavar="ADDRESS",
+              help="Run the per-image work on this Dask cluster (tcp://host:8786; needs `pip install "
+                   "'segdata[dask]'` and the dataset paths readable by the workers).")
+@click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
+def consistency(a, b, layers, class_map, boundary_px, bootstrap, seed, split, bucket_rule, ceiling_out, plots,
+                top_images, workers, scheduler, as_json):  # fmt: skip
+    """Compare two (or more) annotations of the same images: two layers of dataset A
+    (re-annotation, SBD next to VOC, coarse next to fine) or datasets A and B matched by image id.
+
+    Reports pixel agreement (with and without void), mIoU of B against A and symmetric, Cohen's
+    kappa, agreement in the boundary band against the interior, the ADE20K breakdown of the
+    disagreement (segmentation quality, naming, quantity), bootstrap intervals, and the ceiling
+    that B's agreement with A puts on a model scored against A. Definitions: docs/consistency.md.
+
+    \b
+    Examples:
+      segdata analyze consistency ade-consistency --layers objects,reannotation
+      segdata analyze consistency cityscapes --layers objects,coarse --json
+      segdata analyze consistency voc-a voc-b --class-map b_to_a.csv --ceiling-out ceiling.json
+    """
+    from .analyses import consistency as cons
+    from .analyses import longtail as lt
+
+    ds_a = _open_dataset(a)
+    ds_b = _open_dataset(b) if b is not None else None
+    try:
+        rule = lt.parse_bucket_rule(bucket_rule)
+    except ValueError as exc:
+        _fail(str(exc), code=2)
+    client = executor = None
+    if scheduler:
+        try:
+            client, executor, slots = cons.dask_executor(scheduler)
+        except ImportError:
+            _fail("--scheduler needs dask.distributed: pip install 'segdata[dask]'", code=2)
+        except (OSError, TimeoutError) as exc:
+            _fail(f"cannot reach the Dask scheduler at {scheduler}: {exc}")
+        workers = workers or slots
+    try:
+        with _Progress("comparing", enabled=not as_json) as progress:
+            result = cons.compare(ds_a, ds_b, layers=layers, class_map=class_map, split=split, boundary_px=boundary_px,
+                                  bootstrap=bootstrap, seed=seed, bucket_rule=rule, workers=workers, executor=executor,
+                                  progress=progress)  # fmt: skip
+    except ValueError as exc:
+        _fail(str(exc), code=2)
+    except SegdataError as exc:
+        _fail(str(exc))
+    finally:
+        if client is not None:
+            client.close()
+    report = result.report()
+    if ceiling_out:
+        report["ceiling_file"] = str(cons.write_ceiling(ceiling_out, result))
+    if plots:
+        report["plots"] = [str(p) for p in cons.plot_consistency(result, plots, top=top_images, title=ds_a.name)]
+    if as_json:
+        click.echo(json.dumps(report, indent=1))
+        return
+    _print_consistency(report)
+
+
+def _print_consistency(report: dict) -> None:
+    from rich.table import Table
+
+    def pct(x):
+        return "n/a" if x is None else f"{x:.2%}"
+
+    def num(x):
+        return "n/a" if x is None else f"{x:.3f}"
+
+    def interval(key, fmt=pct):
+        lo_hi = report["ci"].get(key)
+        return f" ({fmt(lo_hi[0])}..{fmt(lo_hi[1])})" if lo_hi and lo_hi[0] is not None else ""
+
+    console = _console()
+    a, b = report["a"], report["b"]
+    console.print(f"[bold]{b['dataset']}:{b['layer']}[/] against [bold]{a['dataset']}:{a['layer']}[/]: "
+                  f"{report['images']} images compared", soft_wrap=True)  # fmt: skip
+    unmatched = report["unmatched"]
+    left = {k: len(v) for k, v in unmatched.items() if v}
+    if left:
+        console.print("not compared: " + ", ".join(f"{k.replace('_', ' ')} {n}" for k, n in left.items()))
+    level = report["ci"].get("level", 0.95)
+    console.print(f"pixel agreement {pct(report['pixel_agreement'])}{interval('pixel_agreement')}, leaving out void "
+                  f"{pct(report['pixel_agreement_excluding_void'])}{interval('pixel_agreement_excluding_void')}"
+                  + (f"  [{level:.0%} bootstrap intervals]" if report["ci"].get("bootstrap") else ""), soft_wrap=True)  # fmt: skip
+    console.print(f"B against A: pixel accuracy {pct(report['pixel_accuracy'])}{interval('pixel_accuracy')}, mIoU "
+                  f"{num(report['miou'])}{interval('miou', num)}; symmetric mIoU {num(report['miou_symmetric'])}; "
+                  f"kappa {num(report['kappa'])}", soft_wrap=True)  # fmt: skip
+    bd = report["breakdown"]
+    console.print(f"disagreement {pct(bd['disagreement'])}: segmentation quality {pct(bd['segmentation_quality'])}, "
+                  f"naming {pct(bd['naming'])}, quantity {pct(bd['quantity'])}", soft_wrap=True)  # fmt: skip
+    if report["boundary"]:
+        bnd = report["boundary"]
+        console.print(f"boundary band (K = {bnd['k']} px, {pct(bnd['band']['share'])} of pixels): agreement "
+                      f"{pct(bnd['band']['agreement'])}; interior {pct(bnd['interior']['agreement'])}")  # fmt: skip
+    ceiling = report["ceiling"]
+    table = Table("bucket (of A)", "classes", "pixel accuracy", "mIoU", title="human ceiling for a model scored against A")
+    table.add_row("all", str(len(ceiling["classes"])), pct(ceiling["pixel_accuracy"]), num(ceiling["miou"]))
+    for name in ceiling["buckets"]["order"]:
+        v = ceiling["buckets"]["values"][name]
+        table.add_row(name, str(v["classes"]), pct(v["pixel_accuracy"]), num(v["miou"]))
+    console.print(table)
+    if report.get("pairwise"):
+        pw = report["pairwise"]
+        t = Table("", *pw["annotations"], title="pairwise pixel agreement")
+        for name, row in zip(pw["annotations"], pw["pixel_agreement"]):
+            t.add_row(name, *[pct(x) for x in row])
+        console.print(t)
+        console.print("agreement with the majority-vote consensus: "
+                      + ", ".join(f"{c['annotation']} {pct(c['pixel_agreement'])}" for c in report["consensus"]))  # fmt: skip
+    if report.get("ceiling_file"):
+        console.print(f"ceiling written to {report['ceiling_file']}")
+    if report.get("plots"):
+        console.print("plots: " + ", ".join(report["plots"]), soft_wrap=True)
+
+
 def _print_longtail(report: dict, top: int) -> None:
     from rich.table import Table
 
@@ -517,7 +655,8 @@ def vocab(dataset, top, coverage, min_images, split, layer, output, as_json):
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def demo(out, n_images, workers, seed, as_json):
-    """Generate a synthetic ADE20K dataset (2021 layout), convert it, validate it, summarise it.
+    """Generate a synthetic ADE20K dataset (2021 layout), convert it, validate it, summarise it,
+    and measure its long tail and object sizes.
 
     The generated classes follow a power law, regions have realistic shapes, images range from a
     few hundred pixels to a few megapixels. Everything lands under --out (rerunning replaces it).
@@ -541,6 +680,15 @@ def demo(out, n_images, workers, seed, as_json):
     console.print(f"converted to {result['dataset']} in {result['convert_seconds']:.1f} s; "
                   f"validate: {'valid' if not result['validation'] else result['validation']}")  # fmt: skip
     _print_summary(result["summary"])
+    tail, sizes = result["longtail"], result["small_objects"]
+    cover, pl = tail["classes_for_coverage"], tail["powerlaw"]
+    console.print(f"long tail: {cover['0.9']} classes cover 90% of labelled pixels, {cover['0.95']} cover 95%; "
+                  f"power law alpha {pl['alpha']:.2f} (rank exponent {pl['rank_exponent']:.2f}, p {pl['p_value']:.2f}); "
+                  f"Gini {tail['gini']:.2f}; buckets " + ", ".join(f"{k} {v}" for k, v in tail["buckets"]["counts"].items()))  # fmt: skip
+    b, n = sizes["size_buckets"], max(1, sizes["objects"])
+    console.print(f"object sizes: {b['small'] / n:.0%} small, {b['medium'] / n:.0%} medium, {b['large'] / n:.0%} large "
+                  f"(COCO buckets); {sizes['below_stride']['16']:.0%} below one cell of a stride-16 network")  # fmt: skip
+    console.print("next: segdata analyze longtail " + result["dataset"] + " --plots plots/", markup=False)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -2,7 +2,7 @@
 
 Generates a small ADE20K dataset in the 2021_17_01 on-disk layout (power-law class frequencies,
 realistic region shapes, images from a few hundred pixels to a few megapixels), converts it into
-the unified format, validates it and summarises it.
+the unified format, validates it, summarises it and measures its long tail and object sizes.
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ def run_demo(
     dict
         ``source`` (generated ADE20K root), ``dataset`` (unified output), ``convert_seconds``,
         ``validation`` (list of findings, empty when valid), ``summary`` (see
-        :func:`segdata.summary.summarize`).
+        :func:`segdata.summary.summarize`), ``longtail`` and ``small_objects`` (the headline
+        figures of those analyses).
     """
     from .converters import ade20k
     from .synthetic import generate_ade20k_2021
@@ -46,10 +47,24 @@ def run_demo(
     convert(ade20k, release, dataset_dir, workers=workers, overwrite=True, name="demo", progress=progress)
     seconds = time.perf_counter() - start
     findings = validate(dataset_dir, workers=workers)
+    from .analyses.longtail import longtail_report
+    from .analyses.small_objects import small_objects_report
+    from .format import Dataset
+
+    ds = Dataset(dataset_dir)
+    tail = longtail_report(ds, bootstrap=50)
+    sizes = small_objects_report(ds, workers=workers)
     return {
         "source": str(release),
         "dataset": str(dataset_dir),
         "convert_seconds": round(seconds, 3),
         "validation": [f.as_dict() for f in findings],
         "summary": summarize(dataset_dir),
+        "longtail": {
+            "classes_for_coverage": tail["classes_for_coverage"],
+            "powerlaw": {k: tail["powerlaw"][k] for k in ("alpha", "xmin", "rank_exponent", "ks", "p_value")},
+            "gini": tail["gini"],
+            "buckets": tail["buckets"],
+        },
+        "small_objects": {k: sizes[k] for k in ("unit", "objects", "size_buckets", "below_stride")},
     }
