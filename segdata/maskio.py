@@ -155,17 +155,13 @@ def _chunk(kind: bytes, payload: bytes) -> bytes:
     return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
 
 
-def _deflate(raw: np.ndarray, level: int) -> bytes:
-    compressor = zlib.compressobj(level, zlib.DEFLATED, 15, 8, zlib.Z_RLE)
-    return compressor.compress(raw) + compressor.flush()
-
-
 def encode_png(arr: np.ndarray, level: int = 1) -> bytes:
     """Encode a single-channel uint8 or uint16 array as a grey PNG.
 
-    A minimal encoder (IHDR, one IDAT, IEND, filter type 0 on every row) around zlib's run-length
-    strategy: label maps are long constant runs, which compress well without PNG's predictive
-    filters; 2.3x faster than Pillow's encoder here at a smaller size. ``level`` is the zlib level.
+    A minimal encoder (IHDR, one IDAT, IEND, filter type 0 on every row) around zlib: label maps
+    are long constant runs, which compress well without PNG's predictive filters; 2.3x faster than
+    Pillow's encoder here. ``level`` is the zlib level. (zlib's run-length strategy gives files a
+    third smaller at the same speed, but they inflate 5x slower: every analysis reads masks.)
     """
     if arr.ndim != 2 or arr.dtype not in (np.uint8, np.uint16):
         raise ValueError(f"expected a (H, W) uint8 or uint16 array, got {arr.dtype} of shape {arr.shape}")
@@ -179,7 +175,7 @@ def encode_png(arr: np.ndarray, level: int = 1) -> bytes:
     return (
         PNG_SIGNATURE
         + _chunk(b"IHDR", ihdr)
-        + _chunk(b"IDAT", _deflate(raw, level))
+        + _chunk(b"IDAT", zlib.compress(raw.tobytes(), level))
         + _chunk(b"IEND", b"")
     )
 
