@@ -10,6 +10,8 @@ the class table's ``ignore`` flag):
 
 Conventions
 -----------
+- **unlabeled** is class 0 (segment id 0, "no annotation"); a class named ``unlabeled`` in the
+  class table (Cityscapes keeps its labelId 0 as one, flagged ignore) counts as class 0 too.
 - **compared pixels**: labelled in at least one annotation (``a != 0 or b != 0``). Pixels of a B
   class that the class map leaves unmapped are left out of every figure (and counted apart).
 - ``pixel_agreement``: fraction of compared pixels with ``a == b``.
@@ -30,17 +32,24 @@ Conventions
   pixel within chessboard distance K of a boundary pixel (a (2K+1) x (2K+1) square around it).
   The *interior* is every other pixel. Agreement is reported for both.
 - **breakdown** of the disagreement (a compared pixel with ``a != b``), decided per pixel from
-  the pair (segment ``i`` of A, segment ``j`` of B) the pixel lies in, exactly as the ADE20K
-  re-annotation study split it:
+  the pair (segment ``i`` of A, segment ``j`` of B) the pixel lies in, as the ADE20K
+  re-annotation study split it. Two labelled segments ``i`` and ``j`` are *counterparts* when
+  each is the other's largest overlap among the other annotation's labelled segments (ties: the
+  lower segment id).
 
   * one side unlabeled (``a == 0`` or ``b == 0``): **quantity** (a missing object) when the
     labelled side's segment is mostly (more than 50% of its pixels) unlabeled in the other
-    annotation, else **segmentation quality**;
-  * both labelled: **naming** when ``IoU(i, j) >= 0.5`` (the same region, named differently),
-    else **segmentation quality** (boundaries or extent differ).
+    annotation and has no counterpart there, else **segmentation quality**;
+  * both labelled: **naming** when ``IoU(i, j) >= 0.5`` or ``i`` and ``j`` are counterparts (the
+    same region, named differently), else **segmentation quality** (boundaries or extent
+    differ).
 
-  The three add up to the disagreement: ``segmentation_quality + naming + quantity ==
-  1 - pixel_agreement`` as fractions of the compared pixels.
+  The counterpart clauses refine the plain rules (>50% unlabeled; IoU >= 0.5), which known edits
+  proved wrong on thin objects: an object eroded by a few pixels that lost more than half of
+  itself is not missing (its core is still there), an object renamed and grown or shrunk is
+  still the same region (``docs/consistency.md`` has the numbers). The three add up to the
+  disagreement: ``segmentation_quality + naming + quantity == 1 - pixel_agreement`` as
+  fractions of the compared pixels.
 - confidence intervals: percentile bootstrap over images (resampled with replacement, seeded),
   95% by default, of every ratio above; each resample re-sums the per-image confusion first.
 - with three or more annotations: the pairwise matrix of these figures, and a majority-vote
@@ -64,10 +73,11 @@ import csv
 import io
 import json
 import math
+import threading
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -176,6 +186,9 @@ class ClassSpace:
         ``#rrggbb``.
     unmapped : int or None
         Index of the unmapped B classes, None without a class map.
+    unlabeled : ndarray of int64
+        Class ids that stand for "no annotation" and map to index 0 (Cityscapes' own
+        ``unlabeled``, labelId 0); sorted.
     """
 
     class_ids: np.ndarray
@@ -183,6 +196,7 @@ class ClassSpace:
     ignore: np.ndarray
     colors: tuple[str, ...]
     unmapped: int | None = None
+    unlabeled: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     def __post_init__(self) -> None:
         n = len(self.class_ids)
@@ -210,11 +224,12 @@ class ClassSpace:
         found = np.zeros(ids.shape, dtype=bool)
         inside = pos < len(known)
         found[inside] = known[pos[inside]] == ids[inside]
-        ok = found | (ids == 0)
+        zero = (ids == 0) | np.isin(ids, self.unlabeled)
+        ok = found | zero
         if not ok.all():
             bad = sorted(set(ids[~ok].tolist()))[:5]
             raise FormatError(f"{where}: class id(s) {bad} have no row in the class table")
-        return np.where(ids == 0, 0, pos + 1).astype(np.int32)
+        return np.where(zero, 0, pos + 1).astype(np.int32)
 
 
 def _table_classes(ds: Dataset) -> pd.DataFrame:
@@ -228,7 +243,10 @@ def _table_classes(ds: Dataset) -> pd.DataFrame:
 
 
 def build_class_space(
-    a: Dataset, b: Dataset | None = None, class_map: dict[int, int | None] | None = None
+    a: Dataset,
+    b: Dataset | None = None,
+    class_map: dict[int, int | None] | None = None,
+    unlabeled: Sequence[int] | None = None,
 ) -> tuple[ClassSpace, np.ndarray, np.ndarray, dict]:
     """The class space of A (and B), and the lookup of B's class ids into it.
 
@@ -237,19 +255,34 @@ def build_class_space(
     join the space. With a class map (see :func:`read_class_map`) every B class goes where the map
     says; unlisted B classes become the unmapped index.
 
+    ``unlabeled`` lists class ids (of A, and of B without a class map) that stand for "no
+    annotation" and count as class 0; default: the classes named ``unlabeled`` (Cityscapes keeps
+    its labelId 0 as such a class, flagged ignore). With a class map, B's classes named
+    ``unlabeled`` that the map does not list count as class 0 too.
+
     Returns
     -------
     space : ClassSpace
     b_ids, b_index : ndarray of int64, ndarray of int32
         Sorted B class ids and the compact index each maps to (lookup with ``np.searchsorted``).
     info : dict
-        ``{"file": None, "mapped": n, "left_out": [...], "unmapped": [{class_id, name}]}`` with a
-        class map, empty without.
+        With a class map: ``{"mapped": n, "left_out": [...], "unmapped": [{class_id, name}]}``;
+        empty without.
     """
     ta = _table_classes(a)
     tb = ta if b is None or b is a else _table_classes(b)
+
+    def named_unlabeled(t):
+        return set(t.loc[t["name"].str.lower() == "unlabeled", "class_id"].tolist())
+
+    if unlabeled is None:
+        zero_a = named_unlabeled(ta)
+        zero_b = named_unlabeled(tb)
+    else:
+        zero_a = zero_b = {int(c) for c in unlabeled}
     info: dict = {}
     if class_map is None:
+        zero = zero_a | zero_b
         if tb is not ta:
             both = ta.merge(tb, on="class_id", suffixes=("_a", "_b"))
             differ = both[both["name_a"].str.lower() != both["name_b"].str.lower()]
@@ -262,18 +295,18 @@ def build_class_space(
             table = pd.concat([ta, tb[~tb["class_id"].isin(ta["class_id"])]], ignore_index=True)
         else:
             table = ta
+        table = table[~table["class_id"].isin(zero)]
         table = table.sort_values("class_id", kind="stable").reset_index(drop=True)
         space = ClassSpace(
             np.concatenate([[0], table["class_id"].to_numpy(np.int64)]),
             ("unlabeled", *table["name"]),
             np.concatenate([[False], table["ignore"].to_numpy(bool)]),
             ("#000000", *table["color"]),
+            unlabeled=np.array(sorted(zero), dtype=np.int64),
         )
-        b_ids = tb["class_id"].to_numpy(np.int64)
-        order = np.argsort(b_ids, kind="stable")
-        b_ids = b_ids[order]
+        b_ids = np.sort(tb["class_id"].to_numpy(np.int64))
         return space, b_ids, space.index_of(b_ids, "B"), info
-    table = ta.sort_values("class_id", kind="stable").reset_index(drop=True)
+    table = ta[~ta["class_id"].isin(zero_a)].sort_values("class_id", kind="stable").reset_index(drop=True)
     n = len(table)
     space = ClassSpace(
         np.concatenate([[0], table["class_id"].to_numpy(np.int64), [-1]]),
@@ -281,6 +314,7 @@ def build_class_space(
         np.concatenate([[False], table["ignore"].to_numpy(bool), [True]]),
         ("#000000", *table["color"], "#ffffff"),
         unmapped=n + 1,
+        unlabeled=np.array(sorted(zero_a), dtype=np.int64),
     )
     b_known = set(tb["class_id"].tolist())
     unknown_b = sorted(set(class_map) - b_known)
@@ -291,17 +325,22 @@ def build_class_space(
     if unknown_a:
         raise ValueError(f"class map maps onto class(es) {unknown_a[:5]} that A's class table does not have")
     b_ids = np.sort(tb["class_id"].to_numpy(np.int64))
-    target = np.array([class_map.get(int(c), None) if int(c) in class_map else -1 for c in b_ids], dtype=object)
     b_index = np.full(len(b_ids), space.unmapped, dtype=np.int32)
-    mapped = np.array([t is not None and t != -1 for t in target], dtype=bool)
-    if mapped.any():
-        b_index[mapped] = space.index_of(np.array([int(t) for t in target[mapped]], dtype=np.int64), "class map")
-    names_b = dict(zip(tb["class_id"], tb["name"]))
-    info = {
-        "mapped": int(mapped.sum()),
-        "left_out": [{"class_id": int(c), "name": names_b[c]} for c, t in zip(b_ids, target) if t is None],
-        "unmapped": [{"class_id": int(c), "name": names_b[c]} for c, t in zip(b_ids, target) if t is not None and t == -1],
-    }
+    names_b = dict(zip(tb["class_id"].tolist(), tb["name"].tolist()))
+    left_out, unmapped = [], []
+    for k, c in enumerate(b_ids.tolist()):
+        if c in class_map:
+            target = class_map[c]
+            if target is None:
+                left_out.append({"class_id": c, "name": names_b[c]})
+            else:
+                b_index[k] = space.index_of([target], "class map")[0]
+        elif c in zero_b:
+            b_index[k] = 0
+        else:
+            unmapped.append({"class_id": c, "name": names_b[c]})
+    info = {"mapped": sum(1 for c in b_ids.tolist() if class_map.get(c) is not None), "left_out": left_out,
+            "unmapped": unmapped}  # fmt: skip
     return space, b_ids, b_index, info
 
 
@@ -318,6 +357,26 @@ else:  # pragma: no cover - numpy 1.x
     def _popcount(x: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(x, dtype=_U64)
         return _POP8[x.view(np.uint8)].reshape(x.shape + (8,)).sum(-1, dtype=np.uint8)
+
+
+class _Workspace(threading.local):
+    """Per-thread scratch buffers for the full-resolution passes, reused from image to image:
+    a fresh 2-megapixel array costs its page faults every time (about as much as the pass)."""
+
+    def __init__(self) -> None:
+        self.buffers: dict[str, np.ndarray] = {}
+
+    def get(self, name: str, n: int) -> np.ndarray:
+        buf = self.buffers.get(name)
+        if buf is None or len(buf) < n:
+            buf = np.empty(max(n, 1), dtype=bool)
+            self.buffers[name] = buf
+        return buf[:n]
+
+
+_WORKSPACE = _Workspace()
+#: _BELOW[c] has the bits of pixels 0 .. c - 1 of a word set
+_BELOW = (np.uint64(1) << np.arange(64, dtype=np.uint64)) - np.uint64(1)
 
 
 def _shift_bits(x: np.ndarray, d: int) -> np.ndarray:
@@ -346,11 +405,21 @@ def _shift_bits(x: np.ndarray, d: int) -> np.ndarray:
     return out
 
 
-def _dilate_bits(x: np.ndarray, k: int) -> np.ndarray:
-    """Square dilation (chessboard radius k) of a bit-packed (rows, words) mask; rows beyond the
-    image and bits beyond each row's words count as empty."""
+def _dilate_rows(x: np.ndarray, k: int, margin: bool) -> np.ndarray:
+    """OR over pixels [c - k, c + k] of every row of a bit-packed (rows, words) mask. Without
+    ``margin`` (k < 64) bits shifted past a row's last word are dropped, which is exact for every
+    pixel inside the row; with it (any k) the rows carry at least 2k + 64 spare bits."""
     if k == 0:
         return x
+    if not margin:
+        y = x.copy()
+        for d in range(1, k + 1):
+            fwd, back = np.uint64(d), np.uint64(64 - d)
+            y |= x << fwd
+            y[:, 1:] |= x[:, :-1] >> back
+            y |= x >> fwd
+            y[:, :-1] |= x[:, 1:] << back
+        return y
     total = 2 * k + 1
     y = x.copy()
     span = 1  # y[c] = OR of x[c - s] for s in [0, span)
@@ -358,8 +427,21 @@ def _dilate_bits(x: np.ndarray, k: int) -> np.ndarray:
         step = min(span, total - span)
         y |= _shift_bits(y, step)
         span += step
-    y = _shift_bits(y, -k)  # centre: OR over [c - k, c + k]
+    return _shift_bits(y, -k)
+
+
+def _dilate_cols(y: np.ndarray, k: int) -> np.ndarray:
+    """OR over rows [r - k, r + k] (rows outside the image are empty)."""
+    if k == 0:
+        return y
     rows = y.shape[0]
+    out = y.copy()
+    if k <= 8:
+        for d in range(1, min(k, rows - 1) + 1):
+            out[d:] |= y[:-d]
+            out[:-d] |= y[d:]
+        return out
+    total = 2 * k + 1
     z = y.copy()
     span = 1  # z[r] = OR of y[r - s] for s in [0, span)
     while span < total:
@@ -367,7 +449,7 @@ def _dilate_bits(x: np.ndarray, k: int) -> np.ndarray:
         if step < rows:
             z[step:] |= z[:-step].copy()
         span += step
-    out = np.zeros_like(z)
+    out[:] = 0
     if k < rows:
         out[: rows - k] = z[k:]
     for r in range(max(0, rows - k), rows):  # the last k rows: OR over [r - k, rows)
@@ -375,13 +457,58 @@ def _dilate_bits(x: np.ndarray, k: int) -> np.ndarray:
     return out
 
 
-def _pack_rows(mask: np.ndarray, words: int) -> np.ndarray:
-    """(rows, W) bool -> (rows, words) little-endian uint64, zero-padded."""
-    rows, w = mask.shape
+def _pack_rows(mask: np.ndarray, words: int, rows: int | None = None) -> np.ndarray:
+    """(r, W) bool -> (rows, words) little-endian uint64, zero-padded (rows >= r)."""
+    r, w = mask.shape
+    rows = r if rows is None else rows
+    if w == words * 64 and mask.flags.c_contiguous and rows == r:
+        return np.packbits(mask.reshape(-1), bitorder="little").view(_U64).reshape(r, words)
     buf = np.zeros((rows, words * 8), dtype=np.uint8)
-    if rows and w:
-        buf[:, : (w + 7) // 8] = np.packbits(mask, axis=1, bitorder="little")
+    if r and w:
+        buf[:r, : (w + 7) // 8] = np.packbits(mask, axis=1, bitorder="little")
     return buf.view(_U64)
+
+
+_ONES = np.uint64(0x0101010101010101)
+_GATHER = np.uint64(0x0102040810204080)
+
+
+def _vertical_bits(maps: Sequence[np.ndarray]) -> np.ndarray:
+    """(H - 1, ceil(W / 64)) packed: pixel (r, c) differs from pixel (r + 1, c) in some map."""
+    h, w = maps[0].shape
+    words = (w + 63) // 64
+    if w % 64 == 0 and all(m.dtype == np.uint8 and m.flags.c_contiguous for m in maps):
+        # compare 8 pixels at a time; only the 8-pixel blocks that differ are expanded to bits
+        q = w // 8
+        flat = [m.reshape(-1).view(_U64) for m in maps]
+        differ = _WORKSPACE.get("blocks", (h - 1) * q)
+        tmp = _WORKSPACE.get("blocks_tmp", (h - 1) * q)
+        np.not_equal(flat[0][q:], flat[0][:-q], out=differ)
+        for f in flat[1:]:
+            np.not_equal(f[q:], f[:-q], out=tmp)
+            differ |= tmp
+        at = np.flatnonzero(differ)
+        below = at + q
+        x = flat[0][below] ^ flat[0][at]
+        for f in flat[1:]:
+            x |= f[below] ^ f[at]
+        x |= x >> np.uint64(4)
+        x |= x >> np.uint64(2)
+        x |= x >> np.uint64(1)
+        x &= _ONES
+        x *= _GATHER  # the lowest bit of byte k -> bit 56 + k
+        x >>= np.uint64(56)
+        out = np.zeros((h - 1) * q, dtype=np.uint8)  # byte t: the 8 pixels of block t
+        out[at] = x
+        return out.view(_U64).reshape(h - 1, words)
+    n = (h - 1) * w
+    vertical = _WORKSPACE.get("vertical", n).reshape(h - 1, w)
+    tmp = _WORKSPACE.get("vertical_tmp", n).reshape(h - 1, w)
+    np.not_equal(maps[0][1:], maps[0][:-1], out=vertical)
+    for m in maps[1:]:
+        np.not_equal(m[1:], m[:-1], out=tmp)
+        np.logical_or(vertical, tmp, out=vertical)
+    return _pack_rows(vertical, words)
 
 
 def _band_bits(maps: Sequence[np.ndarray], k: int, horizontal: np.ndarray) -> np.ndarray:
@@ -389,24 +516,45 @@ def _band_bits(maps: Sequence[np.ndarray], k: int, horizontal: np.ndarray) -> np
 
     ``horizontal`` is the (H * W,) bool array whose element ``p`` says that pixel ``p`` differs
     from pixel ``p - 1`` in some map (element 0 and the first pixel of each row are not edges).
-    Returns (H, words) uint64 with the bits beyond column W - 1 cleared.
+    Returns (H + 1, ceil(W / 64)) uint64, pixel (r, c) = bit c % 64 of word [r, c // 64], the
+    last row empty and the bits beyond column W - 1 cleared.
     """
     h, w = maps[0].shape
-    words = (w + 2 * k + 63) // 64 + 1
-    edges = _pack_rows(horizontal.reshape(h, w), words)
-    edges[:, 0] &= ~np.uint64(1)  # column 0 has no left neighbour
-    boundary = edges | _shift_bits(edges, -1)  # both pixels of each horizontal edge
+    real = (w + 63) // 64
+    margin = k >= 64
+    # each row gets spare words so that shifts never carry real bits into the next row
+    words = (w + 2 * k + 63) // 64 + 1 if margin else real + 1
+    body = np.zeros((h, words), dtype=_U64)
+    body[:, :real] = _pack_rows(horizontal.reshape(h, w), real)
+    body[:, 0] &= ~np.uint64(1)  # column 0 has no left neighbour
+    flat = body.reshape(-1)
+    edges = flat.copy()
+    flat |= edges >> np.uint64(1)  # both pixels of each horizontal edge
+    flat[:-1] |= (edges[1:] & np.uint64(1)) << np.uint64(63)
     if h > 1:
-        vertical = np.not_equal(maps[0][1:], maps[0][:-1])
-        for m in maps[1:]:
-            np.logical_or(vertical, np.not_equal(m[1:], m[:-1]), out=vertical)
-        v = _pack_rows(vertical, words)
-        boundary[:-1] |= v
-        boundary[1:] |= v
-    band = _dilate_bits(boundary, k)
-    valid = _pack_rows(np.ones((1, w), dtype=bool), words)
-    band &= valid
-    return band
+        v = _vertical_bits(maps)
+        body[: h - 1, :real] |= v
+        body[1:, :real] |= v
+    if margin:
+        band = _dilate_rows(body, k, True)
+    elif k:
+        x = flat
+        y = x.copy()
+        for d in range(1, k + 1):  # spare words are empty: no carry crosses a row
+            fwd, back = np.uint64(d), np.uint64(64 - d)
+            y |= x << fwd
+            y[1:] |= x[:-1] >> back
+            y |= x >> fwd
+            y[:-1] |= x[1:] << back
+        band = y.reshape(h, words)
+    else:
+        band = body
+    band = _dilate_cols(band, k)
+    out = np.zeros((h + 1, real), dtype=_U64)
+    out[:h] = band[:, :real]
+    if w % 64:
+        out[:h, -1] &= _BELOW[w % 64]
+    return out
 
 
 def boundary_band(maps: Sequence[np.ndarray], boundary_px: int = DEFAULT_BOUNDARY_PX) -> np.ndarray:
@@ -437,7 +585,7 @@ def boundary_band(maps: Sequence[np.ndarray], boundary_px: int = DEFAULT_BOUNDAR
         raise ValueError(f"boundary_px must be >= 0, got {boundary_px}")
     h, w = maps[0].shape
     change = _changes(maps)
-    bits = _band_bits(maps, int(boundary_px), change)
+    bits = _band_bits(maps, int(boundary_px), change)[:h]
     return np.unpackbits(bits.view(np.uint8), axis=1, bitorder="little", count=w).astype(bool)
 
 
@@ -461,7 +609,7 @@ def _changes(maps: Sequence[np.ndarray], out: np.ndarray | None = None) -> np.nd
     flat = maps[0].reshape(-1)
     np.not_equal(flat[1:], flat[:-1], out=change[1:])
     if len(maps) > 1:
-        tmp = np.empty(n - 1, dtype=bool)
+        tmp = _WORKSPACE.get("change_tmp", n - 1)
         for m in maps[1:]:
             flat = m.reshape(-1)
             np.not_equal(flat[1:], flat[:-1], out=tmp)
@@ -508,47 +656,57 @@ class ImageCounts:
             raise ValueError(f"breakdown: expected shape (3,), got {self.breakdown.shape}")
 
 
+def _nonzero(flags: np.ndarray) -> np.ndarray:
+    """``np.flatnonzero`` of a (n,) bool array, 8 flags at a time (faster on sparse flags)."""
+    n = len(flags)
+    if n % 8 or not flags.flags.c_contiguous:
+        return np.flatnonzero(flags)
+    words = flags.view(_U64)
+    busy = np.flatnonzero(words != 0)
+    inside = np.flatnonzero(words[busy].view(np.bool_))
+    return busy[inside >> 3] * 8 + (inside & 7)
+
+
 def _runs(maps: Sequence[np.ndarray], boundary_px: int | None):
     """Runs of constant segment ids along the rows (a run never crosses a row end).
 
     Returns (starts, lengths, values per map, band pixels per run or None)."""
     h, w = maps[0].shape
     n = h * w
-    change = _changes(maps[:2])
-    band_counts = None
-    if len(maps) > 2:
-        change_all = change.copy()
-        tmp = np.empty(n - 1, dtype=bool)
-        for m in maps[2:]:
-            flat = m.reshape(-1)
-            np.not_equal(flat[1:], flat[:-1], out=tmp)
-            np.logical_or(change_all[1:], tmp, out=change_all[1:])
-    else:
-        change_all = change
+    change = _changes(maps[:2], out=_WORKSPACE.get("change", n))
     bits = None
     if boundary_px is not None:
         bits = _band_bits(maps[:2], boundary_px, change)
-    change_all.reshape(h, w)[:, 0] = True  # every row starts a run
-    starts = np.flatnonzero(change_all)
-    ends = np.empty_like(starts)
-    ends[:-1] = starts[1:]
-    ends[-1:] = n
-    lengths = ends - starts
+    for m in maps[2:]:
+        tmp = _WORKSPACE.get("change_tmp", n - 1)
+        flat = m.reshape(-1)
+        np.not_equal(flat[1:], flat[:-1], out=tmp)
+        np.logical_or(change[1:], tmp, out=change[1:])
+    change.reshape(h, w)[:, 0] = True  # every row starts a run
+    starts = _nonzero(change)
+    bounds = np.empty(len(starts) + 1, dtype=np.int64)
+    bounds[:-1] = starts
+    bounds[-1] = n
+    lengths = np.diff(bounds)
     values = [m.reshape(-1)[starts] for m in maps]
+    band_counts = None
     if bits is not None:
         words = bits.shape[1]
-        flat_bits = np.zeros(h * words + 1, dtype=_U64)
-        flat_bits[:-1] = bits.reshape(-1)
-        prefix = np.zeros(h * words + 2, dtype=np.int64)
+        flat_bits = bits.reshape(-1)
+        prefix = np.zeros(len(flat_bits) + 1, dtype=np.int64)
         np.cumsum(_popcount(flat_bits), out=prefix[1:])
-        pos = np.empty(len(starts) + 1, dtype=np.int64)
-        pos[:-1] = starts
-        pos[-1] = n
-        row = pos // w
-        col = pos - row * w
-        word = row * words + (col >> 6)
-        below = (np.uint64(1) << (col & 63).astype(np.uint64)) - np.uint64(1)
-        upto = prefix[word] + _popcount(flat_bits[word] & below)
+        if words * 64 == w:  # rows fill their words exactly: bit index = pixel index
+            word = bounds >> 6
+            bit = bounds & 63
+        else:
+            row, bit = np.divmod(bounds, w)
+            word = row * words
+            word += bit >> 6
+            bit &= 63
+        part = flat_bits[word]
+        part &= _BELOW[bit]
+        upto = prefix[word]
+        upto += _popcount(part)
         band_counts = np.diff(upto)
     return starts, lengths, values, band_counts
 
@@ -617,6 +775,43 @@ def _categories(i, j, n, ca_seg, cb_seg, unmapped):
     return cat
 
 
+def _categories_dense(t: np.ndarray, ca_seg: np.ndarray, cb_seg: np.ndarray, unmapped: int | None) -> np.ndarray:
+    """:func:`_categories` on the dense (segments of A, segments of B) count matrix ``t``; returns
+    the (na, nb) category matrix (the same rules, for small tables: fewer, cheaper steps)."""
+    unl_a = ca_seg == 0
+    unl_b = cb_seg == 0
+    lab_b = ~unl_b if unmapped is None else ~unl_b & (cb_seg != unmapped)
+    area_a = t.sum(axis=1)
+    area_b = t.sum(axis=0)
+    a_unlabeled_in_b = t[:, unl_b].sum(axis=1)
+    b_unlabeled_in_a = t[unl_a].sum(axis=0)
+    labelled = t * (~unl_a)[:, None] * lab_b[None, :]
+    best_b = labelled.argmax(axis=1)  # first maximum: the lower segment id on ties
+    best_a = labelled.argmax(axis=0)
+    rows = np.flatnonzero(labelled[np.arange(len(ca_seg)), best_b] > 0)
+    cols = best_b[rows]
+    mutual = best_a[cols] == rows
+    counterpart = np.zeros(t.shape, dtype=bool)
+    counterpart[rows[mutual], cols[mutual]] = True
+    compared = (t > 0) & ~(unl_a[:, None] & unl_b[None, :])
+    if unmapped is not None:
+        compared &= (cb_seg != unmapped)[None, :]
+    agree = compared & (ca_seg[:, None] == cb_seg[None, :])
+    dis = compared & ~agree
+    missing_a = (a_unlabeled_in_b > MISSING_FRACTION * area_a) & ~counterpart.any(axis=1)
+    missing_b = (b_unlabeled_in_a > MISSING_FRACTION * area_b) & ~counterpart.any(axis=0)
+    quantity = dis & ((unl_a[:, None] & missing_b[None, :]) | (unl_b[None, :] & missing_a[:, None]))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        iou = t / (area_a[:, None] + area_b[None, :] - t)
+    naming = dis & ~(unl_a[:, None] | unl_b[None, :]) & ((iou >= NAMING_IOU) | counterpart)
+    cat = np.zeros(t.shape, dtype=np.uint8)
+    cat[agree] = AGREE
+    cat[dis] = QUALITY
+    cat[quantity] = QUANTITY
+    cat[naming] = NAMING
+    return cat
+
+
 def count_image(
     maps: Sequence[np.ndarray],
     luts: Sequence[np.ndarray],
@@ -649,9 +844,9 @@ def count_image(
     --------
     >>> a = np.array([[1, 1, 2, 2]], np.uint8)
     >>> lut = np.array([0, 1, 2])
-    >>> c = count_image([a, a], [lut, lut], boundary_px=0)
+    >>> c = count_image([a, a], [lut, lut], boundary_px=0)  # band: the two pixels at the edge
     >>> c.pairs.tolist(), c.breakdown.tolist()
-    ([[1, 1, 2, 2], [2, 2, 2, 2]], [0, 0, 0])
+    ([[1, 1, 2, 1], [2, 2, 2, 1]], [0, 0, 0])
     """
     maps = [np.asarray(m) for m in maps]
     _check_maps(maps)
@@ -668,10 +863,21 @@ def count_image(
     starts, lengths, values, band = _runs(maps, boundary_px)
     for v, lut, wh in zip(values, luts, where):
         _check_ids(v, lut, wh)
-    weights = [lengths.astype(np.float64), (band if band is not None else np.zeros(len(lengths))).astype(np.float64)]
+    band = band if band is not None else np.zeros(len(lengths), dtype=np.int64)
     na, nb = len(luts[0]), len(luts[1])
-    i, j, (n, nband) = _aggregate(values[0], values[1], nb, na * nb, weights)
-    cat = _categories(i, j, n, luts[0], luts[1], unmapped)
+    if na * nb <= _DENSE_PAIRS:
+        key = values[0].astype(np.intp)
+        key *= nb
+        key += values[1]
+        t = np.bincount(key, weights=lengths, minlength=na * nb)
+        tb = np.bincount(key, weights=band, minlength=na * nb)
+        cat = _categories_dense(t.reshape(na, nb), luts[0], luts[1], unmapped).reshape(-1)
+        present = np.flatnonzero(t)
+        i, j = np.divmod(present, nb)
+        n, nband, cat = t[present].astype(np.int64), tb[present].astype(np.int64), cat[present]
+    else:
+        i, j, (n, nband) = _aggregate(values[0], values[1], nb, na * nb, [lengths, band])
+        cat = _categories(i, j, n, luts[0], luts[1], unmapped)
     breakdown = np.bincount(cat, weights=n, minlength=5)[[QUALITY, NAMING, QUANTITY]].astype(np.int64)
     pairs = _class_pairs(luts[0][i], luts[1][j], [n, nband])
     pairwise, consensus = (), ()
@@ -681,14 +887,14 @@ def count_image(
         pw = []
         for l in range(len(maps)):
             for m in range(l + 1, len(maps)):
-                pw.append(_class_pairs(classes[l], classes[m], lw, runs=True))
+                pw.append(_class_pairs(classes[l], classes[m], lw))
         pairwise = tuple(pw)
         vote = majority_vote(np.stack(classes))
-        consensus = tuple(_class_pairs(c, vote, lw, runs=True) for c in classes)
+        consensus = tuple(_class_pairs(c, vote, lw) for c in classes)
     return ImageCounts(image_id, (h, w), pairs, breakdown, pairwise, consensus)
 
 
-def _class_pairs(ca: np.ndarray, cb: np.ndarray, weights: Sequence[np.ndarray], runs: bool = False) -> np.ndarray:
+def _class_pairs(ca: np.ndarray, cb: np.ndarray, weights: Sequence[np.ndarray]) -> np.ndarray:
     """Aggregate weights per (class of A, class of B); (R, 2 + len(weights)) int64."""
     ca = np.asarray(ca, dtype=np.int64)
     cb = np.asarray(cb, dtype=np.int64)
@@ -807,8 +1013,8 @@ def _images_with(ann: Annotation, split: str | None) -> pd.DataFrame:
     images = ann.dataset.images
     if split is not None:
         images = images[images["split"] == split]
-    has = images["layers"].map(lambda s: ann.layer in (text_or_none(s) or "").split(","))
-    return images[has.to_numpy(bool)]
+    has = [ann.layer in (text_or_none(s) or "").split(",") for s in images["layers"].tolist()]
+    return images[np.asarray(has, dtype=bool)]
 
 
 def match_images(annotations: Sequence[Annotation], split: str | None = None) -> tuple[pd.DataFrame, dict]:
@@ -826,7 +1032,7 @@ def match_images(annotations: Sequence[Annotation], split: str | None = None) ->
     if split is not None and split not in set(annotations[0].dataset.images["split"]):
         raise ValueError(f"no split {split!r} in {annotations[0].dataset.path}")
     tables = [_images_with(ann, split) for ann in annotations]
-    ids = [set(t["image_id"]) for t in tables]
+    ids = [set(t["image_id"].tolist()) for t in tables]
     common = set.intersection(*ids)
     first = tables[0]
     unmatched: dict = {}
@@ -835,7 +1041,7 @@ def match_images(annotations: Sequence[Annotation], split: str | None = None) ->
         unmatched["only_in_b"] = sorted(ids[1] - ids[0])
     else:
         unmatched["incomplete"] = sorted(set.union(*ids) - common)
-    sizes = [dict(zip(t["image_id"], zip(t["width"].astype(int), t["height"].astype(int)))) for t in tables]
+    sizes = [dict(zip(t["image_id"].tolist(), zip(t["width"].tolist(), t["height"].tolist()))) for t in tables]
     mismatch = []
     for image_id in sorted(common):
         s = [sz[image_id] for sz in sizes]
@@ -847,26 +1053,24 @@ def match_images(annotations: Sequence[Annotation], split: str | None = None) ->
     return first[keep].reset_index(drop=True), unmatched
 
 
-def _lookup_tables(ann: Annotation, image_ids: Iterable[str], to_index: Callable[[np.ndarray], np.ndarray]) -> dict[str, np.ndarray]:
+def _lookup_tables(ann: Annotation, image_ids: Sequence[str], to_index: Callable[[np.ndarray], np.ndarray]) -> dict[str, np.ndarray]:
     """Per image: ``lut[segment_id]`` = class index (int32), from the segment table alone."""
     seg = ann.dataset.read_segments(["image_id", "layer", "segment_id", "class_id"])
     seg = seg[(seg["layer"] == ann.layer).to_numpy(bool)]
-    wanted = set(image_ids)
-    seg = seg[seg["image_id"].isin(wanted).to_numpy(bool)]
-    out: dict[str, np.ndarray] = {}
-    if len(seg):
-        index = to_index(seg["class_id"].to_numpy(np.int64))
-        sid = seg["segment_id"].to_numpy(np.int64)
-        if (sid < 1).any():
-            raise FormatError(f"{ann.dataset.path}: segment ids must be >= 1 in layer {ann.layer}")
-        groups = seg.groupby("image_id", sort=False).indices
-        for image_id, rows in groups.items():
-            lut = np.zeros(int(sid[rows].max()) + 1, dtype=np.int32)
-            lut[sid[rows]] = index[rows]
-            out[image_id] = lut
-    for image_id in wanted - out.keys():
-        out[image_id] = np.zeros(1, dtype=np.int32)
-    return out
+    codes = pd.Index(image_ids).get_indexer(seg["image_id"])
+    keep = codes >= 0
+    codes = codes[keep]
+    sid = seg["segment_id"].to_numpy(np.int64)[keep]
+    if (sid < 1).any():
+        raise FormatError(f"{ann.dataset.path}: segment ids must be >= 1 in layer {ann.layer}")
+    index = to_index(seg["class_id"].to_numpy(np.int64)[keep]) if len(sid) else np.zeros(0, np.int32)
+    size = np.ones(len(image_ids), dtype=np.int64)  # lut length per image: max segment id + 1
+    np.maximum.at(size, codes, sid + 1)
+    offset = np.zeros(len(image_ids) + 1, dtype=np.int64)
+    np.cumsum(size, out=offset[1:])
+    table = np.zeros(int(offset[-1]), dtype=np.int32)
+    table[offset[codes] + sid] = index
+    return {image_id: table[offset[k] : offset[k + 1]] for k, image_id in enumerate(image_ids)}
 
 
 def _count_task(boundary_px: int | None, unmapped: int | None, item) -> ImageCounts:
@@ -878,6 +1082,25 @@ def _count_task(boundary_px: int | None, unmapped: int | None, item) -> ImageCou
             raise InputError(p, f"mask is {m.shape[1]}x{m.shape[0]}, the first annotation's is "
                                 f"{maps[0].shape[1]}x{maps[0].shape[0]}")  # fmt: skip
     return count_image(maps, luts, boundary_px=boundary_px, unmapped=unmapped, image_id=image_id, where=paths)
+
+
+def dask_executor(address: str, timeout: float = 30):
+    """Connect to the Dask scheduler at ``address`` (``tcp://host:8786``).
+
+    ``dask.distributed`` is imported here, lazily: it is an optional extra (``pip install
+    'segdata[dask]'``). The workers must be able to import segdata and read the dataset paths.
+
+    Returns
+    -------
+    client, executor, slots : dask.distributed.Client, concurrent.futures.Executor, int
+        Pass ``executor`` (and ``slots``, the cluster's worker threads, as ``workers``) to
+        :func:`compare`; close ``client`` when done.
+    """
+    from dask.distributed import Client
+
+    client = Client(address, timeout=timeout)
+    slots = max(1, sum(client.nthreads().values()))
+    return client, client.get_executor(), slots
 
 
 @dataclass
@@ -933,6 +1156,7 @@ def compare(
     confidence: float = 0.95,
     seed: int = 0,
     bucket_rule: longtail.BucketRule = longtail.LVIS,
+    unlabeled: Sequence[int] | None = None,
     workers: int | None = None,
     executor=None,
     batch_size: int = 8,
@@ -960,6 +1184,9 @@ def compare(
         Seed of the resampling.
     bucket_rule : longtail.BucketRule
         Frequency buckets of A's classes for the ceiling (default LVIS rare/common/frequent).
+    unlabeled : sequence of int, optional
+        Class ids that mean "no annotation" (count as class 0); default: classes named
+        ``unlabeled`` (see :func:`build_class_space`).
     workers : int, optional
         Processes (default all cores; 1 runs inline), or the number of tasks to keep in flight per
         worker slot when ``executor`` is given.
@@ -986,7 +1213,11 @@ def compare(
         raise ValueError(f"boundary_px must be >= 0, got {boundary_px}")
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
-    space, b_ids, b_index, map_info = build_class_space(anns[0].dataset, anns[1].dataset if two_datasets else None, class_map)
+    if bootstrap < 0:
+        raise ValueError(f"bootstrap must be >= 0 resamples, got {bootstrap}")
+    space, b_ids, b_index, map_info = build_class_space(
+        anns[0].dataset, anns[1].dataset if two_datasets else None, class_map, unlabeled
+    )
     if class_map is not None:
         map_info = {"file": map_file, **map_info}
     images, unmatched = match_images(anns, split)
@@ -1006,9 +1237,10 @@ def compare(
     for k, ann in enumerate(anns):
         to_index = b_lookup if (k == 1 and two_datasets) else partial(space.index_of, where=str(ann.dataset.path))
         lookups.append(_lookup_tables(ann, ids, to_index))
-    splits = {ann_k: dict(zip(ann_k.dataset.images["image_id"], ann_k.dataset.images["split"])) for ann_k in anns}
+    splits = {a_k: dict(zip(a_k.dataset.images["image_id"].tolist(), a_k.dataset.images["split"].tolist())) for a_k in anns}
+    roots = [str(ann.dataset.path) for ann in anns]
     items = [
-        (image_id, tuple(str(ann.dataset.path / mask_relpath(ann.layer, splits[ann][image_id], image_id)) for ann in anns),
+        (image_id, tuple(f"{roots[k]}/{mask_relpath(ann.layer, splits[ann][image_id], image_id)}" for k, ann in enumerate(anns)),
          tuple(lk[image_id] for lk in lookups))
         for image_id in ids
     ]  # fmt: skip
@@ -1027,14 +1259,23 @@ def compare(
 # --------------------------------------------------------------------------- figures from sums
 
 
-def _sums(image: np.ndarray, ca: np.ndarray, cb: np.ndarray, n: np.ndarray, n_images: int, space: ClassSpace) -> dict:
-    """Per-image sums every figure is a function of: scalars (n_images,) and sparse (n_images, K)."""
-    from scipy import sparse
+_SCALARS = ("compared", "agree", "evaluable", "agree_evaluable", "gt", "tp_all", "kappa_n", "kappa_agree")
+_PER_CLASS = ("TP", "GT", "PR", "sTP", "sA", "sB", "kA", "kB")
 
+
+def _sums(image: np.ndarray, ca: np.ndarray, cb: np.ndarray, n: np.ndarray, n_images: int, space: ClassSpace,
+          per_class: Sequence[str] = _PER_CLASS) -> dict:  # fmt: skip
+    """Per-image sums every figure is a function of.
+
+    Returns ``{"scalars": (n_images, 8), "classes": (n_images, len(per_class) K) dense or CSR,
+    "k": K, "names": per_class}``, columns in the order of :data:`_SCALARS` and ``per_class`` (K
+    columns each, names from :data:`_PER_CLASS`)."""
     k = len(space)
     ign = space.ignore
-    keep = np.ones(len(ca), dtype=bool) if space.unmapped is None else cb != space.unmapped
-    image, ca, cb, n = image[keep], ca[keep], cb[keep], n[keep].astype(np.float64)
+    if space.unmapped is not None:
+        keep = cb != space.unmapped
+        image, ca, cb, n = image[keep], ca[keep], cb[keep], n[keep]
+    n = n.astype(np.float64)
     la, lb = ca != 0, cb != 0
     ia, ib = ign[ca], ign[cb]
     same = ca == cb
@@ -1043,22 +1284,22 @@ def _sums(image: np.ndarray, ca: np.ndarray, cb: np.ndarray, n: np.ndarray, n_im
     scored_gt = la & ~ia  # B against A: A's evaluable pixels
     sym = ~ia & ~ib
     kap = sym & compared
+    masks = (compared, compared & same, evaluable, evaluable & same, scored_gt, scored_gt & same, kap, kap & same)
+    scalars = np.stack([np.bincount(image[m], weights=n[m], minlength=n_images) for m in masks], axis=1)
+    out = {"scalars": scalars, "k": k, "classes": None, "names": tuple(per_class)}
+    if not per_class:
+        return out
+    every = {"TP": (scored_gt & same, ca), "GT": (scored_gt, ca), "PR": (scored_gt, cb), "sTP": (sym & same, ca),
+             "sA": (sym, ca), "sB": (sym, cb), "kA": (kap, ca), "kB": (kap, cb)}  # fmt: skip
+    defs = [every[name] for name in per_class]
+    width = len(defs) * k
+    rows = np.concatenate([image[m] for m, _ in defs])
+    cols = np.concatenate([cls[m] + t * k for t, (m, cls) in enumerate(defs)])
+    vals = np.concatenate([n[m] for m, _ in defs])
+    from scipy import sparse
 
-    def scalar(mask):
-        return np.bincount(image[mask], weights=n[mask], minlength=n_images)
-
-    def per_class(mask, cls):
-        return sparse.csr_matrix((n[mask], (image[mask], cls[mask])), shape=(n_images, k))
-
-    return {
-        "compared": scalar(compared), "agree": scalar(compared & same),
-        "evaluable": scalar(evaluable), "agree_evaluable": scalar(evaluable & same),
-        "gt": scalar(scored_gt), "tp_all": scalar(scored_gt & same),
-        "kappa_n": scalar(kap), "kappa_agree": scalar(kap & same),
-        "TP": per_class(scored_gt & same, ca), "GT": per_class(scored_gt, ca), "PR": per_class(scored_gt, cb),
-        "sTP": per_class(sym & same, ca), "sA": per_class(sym, ca), "sB": per_class(sym, cb),
-        "kA": per_class(kap, ca), "kB": per_class(kap, cb),
-    }  # fmt: skip
+    out["classes"] = sparse.csr_matrix((vals, (rows, cols)), shape=(n_images, width))
+    return out
 
 
 def _ratio(num, den):
@@ -1084,16 +1325,18 @@ def _figures(s: dict, scored: np.ndarray, buckets: dict[str, np.ndarray] | None 
     }
     iou = _ratio(s["TP"], s["GT"] + s["PR"] - s["TP"])
     iou[:, ~scored] = np.nan
-    siou = _ratio(s["sTP"], s["sA"] + s["sB"] - s["sTP"])
-    siou[:, ~scored] = np.nan
     out["miou"] = _nanmean(iou)
-    out["miou_symmetric"] = _nanmean(siou)
-    po = _ratio(s["kappa_agree"], s["kappa_n"])
-    pe = _ratio((s["kA"] * s["kB"]).sum(axis=1), np.asarray(s["kappa_n"], dtype=np.float64) ** 2)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out["kappa"] = np.where(pe < 1, (po - pe) / (1 - pe), np.nan)
     out["iou"] = iou
-    out["iou_symmetric"] = siou
+    if "sTP" in s:
+        siou = _ratio(s["sTP"], s["sA"] + s["sB"] - s["sTP"])
+        siou[:, ~scored] = np.nan
+        out["miou_symmetric"] = _nanmean(siou)
+        out["iou_symmetric"] = siou
+    if "kA" in s:
+        po = _ratio(s["kappa_agree"], s["kappa_n"])
+        pe = _ratio((s["kA"] * s["kB"]).sum(axis=1), np.asarray(s["kappa_n"], dtype=np.float64) ** 2)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out["kappa"] = np.where(pe < 1, (po - pe) / (1 - pe), np.nan)
     if buckets:
         for name, members in buckets.items():
             tp = s["TP"][:, members].sum(axis=1)
@@ -1104,13 +1347,15 @@ def _figures(s: dict, scored: np.ndarray, buckets: dict[str, np.ndarray] | None 
 
 
 def _weighted(s: dict, weights: np.ndarray) -> dict:
-    """Sums under image weights (B, n_images): scalars -> (B,), sparse -> dense (B, K)."""
-    out = {}
-    for key, value in s.items():
-        if hasattr(value, "tocsr"):
-            out[key] = np.asarray((value.T @ weights.T).T)
-        else:
-            out[key] = weights @ value
+    """Sums under image weights (B, n_images): scalars -> (B,), per-class -> dense (B, K)."""
+    scalars = weights @ s["scalars"]
+    out = {name: scalars[:, t] for t, name in enumerate(_SCALARS)}
+    m = s["classes"]
+    if m is not None:
+        k = s["k"]
+        pc = np.asarray((m.T @ weights.T).T)
+        for t, name in enumerate(s["names"]):
+            out[name] = pc[:, t * k : (t + 1) * k]
     return out
 
 
@@ -1157,16 +1402,18 @@ def _reduce(anns, space, results, unmatched, map_info, luts, *, boundary_px, boo
     allp = np.concatenate([r.pairs for r in results]) if n_images else np.zeros((0, 4), np.int64)
     ca, cb, n, nband = allp[:, 0], allp[:, 1], allp[:, 2], allp[:, 3]
     s = _sums(img, ca, cb, n, n_images, space)
-    # the band as its own "images": band sums per image
-    sb = _sums(img, ca, cb, nband, n_images, space)
+    s_boot = _sums(img, ca, cb, n, n_images, space, per_class=("TP", "GT", "PR"))  # what the intervals need
+    sb = _sums(img, ca, cb, nband, n_images, space, per_class=())  # the same sums over band pixels
+    per = {name: s["scalars"][:, t] for t, name in enumerate(_SCALARS)}
+    band_per = {name: sb["scalars"][:, t] for t, name in enumerate(_SCALARS)}
     breakdown = np.stack([r.breakdown for r in results]).astype(np.float64)
     unm = np.bincount(img[cb == space.unmapped], weights=n[cb == space.unmapped], minlength=n_images) if space.unmapped is not None else np.zeros(n_images)
     per_image = pd.DataFrame({
         "image_id": ids,
         "pixels": [r.shape[0] * r.shape[1] for r in results],
-        "compared": s["compared"].astype(np.int64), "agree": s["agree"].astype(np.int64),
-        "evaluable": s["evaluable"].astype(np.int64), "agree_evaluable": s["agree_evaluable"].astype(np.int64),
-        "band_compared": sb["compared"].astype(np.int64), "band_agree": sb["agree"].astype(np.int64),
+        "compared": per["compared"].astype(np.int64), "agree": per["agree"].astype(np.int64),
+        "evaluable": per["evaluable"].astype(np.int64), "agree_evaluable": per["agree_evaluable"].astype(np.int64),
+        "band_compared": band_per["compared"].astype(np.int64), "band_agree": band_per["agree"].astype(np.int64),
         "segmentation_quality": breakdown[:, 0].astype(np.int64), "naming": breakdown[:, 1].astype(np.int64),
         "quantity": breakdown[:, 2].astype(np.int64), "unmapped": unm.astype(np.int64),
     })  # fmt: skip
@@ -1179,12 +1426,13 @@ def _reduce(anns, space, results, unmatched, map_info, luts, *, boundary_px, boo
     bucket_members = {k: v for k, v in bucket_members.items() if v.any()}
 
     ones = np.ones((1, n_images))
-    point = _figures(_weighted(s, ones), scored, bucket_members)
+    totals_w = _weighted(s, ones)
+    point = _figures(totals_w, scored, bucket_members)
     extra = {
-        "segmentation_quality": (breakdown[:, 0], s["compared"]), "naming": (breakdown[:, 1], s["compared"]),
-        "quantity": (breakdown[:, 2], s["compared"]),
-        "band_agreement": (sb["agree"], sb["compared"]),
-        "interior_agreement": (s["agree"] - sb["agree"], s["compared"] - sb["compared"]),
+        "segmentation_quality": (breakdown[:, 0], per["compared"]), "naming": (breakdown[:, 1], per["compared"]),
+        "quantity": (breakdown[:, 2], per["compared"]),
+        "band_agreement": (band_per["agree"], band_per["compared"]),
+        "interior_agreement": (per["agree"] - band_per["agree"], per["compared"] - band_per["compared"]),
     }  # fmt: skip
     for key, (num, den) in extra.items():
         point[key] = _ratio(ones @ num, ones @ den)
@@ -1192,7 +1440,7 @@ def _reduce(anns, space, results, unmatched, map_info, luts, *, boundary_px, boo
     if bootstrap > 0:
         rng = np.random.default_rng(seed)
         samples: dict[str, list] = {}
-        chunk = max(1, min(bootstrap, 2_000_000 // max(1, n_images), 200))
+        chunk = max(1, min(bootstrap, 2_000_000 // max(1, n_images), 4_000_000 // (8 * len(space)), 250))
         left = bootstrap
         while left > 0:
             m = min(chunk, left)
@@ -1200,7 +1448,7 @@ def _reduce(anns, space, results, unmatched, map_info, luts, *, boundary_px, boo
             draw = rng.integers(0, n_images, size=(m, n_images))
             draw += np.arange(m)[:, None] * n_images
             weights = np.bincount(draw.ravel(), minlength=m * n_images).reshape(m, n_images).astype(np.float64)
-            f = _figures(_weighted(s, weights), scored, bucket_members)
+            f = _figures(_weighted(s_boot, weights), scored, bucket_members)
             for key, (num, den) in extra.items():
                 f[key] = _ratio(weights @ num, weights @ den)
             for key, v in f.items():
@@ -1215,8 +1463,8 @@ def _reduce(anns, space, results, unmatched, map_info, luts, *, boundary_px, boo
     totals = per_image[["pixels", "compared", "agree", "evaluable", "agree_evaluable", "unmapped"]].sum()
     figures["pixels"] = {k: int(v) for k, v in totals.items()}
 
-    pixels_a = np.asarray(s["GT"].sum(axis=0)).ravel()  # A's evaluable pixels per class
-    pixels_b = np.asarray(s["PR"].sum(axis=0)).ravel()
+    pixels_a = totals_w["GT"][0]  # A's evaluable pixels per class
+    pixels_b = totals_w["PR"][0]
     keep = np.flatnonzero(scored)
     per_class = pd.DataFrame({
         "class_id": space.class_ids[keep], "name": [space.names[i] for i in keep],
@@ -1309,7 +1557,8 @@ def _reduce(anns, space, results, unmatched, map_info, luts, *, boundary_px, boo
                               "pixel_agreement_excluding_void": f["pixel_agreement_excluding_void"],
                               "miou": f["miou"]})  # fmt: skip
     settings = {"boundary_px": boundary_px, "bootstrap": int(bootstrap), "confidence": confidence, "seed": int(seed),
-                "split": split, "bucket_rule": bucket_rule.description}  # fmt: skip
+                "split": split, "bucket_rule": bucket_rule.description,
+                "unlabeled_classes": [int(c) for c in space.unlabeled]}  # fmt: skip
     return ConsistencyResult(
         annotations=list(anns), space=space, per_image=per_image, pairs=pairs, figures=figures, per_class=per_class,
         boundary=boundary, breakdown=breakdown_out, ci=ci, ceiling=ceiling, unmatched=unmatched, settings=settings,

@@ -1,0 +1,605 @@
+"""Annotation consistency: answers known in advance.
+
+- the kernel against brute force (boundary band against scipy's maximum filter, class pairs
+  against np.unique, dense against sparse tables, per-pixel categories against the counts);
+- edits of known size on real Cityscapes maps (rename a region: naming; erase an object:
+  quantity; dilate a region: segmentation quality), one by one and together;
+- the Cityscapes labelIds against the rasterised ``_polygons.json`` of the same images, counted
+  independently with numpy (drawn as cityscapesScripts' json2labelImg draws them);
+- the generated ADE20K consistency set against the generator's exact per-edit counts;
+- figures against a brute-force confusion matrix, the bootstrap against a naive loop over the
+  same resamples, process pool against inline against a Dask LocalCluster.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+from PIL import Image, ImageDraw
+from scipy import ndimage
+
+import segdata
+from segdata.analyses import consistency as cons
+from segdata.cli import main
+from segdata.convert import convert
+from segdata.converters import ade20k, cityscapes
+from segdata.errors import InputError
+from segdata.format import SEGMENT_SCHEMA
+from segdata.maskio import write_segment_map
+from segdata.synthetic import generate_ade20k_consistency
+from tests.conftest import require
+from tests.fixtures import cityscapes as fx
+
+# cityscapesScripts labels.py: labelIds whose ignoreInEval is True
+CITYSCAPES_IGNORE = {0, 1, 2, 3, 4, 5, 6, 9, 10, 14, 15, 16, 18, 29, 30}
+
+
+def run(*args):
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result
+
+
+# --------------------------------------------------------------------------- kernel vs brute force
+
+
+def brute_band(maps, k):
+    """Boundary pixels (a 4-neighbour with another id in some map) dilated by a (2k+1)^2 square."""
+    h, w = maps[0].shape
+    edge = np.zeros((h, w), dtype=bool)
+    for m in maps:
+        d = m[:, 1:] != m[:, :-1]
+        edge[:, 1:] |= d
+        edge[:, :-1] |= d
+        d = m[1:] != m[:-1]
+        edge[1:] |= d
+        edge[:-1] |= d
+    if k == 0:
+        return edge
+    return ndimage.maximum_filter(edge.astype(np.uint8), size=2 * k + 1, mode="constant", cval=0).astype(bool)
+
+
+def random_maps(rng, h, w, dtype=np.uint8, n=6):
+    a = ((rng.random((h, w)) < 0.04).cumsum(axis=1) + (np.arange(h)[:, None] // 7) * 3) % n
+    b = a.copy()
+    b[rng.random((h, w)) < 0.02] = n
+    return a.astype(dtype), b.astype(dtype)
+
+
+@pytest.mark.parametrize("k", [0, 1, 3, 7, 64, 70])
+@pytest.mark.parametrize("shape,dtype", [((37, 128), np.uint8), ((20, 61), np.uint8), ((9, 64), np.uint16), ((1, 5), np.uint8)])
+def test_boundary_band_equals_dilated_boundary_pixels(k, shape, dtype):
+    rng = np.random.default_rng(k * 1000 + shape[1])
+    a, b = random_maps(rng, *shape, dtype=dtype)
+    assert np.array_equal(cons.boundary_band([a, b], k), brute_band([a, b], k))
+
+
+def test_count_image_pairs_and_band_pixels_equal_numpy_counts():
+    rng = np.random.default_rng(3)
+    for shape in [(50, 128), (33, 70)]:
+        a, b = random_maps(rng, *shape)
+        lut_a = np.array([0, 1, 1, 2, 3, 4, 5])
+        lut_b = np.array([0, 1, 2, 2, 3, 4, 0])
+        counts = cons.count_image([a, b], [lut_a, lut_b], boundary_px=2)
+        band = brute_band([a, b], 2)
+        ca, cb = lut_a[a], lut_b[b]
+        expected = {}
+        for x, y, inside in zip(ca.ravel(), cb.ravel(), band.ravel()):
+            e = expected.setdefault((int(x), int(y)), [0, 0])
+            e[0] += 1
+            e[1] += int(inside)
+        assert {(int(r[0]), int(r[1])): [int(r[2]), int(r[3])] for r in counts.pairs} == expected
+
+
+@pytest.mark.parametrize("unmapped", [None, 5])
+def test_dense_and_sparse_tables_and_the_per_pixel_map_agree(monkeypatch, unmapped):
+    rng = np.random.default_rng(7)
+    for trial in range(40):
+        a, b = random_maps(rng, 24, 40, n=9)
+        b[(a == trial % 9)] = (trial * 5) % 10  # rename or merge a region
+        b[rng.random(b.shape) < 0.05] = 0
+        lut_a = rng.integers(0, 6, 10)
+        lut_b = rng.integers(0, 6, 10)
+        lut_a[0] = lut_b[0] = 0
+        dense = cons.count_image([a, b], [lut_a, lut_b], boundary_px=1, unmapped=unmapped)
+        monkeypatch.setattr(cons, "_DENSE_PAIRS", 0)
+        sparse = cons.count_image([a, b], [lut_a, lut_b], boundary_px=1, unmapped=unmapped)
+        monkeypatch.undo()
+        assert np.array_equal(dense.pairs, sparse.pairs)
+        assert dense.breakdown.tolist() == sparse.breakdown.tolist()
+        cat = cons.disagreement_map(a, b, lut_a, lut_b, unmapped)
+        assert [int((cat == c).sum()) for c in (cons.QUALITY, cons.NAMING, cons.QUANTITY)] == dense.breakdown.tolist()
+
+
+def test_segment_id_without_row_is_an_error():
+    a = np.array([[1, 2]], np.uint8)
+    with pytest.raises(InputError, match="segment id 2 has no row"):
+        cons.count_image([a, a], [np.array([0, 1]), np.array([0, 1, 1])], where=["a.png", "b.png"])
+
+
+@pytest.mark.parametrize("columns,expected", [
+    ([[1, 1, 4], [1, 2, 2], [2, 3, 4], [0, 0, 5]], [1, 2, 0, 0]),
+    ([[3, 3], [3, 0], [0, 3]], [3, 0, 0]),
+    ([[2, 2, 1, 1]], [0]),
+])  # fmt: skip
+def test_majority_vote_ties_give_unlabeled(columns, expected):
+    assert cons.majority_vote(np.array(columns).T).tolist() == expected
+
+
+# --------------------------------------------------------------------------- class map, ceiling file
+
+
+@pytest.mark.parametrize("text,expected,raises", [
+    ("b_class_id,a_class_id\n3,7\n4,\n5,0\n", {3: 7, 4: None, 5: 0}, None),
+    ("# comment\nb_class_id,a_class_id\n3,ignore\n", {3: None}, None),
+    ("3,7\n", None, "header"),
+    ("b_class_id,a_class_id\n3,7\n3,8\n", None, "twice"),
+    ("b_class_id,a_class_id\nx,7\n", None, "integers"),
+    ("b_class_id,a_class_id\n3,7,1\n", None, "expected"),
+])  # fmt: skip
+def test_read_class_map(tmp_path, text, expected, raises):
+    path = tmp_path / "map.csv"
+    path.write_text(text)
+    if raises:
+        with pytest.raises(InputError, match=raises):
+            cons.read_class_map(path)
+    else:
+        assert cons.read_class_map(path) == expected
+
+
+# --------------------------------------------------------------------------- figures vs brute force
+
+
+def brute_figures(pairs, ignore, scored):
+    """Pixel agreement, excluding void, pixel accuracy, mIoU (B against A) and symmetric mIoU from
+    a (a, b, pixels) table, with explicit loops over a dense confusion matrix."""
+    k = len(ignore)
+    conf = np.zeros((k, k))
+    for a, b, n in pairs:
+        conf[a, b] += n
+    compared = agree = evaluable = agree_ev = gt = tp = 0.0
+    for a in range(k):
+        for b in range(k):
+            n = conf[a, b]
+            if a or b:
+                compared += n
+                agree += n * (a == b)
+            if a and b and not ignore[a] and not ignore[b]:
+                evaluable += n
+                agree_ev += n * (a == b)
+            if a and not ignore[a]:
+                gt += n
+                tp += n * (a == b)
+    ious, sious = [], []
+    for c in range(1, k):
+        if not scored[c]:
+            continue
+        rows = [a for a in range(k) if a and not ignore[a]]
+        t = conf[c, c] if c in rows else 0
+        fn = sum(conf[c, b] for b in range(k) if b != c) if c in rows else 0
+        fp = sum(conf[a, c] for a in rows if a != c)
+        ious.append(t / (t + fp + fn) if t + fp + fn else np.nan)
+        keep = [x for x in range(k) if not ignore[x]]
+        inter = conf[c, c]
+        union = sum(conf[c, b] for b in keep) + sum(conf[a, c] for a in keep) - inter
+        sious.append(inter / union if union else np.nan)
+    return {"pixel_agreement": agree / compared, "pixel_agreement_excluding_void": agree_ev / evaluable,
+            "pixel_accuracy": tp / gt, "miou": np.nanmean(ious), "miou_symmetric": np.nanmean(sious)}  # fmt: skip
+
+
+def test_figures_equal_a_brute_force_confusion_matrix():
+    rng = np.random.default_rng(11)
+    ignore = np.array([False, False, False, True, False, False, False])
+    space = cons.ClassSpace(np.arange(7), tuple("uabcdef"), ignore, ("#000000",) * 7)
+    pairs = [(a, b, int(rng.integers(1, 1000))) for a in range(6) for b in range(6) if rng.random() < 0.5]
+    pairs.append((6, 0, 17))  # class 6: only in A, only unlabeled in B
+    got = cons.pair_figures(np.array(pairs), space)
+    want = brute_figures(pairs, ignore, space.scored)
+    for key, value in want.items():
+        assert got[key] == pytest.approx(value), key
+
+
+def test_a_class_absent_from_both_is_nan_and_left_out_of_the_mean():
+    space = cons.ClassSpace(np.arange(4), ("u", "a", "b", "c"), np.zeros(4, bool), ("#000000",) * 4)
+    got = cons.pair_figures(np.array([[1, 1, 10], [2, 1, 10]]), space)
+    # class 1: TP 10, FP 10 -> 0.5; class 2: TP 0, FN 10 -> 0; class 3: absent -> NaN, not 0
+    assert got["miou"] == pytest.approx(0.25)
+
+
+# --------------------------------------------------------------------------- datasets built in code
+
+
+@pytest.fixture(scope="module")
+def fine_coarse(tmp_path_factory):
+    """Cityscapes fixture (three tiny images) converted with its gtCoarse layer."""
+    root = fx.small_dataset(tmp_path_factory.mktemp("cs") / "src", coarse=True)
+    out = tmp_path_factory.mktemp("csu") / "u"
+    convert(cityscapes, root, out, workers=1, options={"coarse": True})
+    return out
+
+
+def test_fine_against_coarse_against_numpy(fine_coarse):
+    ds = segdata.open(fine_coarse)
+    result = cons.compare(ds, layers="objects,coarse", workers=1, bootstrap=0)
+    lab = {r: fx.labels_of(v) for r, v in ((fx.A, fx.scene_a()), (fx.V, fx.scene_v()))}
+    coarse = {r: fx.coarse_of(v) for r, v in ((fx.A, fx.scene_a()), (fx.V, fx.scene_v()))}
+    compared = agree = evaluable = agree_ev = 0
+    for image_id in lab:
+        f, c = lab[image_id], coarse[image_id]
+        labelled = (f != 0) | (c != 0)  # labelId 0 'unlabeled' is no annotation
+        compared += labelled.sum()
+        agree += (labelled & (f == c)).sum()
+        ev = ~np.isin(f, list(CITYSCAPES_IGNORE)) & ~np.isin(c, list(CITYSCAPES_IGNORE))
+        evaluable += ev.sum()
+        agree_ev += (ev & (f == c)).sum()
+    assert result.unmatched["only_in_a"] == [fx.B]  # B has no gtCoarse: listed, not compared
+    assert result.figures["pixel_agreement"] == pytest.approx(agree / compared)
+    assert result.figures["pixel_agreement_excluding_void"] == pytest.approx(agree_ev / evaluable)
+    assert result.settings["unlabeled_classes"] == [1]  # Cityscapes' own 'unlabeled'
+
+
+def copy_dataset(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
+
+
+def edit_image(path: Path, image_id: str, layer: str, segmap: np.ndarray, classes: dict[int, int] | None = None) -> None:
+    """Overwrite one mask of a dataset on disk and its segment rows (class changes, areas)."""
+    ds = segdata.open(path)
+    write_segment_map(ds.mask_path(image_id, layer), segmap)
+    seg = pq.read_table(path / "segments.parquet").to_pandas()
+    rows = (seg["image_id"] == image_id) & (seg["layer"] == layer)
+    areas = np.bincount(segmap.ravel(), minlength=int(seg.loc[rows, "segment_id"].max()) + 1)
+    seg.loc[rows, "area"] = areas[seg.loc[rows, "segment_id"].to_numpy()]
+    for sid, cid in (classes or {}).items():
+        seg.loc[rows & (seg["segment_id"] == sid), "class_id"] = cid
+    pq.write_table(pa.Table.from_pandas(seg, schema=SEGMENT_SCHEMA, preserve_index=False), path / "segments.parquet")
+
+
+def test_identical_annotations_agree_fully_with_an_empty_breakdown(fine_coarse, tmp_path):
+    other = copy_dataset(fine_coarse, tmp_path / "copy")
+    result = cons.compare(fine_coarse, other, workers=1, bootstrap=20)
+    f = result.figures
+    assert f["pixel_agreement"] == f["pixel_agreement_excluding_void"] == f["pixel_accuracy"] == 1.0
+    assert f["miou"] == f["miou_symmetric"] == f["kappa"] == 1.0
+    assert result.breakdown["pixels"] == {"segmentation_quality": 0, "naming": 0, "quantity": 0}
+    assert result.ci["pixel_agreement"] == [1.0, 1.0]
+    assert result.unmatched == {"only_in_a": [], "only_in_b": [], "size_mismatch": []}
+
+
+def test_two_datasets_unmatched_images_and_a_class_map(fine_coarse, tmp_path):
+    other = copy_dataset(fine_coarse, tmp_path / "b")
+    images = pq.read_table(other / "images.parquet").to_pandas()
+    pq.write_table(pa.Table.from_pandas(images[images["image_id"] != fx.V], preserve_index=False), other / "images.parquet")
+    # in B, image A's road (class 8 = labelId 7 + 1) is renamed sidewalk (9); the map sends 9 to road
+    ds_b = segdata.open(other)
+    rows = ds_b.segments[(ds_b.segments.image_id == fx.A) & (ds_b.segments.layer == "objects")]
+    road = int(rows[rows.class_id == 8].segment_id.iloc[0])
+    edit_image(other, fx.A, "objects", ds_b.segment_map(fx.A), {road: 9})
+    classes = pd.read_parquet(other / "classes.parquet")
+    lines = ["b_class_id,a_class_id"] + [f"{c},{c}" for c in classes.class_id if c not in (9, 25, 27)]
+    lines += ["9,8", "27,"]  # sidewalk -> road; car left out; person (25) not listed: unmapped
+    (tmp_path / "map.csv").write_text("\n".join(lines) + "\n")
+    result = cons.compare(fine_coarse, other, class_map=tmp_path / "map.csv", workers=1, bootstrap=0)
+    assert result.unmatched["only_in_a"] == [fx.V] and result.unmatched["only_in_b"] == []
+    assert result.class_map["left_out"] == [{"class_id": 27, "name": "car"}]
+    assert result.class_map["unmapped"] == [{"class_id": 25, "name": "person"}]
+    compared = agree = dropped = 0
+    for scene, renamed in ((fx.scene_a(), True), (fx.scene_b(), False)):
+        f = fx.labels_of(scene)
+        a = np.where(f == 0, 0, f + 1)  # labelId 0 'unlabeled' is no annotation
+        b = f + 1
+        if renamed:
+            b[f == 7] = 9
+        drop = np.isin(b, [25, 27])
+        b = np.where(b == 9, 8, np.where(b == 1, 0, b))
+        labelled = ((a != 0) | (b != 0)) & ~drop
+        compared += labelled.sum()
+        agree += (labelled & (a == b)).sum()
+        dropped += drop.sum()
+    assert result.figures["pixels"]["compared"] == compared
+    assert result.figures["pixels"]["unmapped"] == dropped
+    assert result.figures["pixel_agreement"] == pytest.approx(agree / compared)
+    assert agree < compared  # image B's own sidewalk now reads as road
+
+
+def test_vocabularies_that_differ_need_a_class_map(fine_coarse, tmp_path):
+    other = copy_dataset(fine_coarse, tmp_path / "b")
+    classes = pd.read_parquet(other / "classes.parquet")
+    classes.loc[classes.class_id == 8, "name"] = "carriageway"
+    classes.to_parquet(other / "classes.parquet", index=False)
+    with pytest.raises(ValueError, match="class map"):
+        cons.compare(fine_coarse, other, workers=1, bootstrap=0)
+    assert run("analyze", "consistency", fine_coarse, other).exit_code == 2
+
+
+# --------------------------------------------------------------------------- known edits on real maps
+
+
+@pytest.fixture(scope="module")
+def real(samples, tmp_path_factory):
+    root = require(samples / "cityscapes")
+    out = tmp_path_factory.mktemp("real") / "u"
+    convert(cityscapes, root, out, workers=2)
+    return out
+
+
+def known_edits(ds, image_id, r=3):
+    """B = A with three edits of known size on disjoint regions: a car instance renamed to truck
+    (naming), another instance erased to unlabeled (quantity), a third region dilated by r pixels
+    (segmentation quality). Returns (seg_b, lut_b, expected counts)."""
+    seg = ds.segment_map(image_id)
+    lut = ds.class_lookup(image_id)
+    rows = ds.segments[(ds.segments.image_id == image_id) & (ds.segments.layer == "objects")]
+    inst = rows[rows.is_instance].sort_values(["area", "segment_id"], ascending=[False, True])
+    assert len(inst) >= 3, f"{image_id}: needs three instances"
+    rename, erase, grow = (int(s) for s in inst.segment_id.iloc[[0, 1, 2]])
+    seg_b = seg.copy()
+    lut_b = lut.copy()
+    lut_b[rename] = 28  # truck (labelId 27)
+    seg_b[seg == erase] = 0
+    grown = ndimage.binary_dilation(seg == grow, iterations=r) & ~(seg == grow)
+    keep = ~np.isin(seg, [rename, erase])  # the edits stay disjoint
+    grown &= keep
+    seg_b[grown] = grow
+    expected = {
+        "naming": int((seg == rename).sum()),
+        "quantity": int((seg == erase).sum()),
+        "segmentation_quality": int((grown & (lut[seg] != lut[grow])).sum()),
+    }
+    return seg, lut, seg_b, lut_b, expected, (rename, erase, grow)
+
+
+def test_known_edits_on_real_cityscapes_maps(real):
+    ds = segdata.open(real)
+    for image_id in ds.images.image_id:
+        seg, lut, seg_b, lut_b, expected, (rename, erase, grow) = known_edits(ds, image_id)
+        # each edit alone, then the three together
+        assert cons.count_image([seg, seg], [lut, lut_b]).breakdown.tolist() == [0, expected["naming"], 0]
+        erased = np.where(seg == erase, 0, seg).astype(seg.dtype)
+        assert cons.count_image([seg, erased], [lut, lut]).breakdown.tolist() == [0, 0, expected["quantity"]]
+        grown = np.where((seg_b == grow) & (seg != grow), grow, seg).astype(seg.dtype)
+        assert cons.count_image([seg, grown], [lut, lut]).breakdown.tolist() == [expected["segmentation_quality"], 0, 0]
+        got = cons.count_image([seg, seg_b], [lut, lut_b]).breakdown.tolist()
+        assert got == [expected["segmentation_quality"], expected["naming"], expected["quantity"]], image_id
+        assert min(expected.values()) > 0
+
+
+def test_known_edits_through_the_dataset_pipeline(real, tmp_path):
+    ds = segdata.open(real)
+    image_id = "frankfurt_000000_000576"
+    seg, lut, seg_b, lut_b, expected, (rename, erase, grow) = known_edits(ds, image_id)
+    other = copy_dataset(real, tmp_path / "edited")
+    edit_image(other, image_id, "objects", seg_b, {rename: 28})
+    result = cons.compare(real, other, workers=2, bootstrap=0)
+    row = result.per_image.set_index("image_id").loc[image_id]
+    assert {c: int(row[c]) for c in cons.CATEGORIES} == expected
+    others = result.per_image[result.per_image.image_id != image_id]
+    assert (others[list(cons.CATEGORIES)].to_numpy() == 0).all()
+    assert (others.compared == others.agree).all()
+    # Cityscapes' own 'unlabeled' (class 1) counts as no annotation, like the erased pixels
+    a = np.where(lut[seg] == 1, 0, lut[seg])
+    b = np.where(lut_b[seg_b] == 1, 0, lut_b[seg_b])
+    compared = int(((a != 0) | (b != 0)).sum())
+    changed = expected["naming"] + expected["quantity"] + expected["segmentation_quality"]
+    assert int(row.compared) == compared and int(row.agree) == compared - changed
+    assert changed == int(((a != b) & ((a != 0) | (b != 0))).sum())
+
+
+# --------------------------------------------------------------------------- polygons against labelIds
+
+
+def rasterise(polygons_json: Path) -> np.ndarray:
+    """labelIds drawn from _polygons.json as cityscapesScripts' json2labelImg does: background
+    'unlabeled' (0), polygons in file order (later on top), '<x>group' as x when not a label of
+    its own, labels with id < 0 (license plate) skipped."""
+    table = {label.name: label.id for label in cityscapes.LABELS}
+    data = json.loads(polygons_json.read_text())
+    img = Image.new("L", (data["imgWidth"], data["imgHeight"]), 0)
+    draw = ImageDraw.Draw(img)
+    for obj in data["objects"]:
+        if obj.get("deleted"):
+            continue
+        label = obj["label"]
+        if label not in table and label.endswith("group"):
+            label = label[: -len("group")]
+        if table[label] < 0:
+            continue
+        draw.polygon([tuple(p) for p in obj["polygon"]], fill=table[label])
+    return np.asarray(img).astype(np.int64)
+
+
+def test_labelids_against_their_rasterised_polygons(samples, real, tmp_path):
+    root = require(samples / "cityscapes")
+    ds = segdata.open(real)
+    src = tmp_path / "raster"
+    totals = np.zeros(4)
+    tp, fp, fn = (np.zeros(34) for _ in range(3))
+    for image_id, split in zip(ds.images.image_id, ds.images.split):
+        city = image_id.split("_")[0]
+        folder = root / "gtFine" / split / city
+        raster = rasterise(require(folder / f"{image_id}_gtFine_polygons.json"))
+        fx.write_image(src, split, city, image_id, raster, color=False)
+        png = np.asarray(Image.open(require(folder / f"{image_id}_gtFine_labelIds.png"))).astype(np.int64)
+        labelled = (png != 0) | (raster != 0)
+        ev = ~np.isin(png, list(CITYSCAPES_IGNORE)) & ~np.isin(raster, list(CITYSCAPES_IGNORE))
+        totals += [labelled.sum(), (labelled & (png == raster)).sum(), ev.sum(), (ev & (png == raster)).sum()]
+        gt_ok = ~np.isin(png, list(CITYSCAPES_IGNORE))
+        for c in set(range(34)) - CITYSCAPES_IGNORE:
+            tp[c] += ((png == c) & (raster == c) & gt_ok).sum()
+            fp[c] += ((png != c) & (raster == c) & gt_ok).sum()
+            fn[c] += ((png == c) & (raster != c) & gt_ok).sum()
+    out = tmp_path / "raster-u"
+    convert(cityscapes, src, out, workers=2)
+    result = cons.compare(real, out, workers=2, bootstrap=0)
+    assert result.figures["pixel_agreement"] == pytest.approx(totals[1] / totals[0], abs=1e-12)
+    assert result.figures["pixel_agreement_excluding_void"] == pytest.approx(totals[3] / totals[2], abs=1e-12)
+    with np.errstate(invalid="ignore"):
+        iou = tp / (tp + fp + fn)
+    keep = sorted(set(range(34)) - CITYSCAPES_IGNORE)
+    assert result.figures["miou"] == pytest.approx(np.nanmean(iou[keep]), abs=1e-12)
+    assert 0.95 < result.figures["pixel_agreement"] < 1.0  # nearly the same: rasterisers differ on edges
+
+
+# --------------------------------------------------------------------------- the generated consistency set
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory):
+    root = tmp_path_factory.mktemp("gen")
+    summary = generate_ade20k_consistency(root / "src", 12, image_size=(240, 320), parts=False, workers=2)
+    convert(ade20k, summary.path, root / "u", workers=2)
+    return summary, root / "u"
+
+
+def test_breakdown_equals_the_generators_exact_edit_counts(generated):
+    summary, path = generated
+    result = cons.compare(path, workers=2, bootstrap=0)
+    got = result.per_image.set_index("image_id")
+    for image in summary.images:
+        row = got.loc[image.stem]
+        assert int(row.compared) == image.labelled_either
+        assert (int(row.segmentation_quality), int(row.naming), int(row.quantity)) == (
+            image.segmentation_quality, image.naming, image.quantity)  # fmt: skip
+    assert result.figures["pixel_agreement"] == pytest.approx(summary.agreement, abs=1e-15)
+
+
+def test_default_calibration_lands_near_the_published_figures(tmp_path):
+    """Full-size images: the measured agreement is the generator's exactly and near 82.4%; the
+    breakdown equals the generator's to within 0.1 point (the definitional differences of
+    docs/consistency.md: objects that boundary edits removed entirely count as missing; an
+    object renamed and also grown over its neighbours by more than its own size counts as
+    segmentation quality)."""
+    summary = generate_ade20k_consistency(tmp_path / "src", 4, image_size=(768, 1024), parts=False, workers=2)
+    convert(ade20k, summary.path, tmp_path / "u", workers=2)
+    result = run("analyze", "consistency", tmp_path / "u", "--json", "--bootstrap", "100")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["pixel_agreement"] == pytest.approx(summary.agreement, abs=1e-15)
+    assert report["pixel_agreement"] == pytest.approx(0.824, abs=0.01)
+    for category, target in summary.fractions().items():
+        assert report["breakdown"][category] == pytest.approx(target, abs=0.001)
+        assert report["breakdown"][category] == pytest.approx(cons.ADE20K_REFERENCE[category], abs=0.01)
+    assert sum(report["breakdown"][c] for c in cons.CATEGORIES) == pytest.approx(1 - report["pixel_agreement"])
+
+
+def test_three_annotations_pairwise_and_consensus(tmp_path):
+    summary = generate_ade20k_consistency(tmp_path / "src", 3, image_size=(120, 160), parts=False)
+    base = summary.reannotation_dir.parent
+    shutil.copytree(summary.reannotation_dir, base / "second")  # a second, identical re-annotation
+    convert(ade20k, summary.path, tmp_path / "u", workers=1)
+    ds = segdata.open(tmp_path / "u")
+    assert {"objects", "reannotation", "second"} <= set(ds.layers)
+    result = cons.compare(ds, layers="objects,reannotation,second", workers=1, bootstrap=0)
+    pw = result.pairwise
+    assert pw["annotations"] == ["objects", "reannotation", "second"]
+    assert pw["pixel_agreement"][1][2] == pw["pixel_agreement"][2][1] == 1.0
+    assert pw["pixel_agreement"][0][1] == pytest.approx(summary.agreement)
+    # two identical re-annotations outvote the original everywhere
+    by = {c["annotation"]: c for c in result.consensus}
+    assert by["reannotation"]["pixel_agreement"] == by["second"]["pixel_agreement"] == 1.0
+    assert by["objects"]["pixel_agreement"] == pytest.approx(summary.agreement)
+    report = run("analyze", "consistency", tmp_path / "u", "--layers", "objects,reannotation,second", "--json",
+                 "--bootstrap", "0")  # fmt: skip
+    assert json.loads(report.output)["pairwise"]["annotations"] == ["objects", "reannotation", "second"]
+
+
+# --------------------------------------------------------------------------- bootstrap
+
+
+def test_bootstrap_equals_a_naive_loop_over_the_same_resamples(generated):
+    _, path = generated
+    result = cons.compare(path, workers=1, bootstrap=60, seed=5)
+    ds = segdata.open(path)
+    per_image = []  # per image: its class-pair table, from an independent full-resolution count
+    for image_id in result.per_image.image_id:
+        la, lb = result.luts[image_id]
+        a = la[ds.segment_map(image_id, "objects")]
+        b = lb[ds.segment_map(image_id, "reannotation")]
+        key, n = np.unique(a.astype(np.int64) * 10000 + b, return_counts=True)
+        per_image.append(np.stack([key // 10000, key % 10000, n], axis=1))
+    rng = np.random.default_rng(5)
+    draws = rng.integers(0, len(per_image), size=(60, len(per_image)))
+    values = {"pixel_agreement": [], "miou": []}
+    for draw in draws:
+        f = cons.pair_figures(np.concatenate([per_image[i] for i in draw]), result.space)
+        values["pixel_agreement"].append(f["pixel_agreement"])
+        values["miou"].append(f["miou"])
+    for key, v in values.items():
+        assert result.ci[key] == pytest.approx(list(np.percentile(v, [2.5, 97.5])), abs=1e-12)
+
+
+# --------------------------------------------------------------------------- engines
+
+
+def test_inline_process_pool_and_dask_give_identical_reports(generated):
+    pytest.importorskip("dask.distributed")
+    from dask.distributed import Client, LocalCluster
+
+    _, path = generated
+    inline = cons.compare(path, workers=1, bootstrap=50).report()
+    pool = cons.compare(path, workers=2, bootstrap=50).report()
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster:
+        with Client(cluster) as client:
+            on_dask = cons.compare(path, executor=client.get_executor(), workers=2, bootstrap=50).report()
+        result = run("analyze", "consistency", path, "--scheduler", cluster.scheduler_address, "--json",
+                     "--bootstrap", "50")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert inline == pool == on_dask == json.loads(result.output)
+
+
+# --------------------------------------------------------------------------- CLI, ceiling file, plots
+
+
+def test_cli_json_ceiling_file_and_plots(fine_coarse, tmp_path):
+    result = run("analyze", "consistency", fine_coarse, "--layers", "objects,coarse", "--json", "--bootstrap", "30",
+                 "--ceiling-out", tmp_path / "ceiling.json", "--plots", tmp_path / "plots")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    for key in ("images", "pixel_agreement", "pixel_agreement_excluding_void", "miou", "per_class", "kappa",
+                "boundary", "breakdown", "ci", "ceiling", "unmatched", "per_image"):  # fmt: skip
+        assert key in report, key
+    assert set(report["boundary"]) == {"k", "band", "interior"}
+    assert {"class_id", "name", "iou"} <= set(report["per_class"][0])
+    assert set(cons.CATEGORIES) <= set(report["breakdown"])
+    ceiling = cons.read_ceiling(tmp_path / "ceiling.json")
+    assert ceiling.pixel_accuracy == report["pixel_accuracy"] and ceiling.miou == report["miou"]
+    assert ceiling.reference["layer"] == "objects" and ceiling.annotation["layer"] == "coarse"
+    assert list(ceiling.buckets) == report["ceiling"]["buckets"]["order"]
+    assert set(ceiling.classes.columns) == {"class_id", "name", "bucket", "pixels", "iou"}
+    names = {Path(p).name for p in report["plots"]}
+    assert {"breakdown.png", "breakdown.svg", "class_iou_vs_frequency.png"} <= names
+    assert any(n.startswith("disagreement_") for n in names)
+    text = run("analyze", "consistency", fine_coarse, "--layers", "objects,coarse", "--bootstrap", "0")
+    assert text.exit_code == 0 and "pixel agreement" in text.output and "ceiling" in text.output
+
+
+def test_ceiling_file_errors(tmp_path):
+    with pytest.raises(InputError, match="not found"):
+        cons.read_ceiling(tmp_path / "missing.json")
+    (tmp_path / "x.json").write_text('{"format": "other"}')
+    with pytest.raises(InputError, match="not a segdata ceiling"):
+        cons.read_ceiling(tmp_path / "x.json")
+    (tmp_path / "v.json").write_text('{"format": "segdata-ceiling", "format_version": 99}')
+    with pytest.raises(InputError, match="version 99"):
+        cons.read_ceiling(tmp_path / "v.json")
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--layers", "objects"], "comparing needs two"),
+    (["--layers", "objects,nope"], "no layer 'nope'"),
+    (["--split", "nope", "--layers", "objects,coarse"], "no split"),
+])  # fmt: skip
+def test_cli_usage_errors(fine_coarse, args, message):
+    result = run("analyze", "consistency", fine_coarse, *args)
+    assert result.exit_code == 2
+    assert message in result.output
