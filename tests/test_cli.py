@@ -201,7 +201,8 @@ def test_json_report_and_info(src, tmp_path):
 
 
 @pytest.mark.parametrize("command", [[], ["convert"], ["validate"], ["info"], ["demo"], ["export"], ["analyze"],
-                                     ["analyze", "longtail"], ["analyze", "small-objects"]])
+                                     ["analyze", "longtail"], ["analyze", "small-objects"], ["analyze", "consistency"],
+                                     ["vocab"]])
 def test_every_command_has_help_with_an_example(command):
     result = run(*command, "--help")
     assert result.exit_code == 0 and "Example" in result.output
