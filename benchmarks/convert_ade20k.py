@@ -1,7 +1,7 @@
 """Convert a generated ADE20K-2021-layout dataset with segdata and with Datumaro, in one run.
 
 Prints images per second of both, their ratio, and segdata's peak memory (resident set of the
-whole process tree: this process and its workers, sampled every 10 ms).
+whole process tree, this process and its workers, sampled every 10 ms; and of this process alone).
 
     pip install -e ".[bench]"                      # Datumaro: benchmark-only
     python benchmarks/convert_ade20k.py            # 200 images of 2048x1536
@@ -14,72 +14,22 @@ folders below its root as subsets) and exports to Datumaro's own format, which d
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from common import TreeMemory, print_figures, ratio_line  # noqa: E402
 from datumaro_runner import datumaro_available, datumaro_convert  # noqa: E402
 
 from segdata.convert import convert  # noqa: E402
 from segdata.converters import ade20k  # noqa: E402
 from segdata.runner import default_workers  # noqa: E402
 from segdata.synthetic import generate_ade20k_2021  # noqa: E402
-
-
-def _tree_rss_bytes(pid: int) -> int:
-    """Resident set size of ``pid`` and all its descendants (Linux /proc)."""
-    total = 0
-    stack = [pid]
-    while stack:
-        p = stack.pop()
-        try:
-            with open(f"/proc/{p}/status") as f:
-                for line in f:
-                    if line.startswith("VmRSS:"):
-                        total += int(line.split()[1]) * 1024
-                        break
-            for task in os.listdir(f"/proc/{p}/task"):
-                with open(f"/proc/{p}/task/{task}/children") as f:
-                    stack.extend(int(c) for c in f.read().split())
-        except (FileNotFoundError, ProcessLookupError, PermissionError):
-            continue
-    return total
-
-
-class PeakMemory:
-    """Samples the process tree's RSS in a thread; ``peak`` in bytes."""
-
-    def __init__(self, interval: float = 0.01):
-        self.interval = interval
-        self.peak = 0
-        self.peak_main = 0
-        self._stop = threading.Event()
-
-    def _run(self):
-        pid = os.getpid()
-        while not self._stop.is_set():
-            self.peak = max(self.peak, _tree_rss_bytes(pid))
-            with open(f"/proc/{pid}/status") as f:
-                for line in f:
-                    if line.startswith("VmRSS:"):
-                        self.peak_main = max(self.peak_main, int(line.split()[1]) * 1024)
-            time.sleep(self.interval)
-
-    def __enter__(self):
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
 
 
 def main(argv=None) -> int:
@@ -106,7 +56,7 @@ def main(argv=None) -> int:
               file=sys.stderr)  # fmt: skip
 
     out = work / "segdata-out"
-    with PeakMemory() as mem:
+    with TreeMemory(os.getpid(), interval=0.01) as mem:
         t0 = time.perf_counter()
         report = convert(ade20k, release, out, workers=args.workers)
         seg_seconds = time.perf_counter() - t0
@@ -117,8 +67,8 @@ def main(argv=None) -> int:
         "segdata_workers": args.workers,
         "segdata_seconds": round(seg_seconds, 2),
         "segdata_images_per_second": round(report.images / seg_seconds, 2),
-        "segdata_peak_rss_mib_tree": round(mem.peak / 2**20, 1),
-        "segdata_peak_rss_mib_main": round(mem.peak_main / 2**20, 1),
+        "segdata_peak_rss_mib_tree": round(mem.peak_rss / 1024, 1),
+        "segdata_peak_rss_mib_main": round(mem.peak_rss_main / 1024, 1),
     }
     shutil.rmtree(out, ignore_errors=True)
 
@@ -153,14 +103,9 @@ def main(argv=None) -> int:
             figures["ratio"] = round(figures["segdata_images_per_second"] / figures["datumaro_images_per_second"], 1)
     shutil.rmtree(work, ignore_errors=True)
 
-    if args.json:
-        print(json.dumps(figures, indent=1))
-    else:
-        for k, v in figures.items():
-            print(f"{k:32s} {v}")
-        if "ratio" in figures:
-            print(f"\nsegdata converts {figures['ratio']}x as many images per second as Datumaro "
-                  f"({args.workers} workers, {os.cpu_count()} cores)")  # fmt: skip
+    print_figures(figures, args.json, width=32)
+    if "ratio" in figures and not args.json:
+        print("\n" + ratio_line(figures, args.workers))
     return 0
 
 

@@ -35,6 +35,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from common import print_figures, ratio_line  # noqa: E402
 from datumaro_runner import datumaro_available, datumaro_convert  # noqa: E402
 
 import segdata  # noqa: E402
@@ -271,14 +272,9 @@ def main(argv=None) -> int:
         figures["segdata_panoptic_instances_kept"] = "pending" if kept is None else kept
     shutil.rmtree(work, ignore_errors=True)
 
-    if args.json:
-        print(json.dumps(figures, indent=1))
-    else:
-        for k, v in figures.items():
-            print(f"{k:34s} {v}")
-        if "ratio" in figures:
-            print(f"\nsegdata converts {figures['ratio']}x as many images per second as Datumaro "
-                  f"({args.workers} workers, {os.cpu_count()} cores)")  # fmt: skip
+    print_figures(figures, args.json)
+    if "ratio" in figures and not args.json:
+        print("\n" + ratio_line(figures, args.workers))
     return 0
 
 

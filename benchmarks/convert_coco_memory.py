@@ -46,83 +46,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-def _children(pid: int) -> list[int]:
-    out = []
-    try:
-        for task in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{task}/children") as f:
-                out.extend(int(c) for c in f.read().split())
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        pass
-    return out
-
-
-def _tree(pid: int) -> list[int]:
-    pids, stack = [], [pid]
-    while stack:
-        p = stack.pop()
-        pids.append(p)
-        stack.extend(_children(p))
-    return pids
-
-
-def _status_kib(pid: int, key: str) -> int:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith(key):
-                    return int(line.split()[1])
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        pass
-    return 0
-
-
-def _pss_kib(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/smaps_rollup") as f:
-            for line in f:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1])
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        pass
-    return 0
-
-
-class TreeMemory:
-    """Samples RSS (every ``interval`` s) and PSS (every 10 intervals) of a process tree, in KiB."""
-
-    def __init__(self, pid: int, interval: float = 0.02):
-        self.pid = pid
-        self.interval = interval
-        self.peak_rss = 0
-        self.peak_pss = 0
-        self.peak_processes = 0
-        self._stop = threading.Event()
-
-    def _run(self):
-        n = 0
-        while not self._stop.is_set():
-            pids = _tree(self.pid)
-            self.peak_processes = max(self.peak_processes, len(pids))
-            self.peak_rss = max(self.peak_rss, sum(_status_kib(p, "VmRSS:") for p in pids))
-            if n % 10 == 0:
-                self.peak_pss = max(self.peak_pss, sum(_pss_kib(p) for p in pids))
-            n += 1
-            time.sleep(self.interval)
-
-    def __enter__(self):
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
+from common import TreeMemory, _status_kib, print_figures  # noqa: E402
 
 
 def _child(src: str, out: str, workers: int) -> int:
@@ -211,11 +140,8 @@ def main(argv=None) -> int:
         "problems": child["problems"],
     }
     shutil.rmtree(work, ignore_errors=True)  # the output, and the source unless --data kept it elsewhere
-    if args.json:
-        print(json.dumps(figures, indent=1))
-    else:
-        for k, v in figures.items():
-            print(f"{k:22s} {v}")
+    print_figures(figures, args.json, width=22)
+    if not args.json:
         verdict = "within" if figures["peak_rss_tree_mib"] <= figures["budget_mib"] else "OVER"
         print(f"\npeak memory of the process tree: {figures['peak_rss_tree_mib']:.0f} MiB RSS "
               f"({figures['peak_pss_tree_mib']:.0f} MiB PSS), {verdict} the {args.budget_gib:g} GiB budget")  # fmt: skip

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import pandas as pd
 
 from .errors import InputError, SegdataError
 from .format import CLASS_SCHEMA, IMAGE_SCHEMA, NO_PARENT, SEGMENT_SCHEMA, Dataset, mask_relpath, text_or_none

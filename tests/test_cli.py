@@ -16,7 +16,7 @@ import segdata
 from segdata.cli import main
 from segdata.convert import convert, partial_path
 from segdata.converters import ade20k
-from tests.fixtures.ade20k import small_2021_dataset, write_atr, ade_rgb
+from tests.fixtures.ade20k import ade_rgb, small_2021_dataset
 
 FOLDER = "images/ADE/training/urban/street"
 A = "ADE_train_00000001"
