@@ -125,6 +125,7 @@ def test_power_law_fit_rejects_a_normal():
     assert fit.p_value < 0.1
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # inside the reference package
 def test_power_law_fit_matches_the_powerlaw_package():
     powerlaw = pytest.importorskip("powerlaw", reason="cross-check against the reference implementation")
     rng = np.random.default_rng(11)
