@@ -346,15 +346,20 @@ def _layer_name(prefix: str, level: int) -> str:
 # --------------------------------------------------------------------------- 2021
 
 
-def _load_json(path: Path) -> dict:
+def _read_text(path: Path, what: str) -> str:
+    """A source text file as str: UTF-8, or Latin-1 for the few ADE20K files that are not UTF-8."""
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise InputError(path, "annotation JSON not found") from None
+        raise InputError(path, f"{what} not found") from None
     try:
-        text = raw.decode("utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError:
-        text = raw.decode("latin-1")  # a few ADE20K files are not UTF-8
+        return raw.decode("latin-1")
+
+
+def _load_json(path: Path) -> dict:
+    text = _read_text(path, "annotation JSON")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -565,14 +570,7 @@ _ATR_LINE = re.compile(r"\s+#\s+")
 def parse_atr(path: Path) -> list[dict]:
     """Parse a 2016 ``_atr.txt``: one dict per line with instance, part_level, occluded, name,
     raw_name, attributes (the quoted, comma-separated list without its quotes)."""
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise InputError(path, "attribute file not found") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        text = raw.decode("latin-1")
+    text = _read_text(path, "attribute file")
     rows = []
     for lineno, line in enumerate(text.splitlines(), 1):
         if not line.strip():

@@ -83,7 +83,7 @@ def _check_tables(ds: Dataset) -> list[Finding]:
     return out
 
 
-def _check_image(path: Path, image_root: Path, layer_names: list[str], item) -> list[Finding]:
+def _check_image(path: Path, image_root: Path, item) -> list[Finding]:
     image_id, split, width, height, file, layers, seg = item
     file, layers = text_or_none(file), text_or_none(layers)
     out: list[Finding] = []
@@ -161,7 +161,7 @@ def validate(path: str | Path, *, workers: int | None = None, progress: Callable
             seg = segments.iloc[idx] if idx is not None else empty
             yield (row.image_id, row.split, int(row.width), int(row.height), row.file, row.layers, seg)
 
-    check = partial(_check_image, path, image_root, ds.layers)
+    check = partial(_check_image, path, image_root)
     total = len(ds.images)
     for i, result in enumerate(parallel_map(check, items(), workers=workers, batch_size=16), 1):
         findings.extend(result)
