@@ -89,6 +89,11 @@ from segdata.runner import parallel_map
 
 from . import longtail
 
+try:  # the C extension for the per-image runs (setup.py); numpy does the same without it
+    from segdata import _runs as _runs_ext
+except ImportError:  # pragma: no cover - the extension was not compiled
+    _runs_ext = None
+
 #: default half-width of the boundary band, in pixels
 DEFAULT_BOUNDARY_PX = 3
 #: a labelled segment is a *missing object* when more than this fraction of it is unlabeled in the other annotation
@@ -667,12 +672,26 @@ def _nonzero(flags: np.ndarray) -> np.ndarray:
     return busy[inside >> 3] * 8 + (inside & 7)
 
 
-def _runs(maps: Sequence[np.ndarray], boundary_px: int | None):
+def _runs(maps: Sequence[np.ndarray], boundary_px: int | None, *, native: bool = True):
     """Runs of constant segment ids along the rows (a run never crosses a row end).
 
-    Returns (starts, lengths, values per map, band pixels per run or None)."""
+    Returns (starts, lengths, values per map, band pixels per run or None): the run starts as
+    flat pixel indices, int64 lengths, each map's value per run, and the pixels of each run
+    inside the boundary band of the first two maps. Computed by the C extension
+    ``segdata._runs`` when it is built and ``native``, else by numpy; both give the same arrays.
+    """
     h, w = maps[0].shape
     n = h * w
+    if native and _runs_ext is not None and all(m.dtype.itemsize <= 2 and m.dtype.kind == "u" for m in maps):
+        size = max(m.dtype.itemsize for m in maps)
+        same = [np.ascontiguousarray(m, dtype=np.uint8 if size == 1 else np.uint16) for m in maps]
+        k = -1 if boundary_px is None else int(boundary_px)
+        raw_starts, raw_band = _runs_ext.joint_runs(same, h, w, size, min(2, len(maps)), k)
+        starts = np.frombuffer(raw_starts, dtype=np.int64)
+        lengths = np.diff(starts, append=n)
+        values = [m.reshape(-1)[starts] for m in maps]
+        band_counts = None if raw_band is None else np.frombuffer(raw_band, dtype=np.int64)
+        return starts, lengths, values, band_counts
     change = _changes(maps[:2], out=_WORKSPACE.get("change", n))
     bits = None
     if boundary_px is not None:

@@ -100,6 +100,61 @@ def test_count_image_pairs_and_band_pixels_equal_numpy_counts():
         assert {(int(r[0]), int(r[1])): [int(r[2]), int(r[3])] for r in counts.pairs} == expected
 
 
+def _rectangles(rng, h, w, dtype, n):
+    """Overlapping rectangles of random ids: long runs, edges at every offset within a word."""
+    m = np.zeros((h, w), dtype)
+    high = 300 if dtype == np.uint16 else 256
+    for _ in range(n):
+        y, x = rng.integers(0, h), rng.integers(0, w)
+        m[y : y + rng.integers(1, h + 1), x : x + rng.integers(1, w + 1)] = rng.integers(0, high)
+    return m
+
+
+@pytest.mark.skipif(cons._runs_ext is None, reason="the segdata._runs extension was not compiled")
+def test_native_runs_equal_the_numpy_runs_and_a_brute_force_band():
+    """segdata._runs against the numpy path (same starts, values, band counts) and both against
+    the band of brute_band: widths around the 16-pixel blocks and 64-bit words, K past a word,
+    mixed uint8/uint16 maps, a third map that splits runs without touching the band."""
+    rng = np.random.default_rng(11)
+    for trial in range(300):
+        h, w = int(rng.integers(1, 30)), int(rng.choice([1, 2, 15, 16, 17, 31, 63, 64, 65, 100, 130]))
+        dtypes = [np.uint8 if rng.random() < 0.6 else np.uint16 for _ in range(int(rng.choice([2, 2, 3])))]
+        maps = [_rectangles(rng, h, w, d, int(rng.integers(0, 8))) for d in dtypes]
+        if trial % 4 == 0:
+            maps[1] = maps[0].copy()
+        k = [None, 0, 1, 3, 5, 63, 64, 70][trial % 8]
+        native = cons._runs(maps, k, native=True)
+        numpy_ = cons._runs(maps, k, native=False)
+        assert np.array_equal(native[0], numpy_[0]) and np.array_equal(native[1], numpy_[1])
+        assert all(np.array_equal(x, y) for x, y in zip(native[2], numpy_[2]))
+        if k is None:
+            assert native[3] is None and numpy_[3] is None
+            continue
+        assert np.array_equal(native[3], numpy_[3])
+        band = brute_band(maps[:2], k).ravel()
+        starts, lengths = native[0], native[1]
+        assert native[3].tolist() == [int(band[s : s + n].sum()) for s, n in zip(starts, lengths)]
+        # runs: maximal stretches of a row over which every map is constant
+        flat = [m.ravel() for m in maps]
+        new_run = np.zeros(h * w, dtype=bool)
+        new_run[:: max(w, 1)] = True
+        for f in flat:
+            new_run[1:] |= f[1:] != f[:-1]
+        assert starts.tolist() == np.flatnonzero(new_run).tolist()
+
+
+def test_count_image_is_the_same_without_the_extension(monkeypatch):
+    rng = np.random.default_rng(5)
+    maps = [_rectangles(rng, 40, 97, np.uint8, 9) for _ in range(3)]
+    luts = [np.arange(256) % 7 for _ in maps]
+    with_ext = cons.count_image(maps, luts, boundary_px=3)
+    monkeypatch.setattr(cons, "_runs_ext", None)
+    without = cons.count_image(maps, luts, boundary_px=3)
+    assert np.array_equal(with_ext.pairs, without.pairs)
+    assert with_ext.breakdown.tolist() == without.breakdown.tolist()
+    assert all(np.array_equal(x, y) for x, y in zip(with_ext.pairwise, without.pairwise))
+
+
 @pytest.mark.parametrize("unmapped", [None, 5])
 def test_dense_and_sparse_tables_and_the_per_pixel_map_agree(monkeypatch, unmapped):
     rng = np.random.default_rng(7)
