@@ -686,10 +686,10 @@ def _runs(maps: Sequence[np.ndarray], boundary_px: int | None, *, native: bool =
         size = max(m.dtype.itemsize for m in maps)
         same = [np.ascontiguousarray(m, dtype=np.uint8 if size == 1 else np.uint16) for m in maps]
         k = -1 if boundary_px is None else int(boundary_px)
-        raw_starts, raw_band = _runs_ext.joint_runs(same, h, w, size, min(2, len(maps)), k)
+        raw_starts, raw_lengths, raw_values, raw_band = _runs_ext.joint_runs(same, h, w, size, min(2, len(maps)), k)
         starts = np.frombuffer(raw_starts, dtype=np.int64)
-        lengths = np.diff(starts, append=n)
-        values = [m.reshape(-1)[starts] for m in maps]
+        lengths = np.frombuffer(raw_lengths, dtype=np.int64)
+        values = [np.frombuffer(v, dtype=m.dtype).astype(maps[i].dtype, copy=False) for i, (v, m) in enumerate(zip(raw_values, same))]
         band_counts = None if raw_band is None else np.frombuffer(raw_band, dtype=np.int64)
         return starts, lengths, values, band_counts
     change = _changes(maps[:2], out=_WORKSPACE.get("change", n))

@@ -27,7 +27,6 @@
 
 #if defined(_MSC_VER)
 #include <intrin.h>
-static inline int popcount64(uint64_t x) { return (int)__popcnt64(x); }
 static inline int ctz64(uint64_t x)
 {
     unsigned long i;
@@ -35,9 +34,17 @@ static inline int ctz64(uint64_t x)
     return (int)i;
 }
 #else
-static inline int popcount64(uint64_t x) { return __builtin_popcountll(x); }
 static inline int ctz64(uint64_t x) { return __builtin_ctzll(x); }
 #endif
+
+/* bit count without a library call (x86-64's baseline has no popcnt instruction) */
+static inline int popcount64(uint64_t x)
+{
+    x = x - ((x >> 1) & 0x5555555555555555ULL);
+    x = (x & 0x3333333333333333ULL) + ((x >> 2) & 0x3333333333333333ULL);
+    x = (x + (x >> 4)) & 0x0F0F0F0F0F0F0F0FULL;
+    return (int)((x * 0x0101010101010101ULL) >> 56);
+}
 
 typedef struct {
     int64_t *data;
@@ -47,7 +54,7 @@ typedef struct {
 static int vec_push(Vec *v, int64_t x)
 {
     if (v->len == v->cap) {
-        size_t cap = v->cap ? 2 * v->cap : 4096;
+        size_t cap = v->cap ? 2 * v->cap : 65536;
         int64_t *d = realloc(v->data, cap * sizeof(int64_t));
         if (d == NULL)
             return -1;
@@ -124,28 +131,66 @@ static void horizontal_edges(const uint8_t *row, size_t w, int size, uint64_t *b
             set_bit(bits, c);
 }
 
-/* bits |= {c: a[c] != b[c]} */
-static void vertical_edges(const uint8_t *a, const uint8_t *b, size_t w, int size, uint64_t *bits)
+/* Row `row` below row `above`: vbits |= its vertical edges (when vbits is not NULL), and hbits,
+ * which holds the horizontal edges of `above`, becomes those of `row`. An edge at c depends on
+ * pixels c - 1 and c only, so it is recomputed only where one of them differs from the pixel
+ * above; everywhere else it is the edge above. */
+static inline void update_edges(const uint8_t *row, const uint8_t *above, size_t w, int size, uint64_t *hbits, uint64_t *vbits)
 {
     size_t c = 0;
+    unsigned carry = 0; /* pixel c - 1 differs from the pixel above it */
 #ifdef HAVE_SSE2
-    for (; c + 16 <= w; c += 16)
-        bits[c >> 6] |= differ16(a + c * size, b + c * size, size) << (c & 63);
-#else
-    size_t step = 32 / (size_t)size;
-    while (c + step <= w) {
-        if (differ32(a + c * size, b + c * size))
-            for (size_t e = c + step; c < e; c++) {
-                if (value_at(a, c, size) != value_at(b, c, size))
-                    set_bit(bits, c);
-            }
-        else
-            c += step;
+    for (; c + 64 <= w; c += 64) { /* one word of bits: four blocks of 16 pixels */
+        uint64_t vm = differ16(row + c * size, above + c * size, size) |
+                      differ16(row + (c + 16) * size, above + (c + 16) * size, size) << 16 |
+                      differ16(row + (c + 32) * size, above + (c + 32) * size, size) << 32 |
+                      differ16(row + (c + 48) * size, above + (c + 48) * size, size) << 48;
+        if (vbits)
+            vbits[c >> 6] |= vm;
+        uint64_t need = vm | (vm << 1) | carry; /* pixel c or c - 1 differs from the one above */
+        if (need) {
+            /* at c = 0 the pixel "left" of column 0 is the previous row's last: masked off */
+            const uint8_t *p = row + c * size, *q = p - size;
+            uint64_t hm = differ16(p, q, size) | differ16(p + 16 * size, q + 16 * size, size) << 16 |
+                          differ16(p + 32 * size, q + 32 * size, size) << 32 |
+                          differ16(p + 48 * size, q + 48 * size, size) << 48;
+            if (c == 0)
+                hm &= ~(uint64_t)1;
+            hbits[c >> 6] = (hbits[c >> 6] & ~need) | (hm & need);
+        }
+        carry = (unsigned)(vm >> 63);
     }
 #endif
-    for (; c < w; c++)
-        if (value_at(a, c, size) != value_at(b, c, size))
-            set_bit(bits, c);
+    for (; c < w; c++) {
+        unsigned vd = value_at(row, c, size) != value_at(above, c, size);
+        if (vd && vbits)
+            set_bit(vbits, c);
+        if (vd | carry) {
+            uint64_t bit = (uint64_t)1 << (c & 63);
+            if (c > 0 && value_at(row, c, size) != value_at(row, c - 1, size))
+                hbits[c >> 6] |= bit;
+            else
+                hbits[c >> 6] &= ~bit;
+        }
+        carry = vd;
+    }
+}
+
+static void update_edges_u8(const uint8_t *row, const uint8_t *above, size_t w, uint64_t *hbits)
+{
+    update_edges(row, above, w, 1, hbits, NULL);
+}
+static void update_edges_u8v(const uint8_t *row, const uint8_t *above, size_t w, uint64_t *hbits, uint64_t *vbits)
+{
+    update_edges(row, above, w, 1, hbits, vbits);
+}
+static void update_edges_u16(const uint8_t *row, const uint8_t *above, size_t w, uint64_t *hbits)
+{
+    update_edges(row, above, w, 2, hbits, NULL);
+}
+static void update_edges_u16v(const uint8_t *row, const uint8_t *above, size_t w, uint64_t *hbits, uint64_t *vbits)
+{
+    update_edges(row, above, w, 2, hbits, vbits);
 }
 
 /* out = x shifted by d pixels towards higher indices (d > 0) or lower (d < 0); n words */
@@ -188,8 +233,9 @@ PyDoc_STRVAR(joint_runs_doc,
 "Runs of constant values across all of `maps` (C-contiguous buffers of height * width elements\n"
 "of `itemsize` bytes, 1 or 2) and, when k >= 0, the pixels of each run inside the boundary band\n"
 "of the first `nband` maps (chessboard distance k).\n\n"
-"Returns (starts, band): bytes of int64 flat indices of the run starts, and bytes of int64\n"
-"band-pixel counts per run (None when k < 0).");
+"Returns (starts, lengths, values, band): bytes of int64 flat indices of the run starts and of\n"
+"their lengths, a tuple with each map's value per run (bytes of `itemsize` elements), and bytes\n"
+"of int64 band-pixel counts per run (None when k < 0).");
 
 static PyObject *joint_runs(PyObject *self, PyObject *args)
 {
@@ -246,17 +292,25 @@ static PyObject *joint_runs(PyObject *self, PyObject *args)
     for (size_t r = 0; r < h && !failed; r++) {
         /* each map's horizontal edges: those of the row above when the row equals it */
         int same_all = r > 0, same_band = r > 0;
+        if (want_band && r > 0)
+            memset(vcur, 0, words * sizeof(uint64_t));
         for (size_t m = 0; m < (size_t)nmaps; m++) {
             const uint8_t *row = (const uint8_t *)views[m].buf + r * w * size;
             uint64_t *mine = own + m * (words + 1);
-            int same = r > 0 && memcmp(row, row - w * size, w * size) == 0;
-            if (!same) {
-                memset(mine, 0, words * sizeof(uint64_t));
+            if (r == 0) {
                 horizontal_edges(row, w, size, mine);
-                same_all = 0;
-                if (m < nb)
-                    same_band = 0;
+            } else if (memcmp(row, row - w * size, w * size) != 0) {
+                const uint8_t *above = row - w * size;
+                if (want_band && m < nb)
+                    (size == 1 ? update_edges_u8v : update_edges_u16v)(row, above, w, mine, vcur);
+                else
+                    (size == 1 ? update_edges_u8 : update_edges_u16)(row, above, w, mine);
+            } else {
+                continue; /* the row above's edges, no vertical edge */
             }
+            same_all = 0;
+            if (m < nb)
+                same_band = 0;
         }
         if (!same_all) {
             memset(edges, 0, words * sizeof(uint64_t));
@@ -292,11 +346,6 @@ static PyObject *joint_runs(PyObject *self, PyObject *args)
         for (size_t j = 0; j < words; j++)
             out[j] |= edges[j] | (edges[j] >> 1) | (edges[j + 1] << 63);
         if (r > 0 && !same_band) {
-            memset(vcur, 0, words * sizeof(uint64_t));
-            for (size_t m = 0; m < nb; m++) {
-                const uint8_t *row = (const uint8_t *)views[m].buf + r * w * size;
-                vertical_edges(row - w * size, row, w, size, vcur);
-            }
             uint64_t *above = out - wide;
             for (size_t j = 0; j < words; j++) {
                 above[j] |= vcur[j];
@@ -313,6 +362,20 @@ static PyObject *joint_runs(PyObject *self, PyObject *args)
                 any |= y[j];
             if (!any)
                 continue;
+            if (k < 64) { /* each word from itself and its neighbours: bits move less than a word */
+                /* radius 0 -> k by doubling: radius r becomes r + step, step <= r + 1 */
+                size_t radius = 0;
+                while (radius < k) {
+                    unsigned d = (unsigned)(radius + 1 < k - radius ? radius + 1 : k - radius);
+                    memcpy(tmp, y, (words + 1) * sizeof(uint64_t)); /* y[words] is 0 */
+                    for (size_t j = 0; j < words; j++) {
+                        uint64_t x = tmp[j], left = j ? tmp[j - 1] : 0, right = tmp[j + 1];
+                        y[j] = x | (x << d) | (left >> (64 - d)) | (x >> d) | (right << (64 - d));
+                    }
+                    radius += d;
+                }
+                continue;
+            }
             size_t span = 1;
             while (span < total) {
                 size_t step = span < total - span ? span : total - span;
@@ -363,13 +426,41 @@ static PyObject *joint_runs(PyObject *self, PyObject *args)
         goto done;
     }
     {
-        PyObject *s = PyBytes_FromStringAndSize((const char *)starts.data, (Py_ssize_t)(starts.len * sizeof(int64_t)));
+        /* lengths and each map's value per run, from the starts */
+        size_t n = starts.len, total_px = h * w;
+        PyObject *s = PyBytes_FromStringAndSize((const char *)starts.data, (Py_ssize_t)(n * sizeof(int64_t)));
+        PyObject *len = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(n * sizeof(int64_t)));
         PyObject *b = want_band ? PyBytes_FromStringAndSize((const char *)counts.data, (Py_ssize_t)(counts.len * sizeof(int64_t)))
                                 : (Py_INCREF(Py_None), Py_None);
-        if (s && b)
-            result = PyTuple_Pack(2, s, b);
+        PyObject *vals = PyTuple_New(nmaps);
+        int ok = s && len && b && vals;
+        if (ok) {
+            int64_t *l = (int64_t *)PyBytes_AS_STRING(len);
+            for (size_t i = 0; i < n; i++)
+                l[i] = (i + 1 < n ? starts.data[i + 1] : (int64_t)total_px) - starts.data[i];
+        }
+        for (Py_ssize_t m = 0; ok && m < nmaps; m++) {
+            PyObject *v = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(n * size));
+            if (v == NULL) {
+                ok = 0;
+                break;
+            }
+            uint8_t *dst = (uint8_t *)PyBytes_AS_STRING(v);
+            const uint8_t *src = views[m].buf;
+            if (size == 1)
+                for (size_t i = 0; i < n; i++)
+                    dst[i] = src[starts.data[i]];
+            else
+                for (size_t i = 0; i < n; i++)
+                    memcpy(dst + 2 * i, src + 2 * starts.data[i], 2);
+            PyTuple_SET_ITEM(vals, m, v);
+        }
+        if (ok)
+            result = PyTuple_Pack(4, s, len, vals, b);
         Py_XDECREF(s);
+        Py_XDECREF(len);
         Py_XDECREF(b);
+        Py_XDECREF(vals);
     }
 done:
     for (Py_ssize_t m = 0; m < got; m++)
