@@ -85,7 +85,7 @@ static inline unsigned value_at(const uint8_t *p, size_t c, int size)
     return v;
 }
 
-#if defined(__SSE2__) || defined(_M_X64)
+#if (defined(__SSE2__) || defined(_M_X64)) && !defined(SEGDATA_NO_SIMD) /* the define tests the other path */
 #include <emmintrin.h>
 #define HAVE_SSE2 1
 
