@@ -218,7 +218,7 @@ static void shift_bits(const uint64_t *x, uint64_t *out, size_t n, long d)
     }
 }
 
-#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__) && defined(__linux__)
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__) && defined(__GLIBC__)
 /* the popcnt instruction where the CPU has it (nearly all x86-64 since 2008), chosen at load time */
 #define POPCNT_CLONES __attribute__((target_clones("popcnt", "default")))
 #define POPCOUNT(x) __builtin_popcountll(x)
