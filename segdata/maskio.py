@@ -179,6 +179,8 @@ def _chunks(data: bytes, path: str | Path):
 
 def _decode_own(data: bytes, path: str | Path, w: int, h: int, depth: int, ctype: int) -> np.ndarray:
     """segdata's decoder: libdeflate (or zlib) inflate + ``segdata._png.unfilter``."""
+    if Image.MAX_IMAGE_PIXELS and w * h > 2 * Image.MAX_IMAGE_PIXELS:  # Pillow's decompression-bomb limit
+        raise InputError(path, f"{w}x{h} pixels is more than {2 * Image.MAX_IMAGE_PIXELS} (a decompression bomb?)")
     channels = _CHANNELS[ctype]
     bpp = channels * depth // 8
     rowbytes = w * bpp

@@ -192,3 +192,10 @@ def test_every_real_sample_png_decodes_as_pillow_decodes_it(samples):
             ref = np.asarray(im)
         out = maskio.read_png(path)
         assert out.shape == ref.shape and np.array_equal(out, ref.astype(out.dtype)), path
+
+
+def test_a_decompression_bomb_is_refused_before_inflating():
+    header = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 0, 0, 0, 0)
+    data = maskio.PNG_SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(b"")) + _chunk(b"IEND", b"")
+    with pytest.raises(InputError, match="100000x100000 pixels is more than"):
+        maskio.decode_png(data, "bomb.png")
