@@ -682,7 +682,7 @@ def _runs(maps: Sequence[np.ndarray], boundary_px: int | None, *, native: bool =
     """
     h, w = maps[0].shape
     n = h * w
-    if native and _runs_ext is not None and all(m.dtype.itemsize <= 2 and m.dtype.kind == "u" for m in maps):
+    if native and _runs_ext is not None and len(maps) <= 16 and all(m.dtype.itemsize <= 2 and m.dtype.kind == "u" for m in maps):
         size = max(m.dtype.itemsize for m in maps)
         same = [np.ascontiguousarray(m, dtype=np.uint8 if size == 1 else np.uint16) for m in maps]
         k = -1 if boundary_px is None else int(boundary_px)

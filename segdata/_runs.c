@@ -5,9 +5,9 @@
  * The same results as the numpy path of `_runs` (tests compare the two on random maps): that
  * path makes a dozen full-image passes (comparisons, packing, nonzero, gathers), this one reads
  * each pixel about once. Label maps change rarely along a row and from one row to the next: a
- * row equal to the row above (one memcmp) keeps that row's edges, and elsewhere 16 pixels are
- * compared at once (SSE2, which every x86-64 has; 32 bytes at a time with a byte loop where
- * they differ on other machines).
+ * row equal to the row above (one memcmp) keeps that row's edges; elsewhere the row is compared
+ * with the row above 64 pixels per step (SSE2, which every x86-64 has; a byte loop on other
+ * machines), and its horizontal edges are recomputed only where a pixel changed.
  *
  * Conventions (see boundary_band in consistency.py):
  * - a run is a maximal stretch of a row over which every map keeps its value; every row starts
