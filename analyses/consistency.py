@@ -81,6 +81,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from segdata.errors import FormatError, InputError
 from segdata.format import Dataset, mask_relpath, text_or_none
@@ -1074,15 +1076,16 @@ def match_images(annotations: Sequence[Annotation], split: str | None = None) ->
 
 def _lookup_tables(ann: Annotation, image_ids: Sequence[str], to_index: Callable[[np.ndarray], np.ndarray]) -> dict[str, np.ndarray]:
     """Per image: ``lut[segment_id]`` = class index (int32), from the segment table alone."""
-    seg = ann.dataset.read_segments(["image_id", "layer", "segment_id", "class_id"])
-    seg = seg[(seg["layer"] == ann.layer).to_numpy(bool)]
-    codes = pd.Index(image_ids).get_indexer(seg["image_id"])
+    # Arrow filters the layer while reading and finds the image ids in C: no pandas strings
+    seg = ann.dataset.segment_table(["image_id", "segment_id", "class_id"], layer=ann.layer)
+    codes = pc.index_in(seg["image_id"], value_set=pa.array(list(image_ids), type=pa.string()))
+    codes = pc.fill_null(codes, -1).to_numpy().astype(np.int64)  # -1: an image not compared
     keep = codes >= 0
     codes = codes[keep]
-    sid = seg["segment_id"].to_numpy(np.int64)[keep]
+    sid = seg["segment_id"].to_numpy().astype(np.int64)[keep]
     if (sid < 1).any():
         raise FormatError(f"{ann.dataset.path}: segment ids must be >= 1 in layer {ann.layer}")
-    index = to_index(seg["class_id"].to_numpy(np.int64)[keep]) if len(sid) else np.zeros(0, np.int32)
+    index = to_index(seg["class_id"].to_numpy().astype(np.int64)[keep]) if len(sid) else np.zeros(0, np.int32)
     size = np.ones(len(image_ids), dtype=np.int64)  # lut length per image: max segment id + 1
     np.maximum.at(size, codes, sid + 1)
     offset = np.zeros(len(image_ids) + 1, dtype=np.int64)

@@ -164,21 +164,40 @@ def class_frequencies(
     train_ids = all_images.loc[all_images["split"] == train_split, "image_id"]
     if len(train_ids) == 0:
         train_ids = all_images["image_id"]
-    seg = _segments(ds, layer, selected=images["image_id"], train=train_ids)
+    table = ds.segment_table(SEGMENT_COLUMNS, layer=layer)
     classes = ds.classes
     keep = classes[~classes["ignore"].fillna(False).astype(bool)][["class_id", "name"]].reset_index(drop=True)
-    sel = seg[seg["selected"]]
-    present = sel[sel["area"] > 0]
-    pixels = present.groupby("class_id")["area"].sum()
-    n_images = present.drop_duplicates(["class_id", "image_id"])["class_id"].value_counts()
-    instances = sel[sel["is_instance"]]["class_id"].value_counts()
-    train_present = seg[(seg["area"] > 0) & seg["train"]]
-    train_images = train_present.drop_duplicates(["class_id", "image_id"])["class_id"].value_counts()
+    # integer codes throughout (Arrow encodes the image ids): counts are bincounts, distinct
+    # (class, image) pairs one np.unique over int64 keys
+    image_code = pc.dictionary_encode(table["image_id"]).combine_chunks().indices.to_numpy().astype(np.int64)
+    n_codes = int(image_code.max()) + 1 if len(image_code) else 1
+    selected = pc.is_in(table["image_id"], value_set=pa.array(images["image_id"], type=pa.string())).to_numpy(zero_copy_only=False)
+    train = pc.is_in(table["image_id"], value_set=pa.array(train_ids, type=pa.string())).to_numpy(zero_copy_only=False)
+    class_id = table["class_id"].to_numpy().astype(np.int64)
+    area = table["area"].to_numpy().astype(np.int64)
+    is_instance = table["is_instance"].to_numpy(zero_copy_only=False).astype(bool)
+    kept_ids = keep["class_id"].to_numpy(np.int64)
+    order = np.argsort(kept_ids, kind="stable")
+    pos = np.searchsorted(kept_ids[order], class_id)
+    known = (pos < len(kept_ids)) & (kept_ids[order][np.minimum(pos, max(len(kept_ids) - 1, 0))] == class_id) if len(kept_ids) else np.zeros(len(class_id), bool)
+    index = np.where(known, order[np.minimum(pos, max(len(kept_ids) - 1, 0))] if len(kept_ids) else 0, -1)
+    n = len(kept_ids)
+
+    def per_class(mask: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+        m = mask & known
+        return np.bincount(index[m], weights=None if weights is None else weights[m], minlength=n)[:n]
+
+    def images_per_class(mask: np.ndarray) -> np.ndarray:
+        m = mask & known
+        pairs = np.unique(index[m] * n_codes + image_code[m])
+        return np.bincount(pairs // n_codes, minlength=n)[:n]
+
+    present = selected & (area > 0)
     out = keep.assign(
-        pixels=keep["class_id"].map(pixels).fillna(0).astype(np.int64),
-        images=keep["class_id"].map(n_images).fillna(0).astype(np.int64),
-        train_images=keep["class_id"].map(train_images).fillna(0).astype(np.int64),
-        instances=keep["class_id"].map(instances).fillna(0).astype(np.int64),
+        pixels=per_class(present, area).astype(np.int64),
+        images=images_per_class(present).astype(np.int64),
+        train_images=images_per_class((area > 0) & train).astype(np.int64),
+        instances=per_class(selected & is_instance).astype(np.int64),
     )
     total = out["pixels"].sum()
     out["pixel_share"] = out["pixels"] / total if total else 0.0
