@@ -454,6 +454,9 @@ def small_objects(dataset, split, layer, workers, plots, top, as_json):
               help="Frequency buckets of A's classes for the ceiling (as in `analyze longtail`).")
 @click.option("--ceiling-out", type=click.Path(path_type=Path),
               help="Write the human ceiling (B scored against A, overall and per bucket) as JSON here.")
+@click.option("--unlabeled", metavar="IDS",
+              help="Class ids (comma-separated) that mean 'no annotation' and count as unlabeled  "
+                   "[default: the classes named unlabeled]")
 @click.option("--plots", type=click.Path(path_type=Path), help="Write plots into this directory.")
 @click.option("--top-images", type=click.IntRange(min=0), default=3, show_default=True,
               help="Images with the most disagreement drawn with --plots.")
@@ -462,8 +465,8 @@ def small_objects(dataset, split, layer, workers, plots, top, as_json):
               help="Run the per-image work on this Dask cluster (tcp://host:8786; needs `pip install "
                    "'segdata[dask]'` and the dataset paths readable by the workers).")
 @click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
-def consistency(a, b, layers, class_map, boundary_px, bootstrap, seed, split, bucket_rule, ceiling_out, plots,
-                top_images, workers, scheduler, as_json):  # fmt: skip
+def consistency(a, b, layers, class_map, boundary_px, bootstrap, seed, split, bucket_rule, ceiling_out, unlabeled,
+                plots, top_images, workers, scheduler, as_json):  # fmt: skip
     """Compare two (or more) annotations of the same images: two layers of dataset A
     (re-annotation, SBD next to VOC, coarse next to fine) or datasets A and B matched by image id.
 
@@ -487,6 +490,12 @@ def consistency(a, b, layers, class_map, boundary_px, bootstrap, seed, split, bu
         rule = lt.parse_bucket_rule(bucket_rule)
     except ValueError as exc:
         _fail(str(exc), code=2)
+    unlabeled_ids = None
+    if unlabeled is not None:
+        try:
+            unlabeled_ids = [int(x) for x in unlabeled.split(",") if x.strip()]
+        except ValueError:
+            _fail(f"--unlabeled takes class ids separated by commas (1,8), got {unlabeled!r}", code=2)
     client = executor = None
     if scheduler:
         try:
@@ -499,8 +508,8 @@ def consistency(a, b, layers, class_map, boundary_px, bootstrap, seed, split, bu
     try:
         with _Progress("comparing", enabled=not as_json) as progress:
             result = cons.compare(ds_a, ds_b, layers=layers, class_map=class_map, split=split, boundary_px=boundary_px,
-                                  bootstrap=bootstrap, seed=seed, bucket_rule=rule, workers=workers, executor=executor,
-                                  progress=progress)  # fmt: skip
+                                  bootstrap=bootstrap, seed=seed, bucket_rule=rule, unlabeled=unlabeled_ids,
+                                  workers=workers, executor=executor, progress=progress)  # fmt: skip
     except ValueError as exc:
         _fail(str(exc), code=2)
     except SegdataError as exc:

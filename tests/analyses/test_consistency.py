@@ -638,6 +638,26 @@ def test_cli_json_ceiling_file_and_plots(fine_coarse, tmp_path):
     assert text.exit_code == 0 and "pixel agreement" in text.output and "ceiling" in text.output
 
 
+def test_cli_unlabeled_classes(fine_coarse):
+    """--unlabeled 1,8: Cityscapes 'unlabeled' (labelId 0) and 'road' (labelId 7) both mean no
+    annotation; the agreement equals a count with both mapped to 0 in the decoded label maps."""
+    result = run("analyze", "consistency", fine_coarse, "--layers", "objects,coarse", "--unlabeled", "1,8",
+                 "--bootstrap", "0", "--json")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    compared = agree = 0
+    for image_id, scene in ((fx.A, fx.scene_a()), (fx.V, fx.scene_v())):
+        f, c = fx.labels_of(scene), fx.coarse_of(scene)
+        f, c = np.where(np.isin(f, [0, 7]), 0, f), np.where(np.isin(c, [0, 7]), 0, c)
+        labelled = (f != 0) | (c != 0)
+        compared += int(labelled.sum())
+        agree += int((labelled & (f == c)).sum())
+    assert report["settings"]["unlabeled_classes"] == [1, 8]
+    assert report["pixel_agreement"] == pytest.approx(agree / compared)
+    bad = run("analyze", "consistency", fine_coarse, "--layers", "objects,coarse", "--unlabeled", "road")
+    assert bad.exit_code == 2 and "--unlabeled takes class ids" in bad.output
+
+
 def test_ceiling_file_errors(tmp_path):
     with pytest.raises(InputError, match="not found"):
         cons.read_ceiling(tmp_path / "missing.json")
