@@ -1424,7 +1424,6 @@ def _reduce(anns, space, results, unmatched, map_info, luts, *, boundary_px, boo
     allp = np.concatenate([r.pairs for r in results]) if n_images else np.zeros((0, 4), np.int64)
     ca, cb, n, nband = allp[:, 0], allp[:, 1], allp[:, 2], allp[:, 3]
     s = _sums(img, ca, cb, n, n_images, space)
-    s_boot = _sums(img, ca, cb, n, n_images, space, per_class=("TP", "GT", "PR"))  # what the intervals need
     sb = _sums(img, ca, cb, nband, n_images, space, per_class=())  # the same sums over band pixels
     per = {name: s["scalars"][:, t] for t, name in enumerate(_SCALARS)}
     band_per = {name: sb["scalars"][:, t] for t, name in enumerate(_SCALARS)}
@@ -1470,7 +1469,7 @@ def _reduce(anns, space, results, unmatched, map_info, luts, *, boundary_px, boo
             draw = rng.integers(0, n_images, size=(m, n_images))
             draw += np.arange(m)[:, None] * n_images
             weights = np.bincount(draw.ravel(), minlength=m * n_images).reshape(m, n_images).astype(np.float64)
-            f = _figures(_weighted(s_boot, weights), scored, bucket_members)
+            f = _figures(_weighted(s, weights), scored, bucket_members)
             for key, (num, den) in extra.items():
                 f[key] = _ratio(weights @ num, weights @ den)
             for key, v in f.items():

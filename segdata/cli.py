@@ -554,8 +554,9 @@ def _print_consistency(report: dict) -> None:
                   f"{pct(report['pixel_agreement_excluding_void'])}{interval('pixel_agreement_excluding_void')}"
                   + (f"  [{level:.0%} bootstrap intervals]" if report["ci"].get("bootstrap") else ""), soft_wrap=True)  # fmt: skip
     console.print(f"B against A: pixel accuracy {pct(report['pixel_accuracy'])}{interval('pixel_accuracy')}, mIoU "
-                  f"{num(report['miou'])}{interval('miou', num)}; symmetric mIoU {num(report['miou_symmetric'])}; "
-                  f"kappa {num(report['kappa'])}", soft_wrap=True)  # fmt: skip
+                  f"{num(report['miou'])}{interval('miou', num)}; symmetric mIoU {num(report['miou_symmetric'])}"
+                  f"{interval('miou_symmetric', num)}; kappa {num(report['kappa'])}{interval('kappa', num)}",
+                  soft_wrap=True)  # fmt: skip
     bd = report["breakdown"]
     console.print(f"disagreement {pct(bd['disagreement'])}: segmentation quality {pct(bd['segmentation_quality'])}, "
                   f"naming {pct(bd['naming'])}, quantity {pct(bd['quantity'])}", soft_wrap=True)  # fmt: skip

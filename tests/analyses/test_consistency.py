@@ -584,11 +584,11 @@ def test_bootstrap_equals_a_naive_loop_over_the_same_resamples(generated):
         per_image.append(np.stack([key // 10000, key % 10000, n], axis=1))
     rng = np.random.default_rng(5)
     draws = rng.integers(0, len(per_image), size=(60, len(per_image)))
-    values = {"pixel_agreement": [], "miou": []}
+    values = {"pixel_agreement": [], "miou": [], "miou_symmetric": [], "kappa": []}
     for draw in draws:
         f = cons.pair_figures(np.concatenate([per_image[i] for i in draw]), result.space)
-        values["pixel_agreement"].append(f["pixel_agreement"])
-        values["miou"].append(f["miou"])
+        for key in values:
+            values[key].append(f[key])
     for key, v in values.items():
         assert result.ci[key] == pytest.approx(list(np.percentile(v, [2.5, 97.5])), abs=1e-12)
 
