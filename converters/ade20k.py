@@ -54,7 +54,7 @@ import pandas as pd
 from PIL import Image, ImageDraw
 from scipy.optimize import linear_sum_assignment
 
-from segdata.convert import ConvertedImage, SegmentRows
+from segdata.convert import ConvertedImage, SegmentRows, image_row
 from segdata.errors import InputError, LayoutNotFoundError
 from segdata.maskio import decode_ade_rgb, image_size, read_png
 from segdata.palette import class_color
@@ -545,15 +545,8 @@ def _image_row(layout: Layout, task: Task, *, segmap_shape, image: Path | None, 
     file = None
     if image is not None and image.is_file():
         file = image.relative_to(layout.image_root).as_posix()
-    return {
-        "image_id": task.image_id,
-        "split": task.split,
-        "width": int(segmap_shape[1]),
-        "height": int(segmap_shape[0]),
-        "file": file,
-        "annotation": annotation.relative_to(layout.image_root).as_posix(),
-        "scene": scene,
-    }
+    return image_row(task.image_id, task.split, segmap_shape, file,
+                     annotation.relative_to(layout.image_root).as_posix(), scene)
 
 
 def _missing_image(image: Path | None) -> list[tuple[str, str]]:

@@ -60,7 +60,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 import pandas as pd
 
-from segdata.convert import ConvertedImage, SegmentRows, atomic_output
+from segdata.convert import ConvertedImage, SegmentRows, image_row, atomic_output
 from segdata.errors import InputError, LayoutNotFoundError, SegdataError
 from segdata.maskio import png_size, read_png, read_segment_map
 from segdata.runner import parallel_map
@@ -555,15 +555,7 @@ def read_image(layout: Layout, task: Task) -> ConvertedImage:
     else:
         problems.append((str(image), "image file missing; annotation converted without it"))
     return ConvertedImage(
-        image={
-            "image_id": task.image_id,
-            "split": task.split,
-            "width": int(segmap.shape[1]),
-            "height": int(segmap.shape[0]),
-            "file": file,
-            "annotation": lab_path.relative_to(layout.root).as_posix(),
-            "scene": None,
-        },
+        image=image_row(task.image_id, task.split, segmap.shape, file, lab_path.relative_to(layout.root).as_posix()),
         segments=rows.cols,
         masks=masks,
         classes=[],

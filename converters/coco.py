@@ -80,7 +80,7 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 
 from segdata import __version__
-from segdata.convert import ConvertedImage, SegmentRows, atomic_output
+from segdata.convert import ConvertedImage, SegmentRows, image_row, atomic_output
 from segdata.errors import FormatError, InputError, LayoutNotFoundError
 from segdata.format import Dataset, mask_relpath, text_or_none
 from segdata.maskio import image_size, read_png, read_segment_map
@@ -1068,8 +1068,7 @@ def _image_row(layout: Layout, task: Task, src: Source, h: int, w: int, annotati
         ann_rel = annotation.relative_to(layout.root).as_posix()
     except ValueError:
         ann_rel = str(annotation)
-    row = {"image_id": task.image_id, "split": task.split, "width": int(w), "height": int(h), "file": file,
-           "annotation": ann_rel, "scene": None}  # fmt: skip
+    row = image_row(task.image_id, task.split, (h, w), file, ann_rel)
     return row, problems
 
 

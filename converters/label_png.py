@@ -52,7 +52,7 @@ import numpy as np
 import pandas as pd
 
 from segdata import __version__
-from segdata.convert import ConvertedImage, SegmentRows, atomic_output
+from segdata.convert import ConvertedImage, SegmentRows, image_row, atomic_output
 from segdata.errors import InputError, LayoutNotFoundError, SegdataError
 from segdata.format import CLASSES_FILE, Dataset, text_or_none
 from segdata.maskio import GREY, PALETTE, decode_png, encode_png, image_size, png_header, read_segment_map
@@ -587,15 +587,7 @@ def read_image(layout: Layout, task: Task) -> ConvertedImage:
         ih, iw = image_size(layout.image_root / file)
         if (ih, iw) != labels.shape:
             raise InputError(path, f"label map is {labels.shape[1]}x{labels.shape[0]} but image {file} is {iw}x{ih}")
-    image = {
-        "image_id": task.image_id,
-        "split": task.split,
-        "width": int(labels.shape[1]),
-        "height": int(labels.shape[0]),
-        "file": file,
-        "annotation": rel,
-        "scene": None,
-    }
+    image = image_row(task.image_id, task.split, labels.shape, file, rel)
     return ConvertedImage(image=image, segments=rows.cols, masks={"objects": segmap}, problems=problems)
 
 

@@ -63,7 +63,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from segdata.convert import ConvertedImage, SegmentRows
+from segdata.convert import ConvertedImage, SegmentRows, image_row
 from segdata.errors import InputError, LayoutNotFoundError
 from segdata.maskio import GREY, GREY_ALPHA, PALETTE, RGB, RGBA, decode_png, image_size, png_header
 from segdata.regions import bounding_boxes
@@ -620,15 +620,7 @@ def read_image(layout: Layout, task: Task) -> ConvertedImage:
         _check_same_size(layout.sbd / "cls" / f"{task.image_id}.mat", sbd_classes, annotation, classes, "the SBD annotation")
         masks["sbd"] = sbd_map
     file = _image_file(layout, task, mask_path, classes.shape, problems)
-    image = {
-        "image_id": task.image_id,
-        "split": task.split,
-        "width": int(classes.shape[1]),
-        "height": int(classes.shape[0]),
-        "file": file,
-        "annotation": annotation,
-        "scene": None,
-    }
+    image = image_row(task.image_id, task.split, classes.shape, file, annotation)
     return ConvertedImage(image=image, segments=rows.cols, masks=masks, classes=[], problems=problems)
 
 

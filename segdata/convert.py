@@ -72,6 +72,16 @@ PROBLEM_SCHEMA = pa.schema(
 )
 
 
+def image_row(image_id: str, split: str, shape: tuple[int, ...], file: str | None, annotation: str,
+              scene: str | None = None) -> dict:
+    """One row of the images table (``IMAGE_SCHEMA`` without ``layers``, which the driver fills).
+
+    ``shape`` is the label map's ``(H, W)`` in pixels; ``file`` and ``annotation`` are paths
+    relative to the source root (``file`` None when the image file is missing)."""
+    return {"image_id": image_id, "split": split, "width": int(shape[1]), "height": int(shape[0]), "file": file,
+            "annotation": annotation, "scene": scene}  # fmt: skip
+
+
 @dataclass
 class ConvertedImage:
     """What a converter returns for one image.
