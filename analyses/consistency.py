@@ -881,11 +881,15 @@ def count_image(
     if h * w == 0:
         empty = np.zeros((0, 4), dtype=np.int64)
         return ImageCounts(image_id, (h, w), empty, np.zeros(3, np.int64))
+    na, nb = len(luts[0]), len(luts[1])
+    if (len(maps) == 2 and _runs_ext is not None and 0 < na * nb <= _DENSE_PAIRS and maps[0].dtype.kind == "u"
+            and maps[0].dtype.itemsize <= 2 and maps[1].dtype.itemsize == maps[0].dtype.itemsize and maps[1].dtype.kind == "u"):  # fmt: skip
+        return _count_pair_native(maps, luts, boundary_px, unmapped, image_id, where)
+    maps = [np.ascontiguousarray(m, dtype=m.dtype.newbyteorder("=")) for m in maps]  # views of PNG rows
     starts, lengths, values, band = _runs(maps, boundary_px)
     for v, lut, wh in zip(values, luts, where):
         _check_ids(v, lut, wh)
     band = band if band is not None else np.zeros(len(lengths), dtype=np.int64)
-    na, nb = len(luts[0]), len(luts[1])
     if na * nb <= _DENSE_PAIRS:
         key = values[0].astype(np.intp)
         key *= nb
@@ -913,6 +917,25 @@ def count_image(
         vote = majority_vote(np.stack(classes))
         consensus = tuple(_class_pairs(c, vote, lw) for c in classes)
     return ImageCounts(image_id, (h, w), pairs, breakdown, pairwise, consensus)
+
+
+def _count_pair_native(maps, luts, boundary_px, unmapped, image_id, where) -> ImageCounts:
+    """:func:`count_image` of two maps by the C extension (``segdata._runs.count_pair``): the
+    same rules in one pass, the segment pairs counted in a dense table while each row is in
+    cache. The maps may be strided views (the rows of an inflated PNG, see
+    :func:`segdata.maskio.read_segment_map_rows`) and 16-bit maps of either byte order."""
+    k = -1 if boundary_px is None else int(boundary_px)
+    lut_a = np.ascontiguousarray(luts[0], dtype=np.int64)
+    lut_b = np.ascontiguousarray(luts[1], dtype=np.int64)
+    try:
+        raw, breakdown = _runs_ext.count_pair(maps[0], maps[1], lut_a, lut_b, k, -1 if unmapped is None else int(unmapped),
+                                              MISSING_FRACTION, NAMING_IOU)  # fmt: skip
+    except IndexError as exc:  # "<map> <segment id>": an id without a segments.parquet row
+        which, sid = (int(x) for x in str(exc).split())
+        raise InputError(where[which], f"segment id {sid} has no row in segments.parquet",
+                         "run `segdata validate` on the dataset") from None  # fmt: skip
+    pairs = np.frombuffer(raw, dtype=np.int64).reshape(-1, 4)
+    return ImageCounts(image_id, maps[0].shape, pairs, np.array(breakdown, dtype=np.int64))
 
 
 def _class_pairs(ca: np.ndarray, cb: np.ndarray, weights: Sequence[np.ndarray]) -> np.ndarray:
@@ -1098,7 +1121,7 @@ def _lookup_tables(ann: Annotation, image_ids: Sequence[str], to_index: Callable
 def _count_task(boundary_px: int | None, unmapped: int | None, item) -> ImageCounts:
     """Worker: decode the masks of one image and count them (module level: picklable)."""
     image_id, paths, luts = item
-    maps = [read_segment_map(p) for p in paths]
+    maps = [read_segment_map(p, view=True) for p in paths]
     for p, m in zip(paths[1:], maps[1:]):
         if m.shape != maps[0].shape:
             raise InputError(p, f"mask is {m.shape[1]}x{m.shape[0]}, the first annotation's is "

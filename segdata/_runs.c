@@ -254,80 +254,117 @@ static void band_per_run(uint64_t *band, size_t wide, size_t words, size_t k, si
     }
 }
 
-PyDoc_STRVAR(joint_runs_doc,
-"joint_runs(maps, height, width, itemsize, nband, k)\n"
-"--\n\n"
-"Runs of constant values across all of `maps` (C-contiguous buffers of height * width elements\n"
-"of `itemsize` bytes, 1 or 2) and, when k >= 0, the pixels of each run inside the boundary band\n"
-"of the first `nband` maps (chessboard distance k).\n\n"
-"Returns (starts, lengths, values, band): bytes of int64 flat indices of the run starts and of\n"
-"their lengths, a tuple with each map's value per run (bytes of `itemsize` elements), and bytes\n"
-"of int64 band-pixel counts per run (None when k < 0).");
+/* ------------------------------------------------------------------ map views */
 
-static PyObject *joint_runs(PyObject *self, PyObject *args)
+/* One segment map: row r starts at base + r * stride; 16-bit values in the other byte order
+ * than this machine's when swap (a view into big-endian PNG rows). */
+typedef struct {
+    Py_buffer view;
+    int held;
+    const uint8_t *base;
+    size_t stride;
+    int swap;
+} Map;
+
+/* Accepts a 2-D buffer of shape (h, w) whose elements are `size` bytes apart (rows may be
+ * farther apart than w * size), or a contiguous buffer of h * w * size bytes. */
+static int map_open(PyObject *obj, Map *m, size_t h, size_t w, int size, Py_ssize_t index)
 {
-    PyObject *seq;
-    Py_ssize_t h_, w_, size_, nband_, k_;
-    if (!PyArg_ParseTuple(args, "Onnnnn", &seq, &h_, &w_, &size_, &nband_, &k_))
-        return NULL;
-    PyObject *fast = PySequence_Fast(seq, "maps must be a sequence");
-    if (fast == NULL)
-        return NULL;
-    Py_ssize_t nmaps = PySequence_Fast_GET_SIZE(fast);
-    Py_buffer views[MAX_MAPS];
-    Py_ssize_t got = 0;
-    PyObject *result = NULL;
-    Vec starts = {0}, counts = {0};
-    uint64_t *band = NULL, *tmp = NULL, *edges = NULL, *extra = NULL, *own = NULL, *vcur = NULL;
-    int64_t *prefix = NULL;
-    int failed = 0;
-
-    if (nmaps < 1 || nmaps > MAX_MAPS || h_ < 0 || w_ < 0 || (size_ != 1 && size_ != 2) || nband_ < 1 ||
-        nband_ > nmaps) {
-        PyErr_SetString(PyExc_ValueError, "joint_runs: 1 to 16 maps, itemsize 1 or 2, 1 <= nband <= len(maps)");
-        goto done;
-    }
-    for (; got < nmaps; got++) {
-        if (PyObject_GetBuffer(PySequence_Fast_GET_ITEM(fast, got), &views[got], PyBUF_C_CONTIGUOUS) < 0)
-            goto done;
-        if (views[got].len != h_ * w_ * size_) {
-            PyErr_Format(PyExc_ValueError, "map %zd has %zd bytes, expected %zd", got, views[got].len, h_ * w_ * size_);
-            got++;
-            goto done;
+    if (PyObject_GetBuffer(obj, &m->view, PyBUF_RECORDS_RO) < 0)
+        return -1;
+    m->held = 1;
+    m->base = m->view.buf;
+    m->stride = w * (size_t)size;
+    m->swap = 0;
+    Py_buffer *v = &m->view;
+    if (v->ndim == 2) {
+        if ((size_t)v->shape[0] != h || (size_t)v->shape[1] != w || v->itemsize != size || v->strides[1] != size ||
+            (h > 1 && v->strides[0] < (Py_ssize_t)(w * (size_t)size))) {
+            PyErr_Format(PyExc_ValueError, "map %zd: expected (%zu, %zu) elements of %d bytes with positive row strides",
+                         index, h, w, size);
+            return -1;
         }
+        m->stride = (size_t)v->strides[0];
+        const char *f = v->format ? v->format : "B";
+        int big = f[0] == '>' || f[0] == '!', little = f[0] == '<';
+        m->swap = size == 2 && (PY_LITTLE_ENDIAN ? big : little);
+    } else if (!PyBuffer_IsContiguous(v, 'C') || (size_t)v->len != h * w * (size_t)size) {
+        PyErr_Format(PyExc_ValueError, "map %zd has %zd bytes, expected %zu", index, v->len, h * w * (size_t)size);
+        return -1;
     }
-    size_t h = (size_t)h_, w = (size_t)w_, k = k_ < 0 ? 0 : (size_t)k_, nb = (size_t)nband_;
-    int size = (int)size_, want_band = k_ >= 0;
-    size_t words = (w + 63) / 64;                         /* the real pixels of a row */
+    return 0;
+}
+
+static void map_close(Map *m)
+{
+    if (m->held)
+        PyBuffer_Release(&m->view);
+    m->held = 0;
+}
+
+static inline const uint8_t *row_of(const Map *m, size_t r) { return m->base + r * m->stride; }
+
+static inline unsigned value_of(const Map *m, const uint8_t *row, size_t c, int size)
+{
+    unsigned v = value_at(row, c, size);
+    return m->swap ? ((v & 0xFF) << 8) | (v >> 8) : v;
+}
+
+/* ------------------------------------------------------------------ the scan */
+
+typedef struct {
+    Vec starts;     /* flat pixel index r * w + c of every run start */
+    Vec keys;       /* keyed scans: value in map 0 * ncols + value in map 1, per run */
+    unsigned max0, max1; /* keyed scans: the largest value seen in maps 0 and 1 */
+    uint64_t *band; /* rows + k rows of `wide` words: the boundary band (row r at r + k after the dilation) */
+    size_t words, wide, rows;
+} Scan;
+
+static void scan_free(Scan *s)
+{
+    free(s->starts.data);
+    free(s->keys.data);
+    free(s->band);
+}
+
+/* Runs of constant values across all maps, and the bit-packed band of the first `nb` maps
+ * (k < 0: none). With `ncols` > 0, each run's key (value in map 0 * ncols + value in map 1),
+ * read while the row is in cache. Returns 0, or -1 when out of memory. No Python calls. */
+static int scan_maps(const Map *maps, size_t nmaps, size_t nb, size_t h, size_t w, int size, long k_, size_t ncols, Scan *s)
+{
+    int want_band = k_ >= 0, failed = 0;
+    size_t k = k_ < 0 ? 0 : (size_t)k_;
+    size_t words = (w + 63) / 64;                                /* the real pixels of a row */
     size_t wide = want_band ? (w + 2 * k + 63) / 64 + 1 : words; /* room for the dilation */
-    size_t rows = h + k;                                  /* k empty rows below the image */
+    size_t rows = h + k;                                         /* k empty rows below the image */
     if (w == 0)
         h = rows = 0; /* no pixels, no runs */
-
-    Py_BEGIN_ALLOW_THREADS
-    edges = calloc(words + 1, sizeof(uint64_t));
-    extra = calloc(words + 1, sizeof(uint64_t));
-    own = calloc((size_t)nmaps * (words + 1), sizeof(uint64_t));
-    vcur = calloc(words + 1, sizeof(uint64_t));
+    s->words = words;
+    s->wide = wide;
+    s->rows = rows;
+    uint64_t *edges = calloc(words + 1, sizeof(uint64_t));
+    uint64_t *extra = calloc(words + 1, sizeof(uint64_t));
+    uint64_t *own = calloc(nmaps * (words + 1), sizeof(uint64_t));
+    uint64_t *vcur = calloc(words + 1, sizeof(uint64_t));
+    uint64_t *tmp = NULL;
     if (want_band) {
-        band = calloc(rows * wide + 1, sizeof(uint64_t));
+        s->band = calloc(rows * wide + 1, sizeof(uint64_t));
         tmp = calloc(wide + 1, sizeof(uint64_t));
-        prefix = calloc(words + 1, sizeof(int64_t));
     }
-    if (!edges || !extra || !own || !vcur || (want_band && (!band || !tmp || !prefix)))
+    if (!edges || !extra || !own || !vcur || (want_band && (!s->band || !tmp)))
         failed = 1;
     for (size_t r = 0; r < h && !failed; r++) {
         /* each map's horizontal edges: those of the row above when the row equals it */
         int same_all = r > 0, same_band = r > 0;
         if (want_band && r > 0)
             memset(vcur, 0, words * sizeof(uint64_t));
-        for (size_t m = 0; m < (size_t)nmaps; m++) {
-            const uint8_t *row = (const uint8_t *)views[m].buf + r * w * size;
+        for (size_t m = 0; m < nmaps; m++) {
+            const uint8_t *row = row_of(&maps[m], r);
             uint64_t *mine = own + m * (words + 1);
             if (r == 0) {
                 horizontal_edges(row, w, size, mine);
-            } else if (memcmp(row, row - w * size, w * size) != 0) {
-                const uint8_t *above = row - w * size;
+            } else if (memcmp(row, row - maps[m].stride, w * size) != 0) {
+                const uint8_t *above = row - maps[m].stride;
                 if (want_band && m < nb)
                     (size == 1 ? update_edges_u8v : update_edges_u16v)(row, above, w, mine, vcur);
                 else
@@ -345,31 +382,43 @@ static PyObject *joint_runs(PyObject *self, PyObject *args)
                 for (size_t j = 0; j < words; j++)
                     edges[j] |= own[m * (words + 1) + j];
             memcpy(extra, edges, words * sizeof(uint64_t));
-            for (size_t m = nb; m < (size_t)nmaps; m++)
+            for (size_t m = nb; m < nmaps; m++)
                 for (size_t j = 0; j < words; j++)
                     extra[j] |= own[m * (words + 1) + j];
         }
         /* run starts: the row start and every edge of any map */
-        if (vec_push(&starts, (int64_t)(r * w)) < 0) {
-            failed = 1;
-            break;
-        }
-        for (size_t j = 0; j < words && !failed; j++) {
-            uint64_t x = extra[j];
-            while (x) {
-                size_t c = j * 64 + (size_t)ctz64(x);
-                x &= x - 1;
-                if (vec_push(&starts, (int64_t)(r * w + c)) < 0) {
+        const uint8_t *row0 = row_of(&maps[0], r), *row1 = ncols ? row_of(&maps[1], r) : NULL;
+        size_t c = 0;
+        for (;;) {
+            if (vec_push(&s->starts, (int64_t)(r * w + c)) < 0) {
+                failed = 1;
+                break;
+            }
+            if (ncols) {
+                unsigned a = value_of(&maps[0], row0, c, size), b = value_of(&maps[1], row1, c, size);
+                if (a > s->max0)
+                    s->max0 = a;
+                if (b > s->max1)
+                    s->max1 = b;
+                if (vec_push(&s->keys, (int64_t)a * (int64_t)ncols + b) < 0) {
                     failed = 1;
                     break;
                 }
             }
+            /* the next edge after column c (edges lie in [1, w)) */
+            size_t j = (c + 1) >> 6;
+            uint64_t x = j < words ? extra[j] & (~(uint64_t)0 << ((c + 1) & 63)) : 0;
+            while (!x && ++j < words)
+                x = extra[j];
+            if (!x)
+                break;
+            c = j * 64 + (size_t)ctz64(x);
         }
-        if (!want_band)
+        if (failed || !want_band)
             continue;
         /* boundary pixels: both pixels of each horizontal edge, and of each vertical edge
          * between rows r - 1 and r (marked in both rows) */
-        uint64_t *out = band + r * wide;
+        uint64_t *out = s->band + r * wide;
         for (size_t j = 0; j < words; j++)
             out[j] |= edges[j] | (edges[j] >> 1) | (edges[j + 1] << 63);
         if (r > 0 && !same_band) {
@@ -383,6 +432,7 @@ static PyObject *joint_runs(PyObject *self, PyObject *args)
     if (want_band && !failed && k) {
         /* horizontal dilation: y[c] = OR x[c - s], s in [0, 2k], by doubling; then shift back k */
         size_t total = 2 * k + 1;
+        uint64_t *band = s->band;
         for (size_t r = 0; r < h; r++) {
             uint64_t *y = band + r * wide, any = 0;
             for (size_t j = 0; j < words; j++)
@@ -427,20 +477,70 @@ static PyObject *joint_runs(PyObject *self, PyObject *args)
             span += step;
         }
     }
+    free(edges);
+    free(extra);
+    free(own);
+    free(vcur);
+    free(tmp);
+    return failed ? -1 : 0;
+}
+
+/* the band pixels of every run (after scan_maps with k >= 0); out: one int64 per run */
+static int band_counts(const Scan *s, size_t h, size_t w, size_t k, int64_t *out)
+{
+    int64_t *prefix = calloc(s->words + 1, sizeof(int64_t));
+    if (prefix == NULL)
+        return -1;
+    band_per_run(s->band, s->wide, s->words, k, h, w, s->starts.data, s->starts.len, prefix, out);
+    free(prefix);
+    return 0;
+}
+
+PyDoc_STRVAR(joint_runs_doc,
+"joint_runs(maps, height, width, itemsize, nband, k)\n"
+"--\n\n"
+"Runs of constant values across all of `maps` (each a (height, width) buffer of elements of\n"
+"`itemsize` bytes, 1 or 2, rows possibly strided, or a contiguous buffer of height * width\n"
+"elements) and, when k >= 0, the pixels of each run inside the boundary band of the first\n"
+"`nband` maps (chessboard distance k).\n\n"
+"Returns (starts, lengths, values, band): bytes of int64 flat indices of the run starts and of\n"
+"their lengths, a tuple with each map's value per run (bytes of `itemsize` elements, in the\n"
+"map's byte order), and bytes of int64 band-pixel counts per run (None when k < 0).");
+
+static PyObject *joint_runs(PyObject *self, PyObject *args)
+{
+    PyObject *seq;
+    Py_ssize_t h_, w_, size_, nband_, k_;
+    if (!PyArg_ParseTuple(args, "Onnnnn", &seq, &h_, &w_, &size_, &nband_, &k_))
+        return NULL;
+    PyObject *fast = PySequence_Fast(seq, "maps must be a sequence");
+    if (fast == NULL)
+        return NULL;
+    Py_ssize_t nmaps = PySequence_Fast_GET_SIZE(fast);
+    Map maps[MAX_MAPS];
+    memset(maps, 0, sizeof(maps));
+    Scan scan;
+    memset(&scan, 0, sizeof(scan));
+    PyObject *result = NULL;
+    int64_t *counts = NULL;
+    int failed = 0;
+
+    if (nmaps < 1 || nmaps > MAX_MAPS || h_ < 0 || w_ < 0 || (size_ != 1 && size_ != 2) || nband_ < 1 ||
+        nband_ > nmaps) {
+        PyErr_SetString(PyExc_ValueError, "joint_runs: 1 to 16 maps, itemsize 1 or 2, 1 <= nband <= len(maps)");
+        goto done;
+    }
+    size_t h = (size_t)h_, w = (size_t)w_;
+    int size = (int)size_, want_band = k_ >= 0;
+    for (Py_ssize_t m = 0; m < nmaps; m++)
+        if (map_open(PySequence_Fast_GET_ITEM(fast, m), &maps[m], h, w, size, m) < 0)
+            goto done;
+
+    Py_BEGIN_ALLOW_THREADS
+    failed = scan_maps(maps, (size_t)nmaps, (size_t)nband_, h, w, size, (long)k_, 0, &scan) < 0;
     if (want_band && !failed) {
-        if (counts.cap < starts.len) {
-            int64_t *d = realloc(counts.data, (starts.len + 1) * sizeof(int64_t));
-            if (d == NULL)
-                failed = 1;
-            else {
-                counts.data = d;
-                counts.cap = starts.len + 1;
-            }
-        }
-        if (!failed) {
-            band_per_run(band, wide, words, k, h, w, starts.data, starts.len, prefix, counts.data);
-            counts.len = starts.len;
-        }
+        counts = malloc((scan.starts.len + 1) * sizeof(int64_t));
+        failed = counts == NULL || band_counts(&scan, w ? h : 0, w, (size_t)k_, counts) < 0;
     }
     Py_END_ALLOW_THREADS
     if (failed) {
@@ -449,17 +549,18 @@ static PyObject *joint_runs(PyObject *self, PyObject *args)
     }
     {
         /* lengths and each map's value per run, from the starts */
-        size_t n = starts.len, total_px = h * w;
-        PyObject *s = PyBytes_FromStringAndSize((const char *)starts.data, (Py_ssize_t)(n * sizeof(int64_t)));
+        size_t n = scan.starts.len, total_px = w ? h * w : 0;
+        const int64_t *st = scan.starts.data;
+        PyObject *s = PyBytes_FromStringAndSize((const char *)st, (Py_ssize_t)(n * sizeof(int64_t)));
         PyObject *len = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(n * sizeof(int64_t)));
-        PyObject *b = want_band ? PyBytes_FromStringAndSize((const char *)counts.data, (Py_ssize_t)(counts.len * sizeof(int64_t)))
+        PyObject *b = want_band ? PyBytes_FromStringAndSize((const char *)counts, (Py_ssize_t)(n * sizeof(int64_t)))
                                 : (Py_INCREF(Py_None), Py_None);
         PyObject *vals = PyTuple_New(nmaps);
         int ok = s && len && b && vals;
         if (ok) {
             int64_t *l = (int64_t *)PyBytes_AS_STRING(len);
             for (size_t i = 0; i < n; i++)
-                l[i] = (i + 1 < n ? starts.data[i + 1] : (int64_t)total_px) - starts.data[i];
+                l[i] = (i + 1 < n ? st[i + 1] : (int64_t)total_px) - st[i];
         }
         for (Py_ssize_t m = 0; ok && m < nmaps; m++) {
             PyObject *v = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(n * size));
@@ -468,13 +569,10 @@ static PyObject *joint_runs(PyObject *self, PyObject *args)
                 break;
             }
             uint8_t *dst = (uint8_t *)PyBytes_AS_STRING(v);
-            const uint8_t *src = views[m].buf;
-            if (size == 1)
-                for (size_t i = 0; i < n; i++)
-                    dst[i] = src[starts.data[i]];
-            else
-                for (size_t i = 0; i < n; i++)
-                    memcpy(dst + 2 * i, src + 2 * starts.data[i], 2);
+            for (size_t i = 0; i < n; i++) {
+                const uint8_t *row = row_of(&maps[m], (size_t)st[i] / w);
+                memcpy(dst + size * i, row + size * ((size_t)st[i] % w), (size_t)size);
+            }
             PyTuple_SET_ITEM(vals, m, v);
         }
         if (ok)
@@ -485,23 +583,239 @@ static PyObject *joint_runs(PyObject *self, PyObject *args)
         Py_XDECREF(vals);
     }
 done:
-    for (Py_ssize_t m = 0; m < got; m++)
-        PyBuffer_Release(&views[m]);
+    for (Py_ssize_t m = 0; m < MAX_MAPS; m++)
+        map_close(&maps[m]);
     Py_DECREF(fast);
-    free(starts.data);
-    free(counts.data);
-    free(band);
-    free(tmp);
-    free(edges);
-    free(extra);
-    free(own);
-    free(vcur);
-    free(prefix);
+    scan_free(&scan);
+    free(counts);
+    return result;
+}
+
+/* ------------------------------------------------------------------ one pair, counted */
+
+enum { NOT_COMPARED, AGREE, QUALITY, NAMING, QUANTITY };
+
+typedef struct {
+    int64_t a, b, n, band;
+} ClassPair;
+
+static int cmp_pair(const void *x, const void *y)
+{
+    const ClassPair *p = x, *q = y;
+    if (p->a != q->a)
+        return p->a < q->a ? -1 : 1;
+    return p->b < q->b ? -1 : p->b > q->b;
+}
+
+/* The breakdown rules of consistency.py (_categories_dense, whose docs define them) on the
+ * dense (na, nb) table t of segment pairs, and the class pairs. cat: na * nb bytes out;
+ * breakdown[3]: pixels of quality, naming, quantity. Returns the number of class pairs written
+ * to `pairs` (room for na * nb), sorted by (class of A, class of B); -1 when out of memory. */
+static Py_ssize_t categorize(const int64_t *t, const int64_t *tb, size_t na, size_t nb, const int64_t *ca,
+                             const int64_t *cb, int64_t unmapped, double missing_fraction, double naming_iou,
+                             int64_t *breakdown, ClassPair *pairs)
+{
+    int64_t *area_a = calloc(na, sizeof(int64_t)), *unl_in_b = calloc(na, sizeof(int64_t));
+    int64_t *area_b = calloc(nb, sizeof(int64_t)), *unl_in_a = calloc(nb, sizeof(int64_t));
+    int64_t *best_a = calloc(nb, sizeof(int64_t)), *best_a_val = calloc(nb, sizeof(int64_t));
+    int64_t *partner_of_a = malloc(na * sizeof(int64_t) + 1);
+    uint8_t *has_b = calloc(nb + 1, 1);
+    if (!area_a || !unl_in_b || !area_b || !unl_in_a || !best_a || !best_a_val || !partner_of_a || !has_b) {
+        free(area_a), free(unl_in_b), free(area_b), free(unl_in_a), free(best_a), free(best_a_val);
+        free(partner_of_a), free(has_b);
+        return -1;
+    }
+    /* areas, the pixels the other side leaves unlabeled, and the largest labelled overlaps */
+    for (size_t i = 0; i < na; i++) {
+        const int64_t *row = t + i * nb;
+        int lab_a = ca[i] != 0;
+        int64_t best = 0, best_j = -1;
+        for (size_t j = 0; j < nb; j++) {
+            int64_t x = row[j];
+            if (!x)
+                continue;
+            area_a[i] += x;
+            area_b[j] += x;
+            if (cb[j] == 0)
+                unl_in_b[i] += x;
+            if (!lab_a)
+                unl_in_a[j] += x;
+            else if (cb[j] != 0 && cb[j] != unmapped) {
+                if (x > best) /* strictly: the first maximum, the lower segment id on ties */
+                    best = x, best_j = (int64_t)j;
+                if (x > best_a_val[j])
+                    best_a_val[j] = x, best_a[j] = (int64_t)i;
+            }
+        }
+        partner_of_a[i] = best_j;
+    }
+    /* counterparts: each other's largest labelled overlap */
+    for (size_t i = 0; i < na; i++) {
+        int64_t j = partner_of_a[i];
+        if (j >= 0 && best_a[j] == (int64_t)i)
+            has_b[j] = 1;
+        else
+            partner_of_a[i] = -1;
+    }
+    breakdown[0] = breakdown[1] = breakdown[2] = 0;
+    size_t np = 0;
+    for (size_t i = 0; i < na; i++) {
+        const int64_t *row = t + i * nb;
+        int unl_a = ca[i] == 0;
+        int missing_a = (double)unl_in_b[i] > missing_fraction * (double)area_a[i] && partner_of_a[i] < 0;
+        for (size_t j = 0; j < nb; j++) {
+            int64_t x = row[j];
+            if (!x)
+                continue;
+            pairs[np].a = ca[i];
+            pairs[np].b = cb[j];
+            pairs[np].n = x;
+            pairs[np].band = tb[i * nb + j];
+            np++;
+            int unl_b = cb[j] == 0;
+            if ((unl_a && unl_b) || cb[j] == unmapped || ca[i] == cb[j])
+                continue; /* not compared, or agreeing */
+            if (!unl_a && !unl_b) {
+                double iou = (double)x / ((double)area_a[i] + (double)area_b[j] - (double)x);
+                breakdown[iou >= naming_iou || partner_of_a[i] == (int64_t)j ? 1 : 0] += x;
+            } else {
+                int missing_b = (double)unl_in_a[j] > missing_fraction * (double)area_b[j] && !has_b[j];
+                breakdown[(unl_a && missing_b) || (unl_b && missing_a) ? 2 : 0] += x;
+            }
+        }
+    }
+    free(area_a), free(unl_in_b), free(area_b), free(unl_in_a), free(best_a), free(best_a_val);
+    free(partner_of_a), free(has_b);
+    /* class pairs: segment pairs of the same two classes summed */
+    qsort(pairs, np, sizeof(ClassPair), cmp_pair);
+    size_t out = 0;
+    for (size_t p = 0; p < np; p++) {
+        if (out && pairs[out - 1].a == pairs[p].a && pairs[out - 1].b == pairs[p].b) {
+            pairs[out - 1].n += pairs[p].n;
+            pairs[out - 1].band += pairs[p].band;
+        } else {
+            pairs[out++] = pairs[p];
+        }
+    }
+    return (Py_ssize_t)out;
+}
+
+PyDoc_STRVAR(count_pair_doc,
+"count_pair(a, b, lut_a, lut_b, k, unmapped, missing_fraction, naming_iou)\n"
+"--\n\n"
+"Count two segment maps of one image in one pass (consistency.count_image for two maps):\n"
+"`a`, `b` are (H, W) buffers of uint8 or uint16 (the same itemsize; rows may be strided, 16-bit\n"
+"values in either byte order), `lut_a`, `lut_b` int64 buffers mapping segment id -> class index\n"
+"(0 = unlabeled); k the boundary band's half-width (< 0: no band); unmapped the class index of\n"
+"unmapped B classes (< 0: none).\n\n"
+"Returns (pairs, breakdown): bytes of (R, 4) int64 rows (class of A, class of B, pixels, band\n"
+"pixels) sorted by class pair, and the pixels of (segmentation quality, naming, quantity).\n"
+"Raises IndexError naming the map (0 or 1) and the segment id when an id has no lookup entry.");
+
+static PyObject *count_pair(PyObject *self, PyObject *args)
+{
+    PyObject *oa, *ob, *ola, *olb;
+    Py_ssize_t k_, unmapped;
+    double missing_fraction, naming_iou;
+    if (!PyArg_ParseTuple(args, "OOOOnndd", &oa, &ob, &ola, &olb, &k_, &unmapped, &missing_fraction, &naming_iou))
+        return NULL;
+    Map maps[2];
+    memset(maps, 0, sizeof(maps));
+    Py_buffer la = {0}, lb = {0};
+    int have_la = 0, have_lb = 0, failed = 0;
+    Scan scan;
+    memset(&scan, 0, sizeof(scan));
+    int64_t *t = NULL, *tb = NULL, *counts = NULL;
+    ClassPair *pairs = NULL;
+    Py_ssize_t npairs = 0;
+    int64_t breakdown[3] = {0, 0, 0};
+    PyObject *result = NULL;
+
+    Py_buffer probe;
+    if (PyObject_GetBuffer(oa, &probe, PyBUF_RECORDS_RO) < 0)
+        return NULL;
+    int ok_shape = probe.ndim == 2 && (probe.itemsize == 1 || probe.itemsize == 2);
+    size_t h = ok_shape ? (size_t)probe.shape[0] : 0, w = ok_shape ? (size_t)probe.shape[1] : 0;
+    int size = (int)probe.itemsize;
+    PyBuffer_Release(&probe);
+    if (!ok_shape) {
+        PyErr_SetString(PyExc_ValueError, "count_pair: maps must be 2-D arrays of 1- or 2-byte elements");
+        return NULL;
+    }
+    if (map_open(oa, &maps[0], h, w, size, 0) < 0 || map_open(ob, &maps[1], h, w, size, 1) < 0)
+        goto done;
+    if (PyObject_GetBuffer(ola, &la, PyBUF_C_CONTIGUOUS) < 0)
+        goto done;
+    have_la = 1;
+    if (PyObject_GetBuffer(olb, &lb, PyBUF_C_CONTIGUOUS) < 0)
+        goto done;
+    have_lb = 1;
+    size_t na = (size_t)la.len / sizeof(int64_t), nb = (size_t)lb.len / sizeof(int64_t);
+    if (na == 0 || nb == 0 || na > ((size_t)1 << 24) / nb) {
+        PyErr_Format(PyExc_ValueError, "count_pair: lookup tables of %zu and %zu entries (1 to 2**24 pairs)", na, nb);
+        goto done;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    failed = scan_maps(maps, 2, 2, h, w, size, (long)k_, nb, &scan) < 0;
+    if (!failed && (scan.max0 >= na || scan.max1 >= nb))
+        failed = 2;
+    if (!failed) {
+        t = calloc(na * nb, sizeof(int64_t));
+        tb = calloc(na * nb, sizeof(int64_t));
+        counts = k_ >= 0 ? malloc((scan.starts.len + 1) * sizeof(int64_t)) : NULL;
+        failed = !t || !tb || (k_ >= 0 && (!counts || band_counts(&scan, w ? h : 0, w, (size_t)k_, counts) < 0));
+    }
+    if (!failed) {
+        size_t n = scan.starts.len;
+        const int64_t *st = scan.starts.data, *key = scan.keys.data;
+        int64_t total_px = w ? (int64_t)(h * w) : 0;
+        for (size_t i = 0; i < n; i++)
+            t[key[i]] += (i + 1 < n ? st[i + 1] : total_px) - st[i];
+        if (counts)
+            for (size_t i = 0; i < n; i++)
+                tb[key[i]] += counts[i];
+        pairs = malloc((na * nb + 1) * sizeof(ClassPair));
+        failed = pairs == NULL;
+        if (!failed) {
+            npairs = categorize(t, tb, na, nb, (const int64_t *)la.buf, (const int64_t *)lb.buf,
+                                unmapped < 0 ? -1 : (int64_t)unmapped, missing_fraction, naming_iou, breakdown, pairs);
+            failed = npairs < 0;
+        }
+    }
+    Py_END_ALLOW_THREADS
+    if (failed == 2) {
+        int which = scan.max0 >= na ? 0 : 1;
+        PyErr_Format(PyExc_IndexError, "%d %u", which, which == 0 ? scan.max0 : scan.max1);
+        goto done;
+    }
+    if (failed) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    {
+        PyObject *p = PyBytes_FromStringAndSize((const char *)pairs, npairs * (Py_ssize_t)sizeof(ClassPair));
+        if (p != NULL) {
+            result = Py_BuildValue("(N(LLL))", p, (long long)breakdown[0], (long long)breakdown[1], (long long)breakdown[2]);
+        }
+    }
+done:
+    map_close(&maps[0]);
+    map_close(&maps[1]);
+    if (have_la)
+        PyBuffer_Release(&la);
+    if (have_lb)
+        PyBuffer_Release(&lb);
+    scan_free(&scan);
+    free(t);
+    free(tb);
+    free(counts);
+    free(pairs);
     return result;
 }
 
 static PyMethodDef methods[] = {
     {"joint_runs", joint_runs, METH_VARARGS, joint_runs_doc},
+    {"count_pair", count_pair, METH_VARARGS, count_pair_doc},
     {NULL, NULL, 0, NULL},
 };
 

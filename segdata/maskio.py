@@ -177,8 +177,13 @@ def _chunks(data: bytes, path: str | Path):
     raise InputError(path, "corrupt or truncated PNG (no IEND chunk)")
 
 
-def _decode_own(data: bytes, path: str | Path, w: int, h: int, depth: int, ctype: int) -> np.ndarray:
-    """segdata's decoder: libdeflate (or zlib) inflate + ``segdata._png.unfilter``."""
+def _decode_own(data: bytes, path: str | Path, w: int, h: int, depth: int, ctype: int, *, view: bool = False) -> np.ndarray:
+    """segdata's decoder: libdeflate (or zlib) inflate + ``segdata._png.unfilter``.
+
+    With ``view``, a single-channel image whose rows all have filter type 0 (the rows
+    :func:`encode_png` writes) is returned without unfiltering: a read-only strided view of the
+    inflated rows (each row one filter byte longer than its pixels; 16-bit as big-endian ``>u2``).
+    """
     if Image.MAX_IMAGE_PIXELS and w * h > 2 * Image.MAX_IMAGE_PIXELS:  # Pillow's decompression-bomb limit
         raise InputError(path, f"{w}x{h} pixels is more than {2 * Image.MAX_IMAGE_PIXELS} (a decompression bomb?)")
     channels = _CHANNELS[ctype]
@@ -202,6 +207,9 @@ def _decode_own(data: bytes, path: str | Path, w: int, h: int, depth: int, ctype
         raise InputError(path, "corrupt or truncated PNG (the image data does not inflate)") from None
     if len(raw) != size:
         raise InputError(path, f"corrupt or truncated PNG (image data is {len(raw)} bytes, {size} expected for {w}x{h})")
+    if view and channels == 1 and not np.frombuffer(raw, dtype=np.uint8)[:: rowbytes + 1].any():
+        return np.ndarray((h, w), dtype=">u2" if depth == 16 else np.uint8, buffer=raw, offset=1,
+                          strides=(rowbytes + 1, depth // 8))  # fmt: skip
     shape = (h, w) if channels == 1 else (h, w, channels)
     arr = np.empty(shape, dtype=np.uint8 if depth == 8 else np.uint16)
     try:
@@ -282,9 +290,23 @@ def write_segment_map(path: str | Path, segmap: np.ndarray) -> None:
     os.replace(tmp, path)
 
 
-def read_segment_map(path: str | Path) -> np.ndarray:
-    """Read a segment-id map written by :func:`write_segment_map` (uint8 or uint16, (H, W))."""
-    arr = read_png(path)
+def read_segment_map(path: str | Path, *, view: bool = False) -> np.ndarray:
+    """Read a segment-id map written by :func:`write_segment_map` (uint8 or uint16, (H, W)).
+
+    With ``view``, the map may come back as a read-only strided view of the inflated PNG rows
+    (no unfiltering pass, no copy; 16-bit maps as big-endian ``>u2``): for a consumer that reads
+    each pixel once and accepts any row stride and byte order, such as the consistency analysis'
+    C kernel. Without, always a C-contiguous native-order array.
+    """
+    if view and _png is not None:
+        with open(path, "rb") as f:
+            data = f.read()
+        w, h, depth, ctype = png_header(data, path)
+        if depth in (8, 16) and ctype == GREY and data[28] == 0:
+            return _decode_own(data, path, w, h, depth, ctype, view=True)
+        arr = decode_png(data, path)
+    else:
+        arr = read_png(path)
     if arr.ndim != 2:
         raise InputError(path, f"a segment map must have one channel, found shape {arr.shape}")
     return arr
