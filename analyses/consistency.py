@@ -74,6 +74,7 @@ import io
 import json
 import math
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -87,7 +88,7 @@ import pyarrow.compute as pc
 from segdata.errors import FormatError, InputError
 from segdata.format import Dataset, mask_relpath, text_or_none
 from segdata.maskio import read_segment_map
-from segdata.runner import parallel_map
+from segdata.runner import default_workers, parallel_map
 
 from . import longtail
 
@@ -1298,21 +1299,23 @@ def compare(
             progress(done, len(items))
     luts = {image_id: item[2] for image_id, item in zip(ids, items)}
     return _reduce(anns, space, results, unmatched, map_info, luts, boundary_px=boundary_px, bootstrap=bootstrap,
-                   confidence=confidence, seed=seed, bucket_rule=bucket_rule, split=split)  # fmt: skip
+                   confidence=confidence, seed=seed, bucket_rule=bucket_rule, split=split,
+                   threads=default_workers() if executor is not None or workers is None else max(1, int(workers)))  # fmt: skip
 
 
 # --------------------------------------------------------------------------- figures from sums
 
 
-_SCALARS = ("compared", "agree", "evaluable", "agree_evaluable", "gt", "tp_all", "kappa_n", "kappa_agree")
-_PER_CLASS = ("TP", "GT", "PR", "sTP", "sA", "sB", "kA", "kB")
+_SCALARS = ("compared", "agree", "evaluable", "agree_evaluable", "gt", "tp_all", "kappa_n", "kappa_agree", "sym_unlabeled")
+#: the per-class sums kept per image; TP, kA and kB follow from them (see :func:`_weighted`)
+_PER_CLASS = ("GT", "PR", "sTP", "sA", "sB")
 
 
 def _sums(image: np.ndarray, ca: np.ndarray, cb: np.ndarray, n: np.ndarray, n_images: int, space: ClassSpace,
           per_class: Sequence[str] = _PER_CLASS) -> dict:  # fmt: skip
     """Per-image sums every figure is a function of.
 
-    Returns ``{"scalars": (n_images, 8), "classes": (n_images, len(per_class) K) dense or CSR,
+    Returns ``{"scalars": (n_images, len(_SCALARS)), "classes": (n_images, len(per_class) K) dense or CSR,
     "k": K, "names": per_class}``, columns in the order of :data:`_SCALARS` and ``per_class`` (K
     columns each, names from :data:`_PER_CLASS`)."""
     k = len(space)
@@ -1329,13 +1332,13 @@ def _sums(image: np.ndarray, ca: np.ndarray, cb: np.ndarray, n: np.ndarray, n_im
     scored_gt = la & ~ia  # B against A: A's evaluable pixels
     sym = ~ia & ~ib
     kap = sym & compared
-    masks = (compared, compared & same, evaluable, evaluable & same, scored_gt, scored_gt & same, kap, kap & same)
+    masks = (compared, compared & same, evaluable, evaluable & same, scored_gt, scored_gt & same, kap, kap & same,
+             sym & ~la & ~lb)  # fmt: skip
     scalars = np.stack([np.bincount(image[m], weights=n[m], minlength=n_images) for m in masks], axis=1)
     out = {"scalars": scalars, "k": k, "classes": None, "names": tuple(per_class)}
     if not per_class:
         return out
-    every = {"TP": (scored_gt & same, ca), "GT": (scored_gt, ca), "PR": (scored_gt, cb), "sTP": (sym & same, ca),
-             "sA": (sym, ca), "sB": (sym, cb), "kA": (kap, ca), "kB": (kap, cb)}  # fmt: skip
+    every = {"GT": (scored_gt, ca), "PR": (scored_gt, cb), "sTP": (sym & same, ca), "sA": (sym, ca), "sB": (sym, cb)}
     defs = [every[name] for name in per_class]
     width = len(defs) * k
     rows = np.concatenate([image[m] for m, _ in defs])
@@ -1392,7 +1395,14 @@ def _figures(s: dict, scored: np.ndarray, buckets: dict[str, np.ndarray] | None 
 
 
 def _weighted(s: dict, weights: np.ndarray) -> dict:
-    """Sums under image weights (B, n_images): scalars -> (B,), per-class -> dense (B, K)."""
+    """Sums under image weights (B, n_images): scalars -> (B,), per-class -> dense (B, K).
+
+    Three per-class sums are not resampled but derived, which saves three eighths of the
+    bootstrap's products: ``TP`` (A and B agree on class c, c labelled and not ignore) is ``sTP``
+    without class 0, and ``kA`` / ``kB`` (pixels of class c in A / B among those kappa counts:
+    neither side ignore, at least one labelled) are ``sA`` / ``sB`` less, in class 0, the pixels
+    both leave unlabeled (``sym_unlabeled``): for a labelled class the two conditions coincide.
+    """
     scalars = weights @ s["scalars"]
     out = {name: scalars[:, t] for t, name in enumerate(_SCALARS)}
     m = s["classes"]
@@ -1401,6 +1411,13 @@ def _weighted(s: dict, weights: np.ndarray) -> dict:
         pc = np.asarray((m.T @ weights.T).T)
         for t, name in enumerate(s["names"]):
             out[name] = pc[:, t * k : (t + 1) * k]
+        if "sTP" in out:
+            out["TP"] = out["sTP"].copy()
+            out["TP"][:, 0] = 0
+        if "sA" in out and "sB" in out:
+            out["kA"], out["kB"] = out["sA"].copy(), out["sB"].copy()
+            out["kA"][:, 0] -= out["sym_unlabeled"]
+            out["kB"][:, 0] -= out["sym_unlabeled"]
     return out
 
 
@@ -1439,8 +1456,19 @@ def _buckets_of_a(ann: Annotation, space: ClassSpace, rule: longtail.BucketRule)
     return bucket, freq
 
 
+def _resample(s: dict, scored: np.ndarray, bucket_members: dict, extra: dict, n_images: int, draw: np.ndarray) -> dict:
+    """The figures of the bootstrap resamples ``draw`` ((B, n_images) image indices): (B,) each."""
+    m = len(draw)
+    flat = draw + np.arange(m)[:, None] * n_images
+    weights = np.bincount(flat.ravel(), minlength=m * n_images).reshape(m, n_images).astype(np.float64)
+    f = _figures(_weighted(s, weights), scored, bucket_members)
+    for key, (num, den) in extra.items():
+        f[key] = _ratio(weights @ num, weights @ den)
+    return {key: v for key, v in f.items() if np.ndim(v) == 1}
+
+
 def _reduce(anns, space, results, unmatched, map_info, luts, *, boundary_px, bootstrap, confidence, seed,
-            bucket_rule, split) -> ConsistencyResult:  # fmt: skip
+            bucket_rule, split, threads: int = 1) -> ConsistencyResult:  # fmt: skip
     n_images = len(results)
     ids = [r.image_id for r in results]
     img = np.concatenate([np.full(len(r.pairs), k, dtype=np.int64) for k, r in enumerate(results)])
@@ -1485,19 +1513,17 @@ def _reduce(anns, space, results, unmatched, map_info, luts, *, boundary_px, boo
         rng = np.random.default_rng(seed)
         samples: dict[str, list] = {}
         chunk = max(1, min(bootstrap, 2_000_000 // max(1, n_images), 4_000_000 // (8 * len(space)), 250))
-        left = bootstrap
-        while left > 0:
-            m = min(chunk, left)
-            left -= m
-            draw = rng.integers(0, n_images, size=(m, n_images))
-            draw += np.arange(m)[:, None] * n_images
-            weights = np.bincount(draw.ravel(), minlength=m * n_images).reshape(m, n_images).astype(np.float64)
-            f = _figures(_weighted(s, weights), scored, bucket_members)
-            for key, (num, den) in extra.items():
-                f[key] = _ratio(weights @ num, weights @ den)
+        sizes = [min(chunk, bootstrap - start) for start in range(0, bootstrap, chunk)]
+        draws = [rng.integers(0, n_images, size=(m, n_images)) for m in sizes]  # drawn in order: results do not depend on threads
+        resample = partial(_resample, s, scored, bucket_members, extra, n_images)
+        if threads > 1 and len(draws) > 1:  # the sparse products release the GIL
+            with ThreadPoolExecutor(min(threads, len(draws))) as pool:
+                parts_f = list(pool.map(resample, draws))
+        else:
+            parts_f = [resample(d) for d in draws]
+        for f in parts_f:
             for key, v in f.items():
-                if np.ndim(v) == 1:
-                    samples.setdefault(key, []).append(v)
+                samples.setdefault(key, []).append(v)
         for key, parts in samples.items():
             ci[key] = _ci(np.concatenate(parts), confidence)
     bucket_ci = {k: ci.pop(k) for k in [k for k in ci if k.startswith("bucket:")]}

@@ -51,17 +51,19 @@ typedef struct {
     size_t len, cap;
 } Vec;
 
-static int vec_push(Vec *v, int64_t x)
+/* room for n more elements */
+static int vec_reserve(Vec *v, size_t n)
 {
-    if (v->len == v->cap) {
-        size_t cap = v->cap ? 2 * v->cap : 65536;
-        int64_t *d = realloc(v->data, cap * sizeof(int64_t));
-        if (d == NULL)
-            return -1;
-        v->data = d;
-        v->cap = cap;
-    }
-    v->data[v->len++] = x;
+    if (v->len + n <= v->cap)
+        return 0;
+    size_t cap = v->cap ? v->cap : 65536;
+    while (cap < v->len + n)
+        cap *= 2;
+    int64_t *d = realloc(v->data, cap * sizeof(int64_t));
+    if (d == NULL)
+        return -1;
+    v->data = d;
+    v->cap = cap;
     return 0;
 }
 
@@ -131,20 +133,58 @@ static void horizontal_edges(const uint8_t *row, size_t w, int size, uint64_t *b
             set_bit(bits, c);
 }
 
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__) && defined(__GLIBC__) && !defined(SEGDATA_NO_SIMD)
+/* an AVX2 build of the edge scans where the CPU has it, chosen at load time (glibc ifunc) */
+#define EDGE_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define EDGE_CLONES
+#endif
+
+#ifdef HAVE_SSE2
+#if defined(__GNUC__)
+typedef uint64_t v4u64 __attribute__((vector_size(32)));
+/* 1 when the 64 elements of `size` bytes at a and b are all equal: one test per block (32-byte
+ * vectors: two AVX2 instructions per 32 bytes in the AVX2 clone, SSE2 pairs otherwise) */
+static inline int equal64(const uint8_t *a, const uint8_t *b, int size)
+{
+    v4u64 acc = {0, 0, 0, 0}, x, y;
+    for (int i = 0; i < 64 * size; i += 32) {
+        memcpy(&x, a + i, 32);
+        memcpy(&y, b + i, 32);
+        acc |= x ^ y;
+    }
+    return (acc[0] | acc[1] | acc[2] | acc[3]) == 0;
+}
+#else
+static inline int equal64(const uint8_t *a, const uint8_t *b, int size)
+{
+    __m128i acc = _mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)a), _mm_loadu_si128((const __m128i *)b));
+    for (int i = 16; i < 64 * size; i += 16)
+        acc = _mm_and_si128(acc, _mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(a + i)), _mm_loadu_si128((const __m128i *)(b + i))));
+    return _mm_movemask_epi8(acc) == 0xFFFF;
+}
+#endif
+#endif
+
 /* Row `row` below row `above`: vbits |= its vertical edges (when vbits is not NULL), and hbits,
  * which holds the horizontal edges of `above`, becomes those of `row`. An edge at c depends on
  * pixels c - 1 and c only, so it is recomputed only where one of them differs from the pixel
- * above; everywhere else it is the edge above. */
-static inline void update_edges(const uint8_t *row, const uint8_t *above, size_t w, int size, uint64_t *hbits, uint64_t *vbits)
+ * above; everywhere else it is the edge above. Blocks of 64 pixels equal to the block above (most
+ * of a label map) cost one comparison. Returns 1 when the row differs from the row above. */
+static inline int update_edges(const uint8_t *row, const uint8_t *above, size_t w, int size, uint64_t *hbits, uint64_t *vbits)
 {
     size_t c = 0;
     unsigned carry = 0; /* pixel c - 1 differs from the pixel above it */
+    int changed = 0;
 #ifdef HAVE_SSE2
     for (; c + 64 <= w; c += 64) { /* one word of bits: four blocks of 16 pixels */
+        if (!carry && equal64(row + c * size, above + c * size, size))
+            continue; /* no vertical edge, the horizontal edges of the row above */
         uint64_t vm = differ16(row + c * size, above + c * size, size) |
                       differ16(row + (c + 16) * size, above + (c + 16) * size, size) << 16 |
                       differ16(row + (c + 32) * size, above + (c + 32) * size, size) << 32 |
                       differ16(row + (c + 48) * size, above + (c + 48) * size, size) << 48;
+        changed |= vm != 0;
         if (vbits)
             vbits[c >> 6] |= vm;
         uint64_t need = vm | (vm << 1) | carry; /* pixel c or c - 1 differs from the one above */
@@ -163,6 +203,7 @@ static inline void update_edges(const uint8_t *row, const uint8_t *above, size_t
 #endif
     for (; c < w; c++) {
         unsigned vd = value_at(row, c, size) != value_at(above, c, size);
+        changed |= (int)vd;
         if (vd && vbits)
             set_bit(vbits, c);
         if (vd | carry) {
@@ -174,23 +215,28 @@ static inline void update_edges(const uint8_t *row, const uint8_t *above, size_t
         }
         carry = vd;
     }
+    return changed;
 }
 
-static void update_edges_u8(const uint8_t *row, const uint8_t *above, size_t w, uint64_t *hbits)
+EDGE_CLONES
+static int update_edges_u8(const uint8_t *row, const uint8_t *above, size_t w, uint64_t *hbits)
 {
-    update_edges(row, above, w, 1, hbits, NULL);
+    return update_edges(row, above, w, 1, hbits, NULL);
 }
-static void update_edges_u8v(const uint8_t *row, const uint8_t *above, size_t w, uint64_t *hbits, uint64_t *vbits)
+EDGE_CLONES
+static int update_edges_u8v(const uint8_t *row, const uint8_t *above, size_t w, uint64_t *hbits, uint64_t *vbits)
 {
-    update_edges(row, above, w, 1, hbits, vbits);
+    return update_edges(row, above, w, 1, hbits, vbits);
 }
-static void update_edges_u16(const uint8_t *row, const uint8_t *above, size_t w, uint64_t *hbits)
+EDGE_CLONES
+static int update_edges_u16(const uint8_t *row, const uint8_t *above, size_t w, uint64_t *hbits)
 {
-    update_edges(row, above, w, 2, hbits, NULL);
+    return update_edges(row, above, w, 2, hbits, NULL);
 }
-static void update_edges_u16v(const uint8_t *row, const uint8_t *above, size_t w, uint64_t *hbits, uint64_t *vbits)
+EDGE_CLONES
+static int update_edges_u16v(const uint8_t *row, const uint8_t *above, size_t w, uint64_t *hbits, uint64_t *vbits)
 {
-    update_edges(row, above, w, 2, hbits, vbits);
+    return update_edges(row, above, w, 2, hbits, vbits);
 }
 
 /* out = x shifted by d pixels towards higher indices (d > 0) or lower (d < 0); n words */
@@ -363,14 +409,12 @@ static int scan_maps(const Map *maps, size_t nmaps, size_t nb, size_t h, size_t 
             uint64_t *mine = own + m * (words + 1);
             if (r == 0) {
                 horizontal_edges(row, w, size, mine);
-            } else if (memcmp(row, row - maps[m].stride, w * size) != 0) {
-                const uint8_t *above = row - maps[m].stride;
-                if (want_band && m < nb)
-                    (size == 1 ? update_edges_u8v : update_edges_u16v)(row, above, w, mine, vcur);
-                else
-                    (size == 1 ? update_edges_u8 : update_edges_u16)(row, above, w, mine);
             } else {
-                continue; /* the row above's edges, no vertical edge */
+                const uint8_t *above = row - maps[m].stride;
+                int changed = want_band && m < nb ? (size == 1 ? update_edges_u8v : update_edges_u16v)(row, above, w, mine, vcur)
+                                                  : (size == 1 ? update_edges_u8 : update_edges_u16)(row, above, w, mine);
+                if (!changed)
+                    continue; /* the row above's edges, no vertical edge */
             }
             same_all = 0;
             if (m < nb)
@@ -388,23 +432,21 @@ static int scan_maps(const Map *maps, size_t nmaps, size_t nb, size_t h, size_t 
         }
         /* run starts: the row start and every edge of any map */
         const uint8_t *row0 = row_of(&maps[0], r), *row1 = ncols ? row_of(&maps[1], r) : NULL;
-        size_t c = 0;
+        if (vec_reserve(&s->starts, w + 1) < 0 || (ncols && vec_reserve(&s->keys, w + 1) < 0)) {
+            failed = 1;
+            break;
+        }
+        int64_t *st = s->starts.data + s->starts.len, *key = ncols ? s->keys.data + s->keys.len : NULL;
+        size_t c = 0, nrun = 0;
         for (;;) {
-            if (vec_push(&s->starts, (int64_t)(r * w + c)) < 0) {
-                failed = 1;
-                break;
-            }
+            st[nrun] = (int64_t)(r * w + c);
             if (ncols) {
                 unsigned a = value_of(&maps[0], row0, c, size), b = value_of(&maps[1], row1, c, size);
-                if (a > s->max0)
-                    s->max0 = a;
-                if (b > s->max1)
-                    s->max1 = b;
-                if (vec_push(&s->keys, (int64_t)a * (int64_t)ncols + b) < 0) {
-                    failed = 1;
-                    break;
-                }
+                s->max0 = a > s->max0 ? a : s->max0;
+                s->max1 = b > s->max1 ? b : s->max1;
+                key[nrun] = (int64_t)a * (int64_t)ncols + b;
             }
+            nrun++;
             /* the next edge after column c (edges lie in [1, w)) */
             size_t j = (c + 1) >> 6;
             uint64_t x = j < words ? extra[j] & (~(uint64_t)0 << ((c + 1) & 63)) : 0;
@@ -414,6 +456,9 @@ static int scan_maps(const Map *maps, size_t nmaps, size_t nb, size_t h, size_t 
                 break;
             c = j * 64 + (size_t)ctz64(x);
         }
+        s->starts.len += nrun;
+        if (ncols)
+            s->keys.len += nrun;
         if (failed || !want_band)
             continue;
         /* boundary pixels: both pixels of each horizontal edge, and of each vertical edge
