@@ -33,8 +33,15 @@ static inline int ctz64(uint64_t x)
     _BitScanForward64(&i, x);
     return (int)i;
 }
+static inline int clz64(uint64_t x)
+{
+    unsigned long i;
+    _BitScanReverse64(&i, x);
+    return 63 - (int)i;
+}
 #else
 static inline int ctz64(uint64_t x) { return __builtin_ctzll(x); }
+static inline int clz64(uint64_t x) { return __builtin_clzll(x); }
 #endif
 
 /* bit count without a library call (x86-64's baseline has no popcnt instruction) */
@@ -239,6 +246,24 @@ static int update_edges_u16v(const uint8_t *row, const uint8_t *above, size_t w,
     return update_edges(row, above, w, 2, hbits, vbits);
 }
 
+/* the bits of x spread up to k positions both ways (0 < k < 64), within the word: radius 0 -> k
+ * by doubling, radius r growing by at most r + 1 per step */
+static inline uint64_t spread(uint64_t x, size_t k)
+{
+    uint64_t up = x, down = x;
+    for (size_t radius = 0; radius < k;) {
+        unsigned d = (unsigned)(radius + 1 < k - radius ? radius + 1 : k - radius);
+        up |= up << d;
+        down |= down >> d;
+        radius += d;
+    }
+    return up | down;
+}
+
+/* bits 0 .. the highest set bit of c; bits from the lowest set bit of c up to 63 */
+static inline uint64_t fill_below(uint64_t c) { return c ? ~(uint64_t)0 >> clz64(c) : 0; }
+static inline uint64_t fill_above(uint64_t c) { return c ? ~(uint64_t)0 << ctz64(c) : 0; }
+
 /* out = x shifted by d pixels towards higher indices (d > 0) or lower (d < 0); n words */
 static void shift_bits(const uint64_t *x, uint64_t *out, size_t n, long d)
 {
@@ -272,33 +297,6 @@ static void shift_bits(const uint64_t *x, uint64_t *out, size_t n, long d)
 #define POPCNT_CLONES
 #define POPCOUNT(x) popcount64(x)
 #endif
-
-/* out[i] = band pixels of run i; row r of the band is row r + k of `band` (after the doubling) */
-POPCNT_CLONES
-static void band_per_run(uint64_t *band, size_t wide, size_t words, size_t k, size_t h, size_t w,
-                         const int64_t *starts, size_t n, int64_t *prefix, int64_t *out)
-{
-    size_t i = 0;
-    for (size_t r = 0; r < h; r++) {
-        uint64_t *row = band + (r + k) * wide;
-        if (w & 63)
-            row[words - 1] &= ((uint64_t)1 << (w & 63)) - 1;
-        prefix[0] = 0;
-        for (size_t j = 0; j < words; j++)
-            prefix[j + 1] = prefix[j] + POPCOUNT(row[j]);
-        size_t base = r * w, below_start = 0;
-        for (; i < n && (size_t)starts[i] < base + w; i++) {
-            size_t e = (i + 1 < n && (size_t)starts[i + 1] < base + w) ? (size_t)starts[i + 1] - base : w;
-            size_t j = e >> 6, below_end;
-            if (j >= words)
-                below_end = (size_t)prefix[words];
-            else
-                below_end = (size_t)prefix[j] + ((e & 63) ? (size_t)POPCOUNT(row[j] & (((uint64_t)1 << (e & 63)) - 1)) : 0);
-            out[i] = (int64_t)(below_end - below_start);
-            below_start = below_end;
-        }
-    }
-}
 
 /* ------------------------------------------------------------------ map views */
 
@@ -394,7 +392,9 @@ static int scan_maps(const Map *maps, size_t nmaps, size_t nb, size_t h, size_t 
     uint64_t *vcur = calloc(words + 1, sizeof(uint64_t));
     uint64_t *tmp = NULL;
     if (want_band) {
-        s->band = calloc(rows * wide + 1, sizeof(uint64_t));
+        s->band = malloc((rows * wide + 1) * sizeof(uint64_t));
+        if (s->band != NULL) /* the k rows below the image; rows above are written by the scan */
+            memset(s->band + h * wide, 0, ((rows - h) * wide + 1) * sizeof(uint64_t));
         tmp = calloc(wide + 1, sizeof(uint64_t));
     }
     if (!edges || !extra || !own || !vcur || (want_band && (!s->band || !tmp)))
@@ -438,12 +438,14 @@ static int scan_maps(const Map *maps, size_t nmaps, size_t nb, size_t h, size_t 
         }
         int64_t *st = s->starts.data + s->starts.len, *key = ncols ? s->keys.data + s->keys.len : NULL;
         size_t c = 0, nrun = 0;
+        unsigned max0 = s->max0, max1 = s->max1;
         for (;;) {
             st[nrun] = (int64_t)(r * w + c);
             if (ncols) {
-                unsigned a = value_of(&maps[0], row0, c, size), b = value_of(&maps[1], row1, c, size);
-                s->max0 = a > s->max0 ? a : s->max0;
-                s->max1 = b > s->max1 ? b : s->max1;
+                unsigned a = size == 1 ? row0[c] : value_of(&maps[0], row0, c, 2);
+                unsigned b = size == 1 ? row1[c] : value_of(&maps[1], row1, c, 2);
+                max0 = a > max0 ? a : max0;
+                max1 = b > max1 ? b : max1;
                 key[nrun] = (int64_t)a * (int64_t)ncols + b;
             }
             nrun++;
@@ -457,6 +459,8 @@ static int scan_maps(const Map *maps, size_t nmaps, size_t nb, size_t h, size_t 
             c = j * 64 + (size_t)ctz64(x);
         }
         s->starts.len += nrun;
+        s->max0 = max0;
+        s->max1 = max1;
         if (ncols)
             s->keys.len += nrun;
         if (failed || !want_band)
@@ -464,8 +468,10 @@ static int scan_maps(const Map *maps, size_t nmaps, size_t nb, size_t h, size_t 
         /* boundary pixels: both pixels of each horizontal edge, and of each vertical edge
          * between rows r - 1 and r (marked in both rows) */
         uint64_t *out = s->band + r * wide;
-        for (size_t j = 0; j < words; j++)
-            out[j] |= edges[j] | (edges[j] >> 1) | (edges[j + 1] << 63);
+        for (size_t j = 0; j < words; j++) /* the band is not zeroed beforehand: every row is written once here */
+            out[j] = edges[j] | (edges[j] >> 1) | (edges[j + 1] << 63);
+        for (size_t j = words; j < wide; j++)
+            out[j] = 0;
         if (r > 0 && !same_band) {
             uint64_t *above = out - wide;
             for (size_t j = 0; j < words; j++) {
@@ -485,16 +491,13 @@ static int scan_maps(const Map *maps, size_t nmaps, size_t nb, size_t h, size_t 
             if (!any)
                 continue;
             if (k < 64) { /* each word from itself and its neighbours: bits move less than a word */
-                /* radius 0 -> k by doubling: radius r becomes r + step, step <= r + 1 */
-                size_t radius = 0;
-                while (radius < k) {
-                    unsigned d = (unsigned)(radius + 1 < k - radius ? radius + 1 : k - radius);
-                    memcpy(tmp, y, (words + 1) * sizeof(uint64_t)); /* y[words] is 0 */
-                    for (size_t j = 0; j < words; j++) {
-                        uint64_t x = tmp[j], left = j ? tmp[j - 1] : 0, right = tmp[j + 1];
-                        y[j] = x | (x << d) | (left >> (64 - d)) | (x >> d) | (right << (64 - d));
-                    }
-                    radius += d;
+                uint64_t prev = 0;
+                for (size_t j = 0; j < words; j++) {
+                    uint64_t x = y[j], next = y[j + 1]; /* y[words] is 0 */
+                    uint64_t from_prev = prev >> (64 - k), from_next = next << (64 - k);
+                    prev = x;
+                    if (x | from_prev | from_next)
+                        y[j] = spread(x, k) | fill_below(from_prev) | fill_above(from_next);
                 }
                 continue;
             }
@@ -530,13 +533,61 @@ static int scan_maps(const Map *maps, size_t nmaps, size_t nb, size_t h, size_t 
     return failed ? -1 : 0;
 }
 
-/* the band pixels of every run (after scan_maps with k >= 0); out: one int64 per run */
-static int band_counts(const Scan *s, size_t h, size_t w, size_t k, int64_t *out)
+/* One pass over the runs, row by row. With `out`: out[i] = band pixels of run i. With `keys`:
+ * t[keys[i]] += pixels of run i and, when there is a band, tb[keys[i]] += its band pixels. The
+ * band pixels of a run [s, e) of a row are P(e) - P(s), P(x) = set bits of the row below x (a
+ * popcount prefix over the words and one masked word). Row r of the band is row r + k of `band`
+ * (after the vertical dilation); band rows have a zero word after the last real one. */
+POPCNT_CLONES
+static void per_run(const uint64_t *band, size_t wide, size_t words, size_t k, size_t h, size_t w,
+                    const int64_t *starts, size_t n, int64_t *prefix, int64_t *out, const int64_t *keys, int64_t *t, int64_t *tb)
 {
-    int64_t *prefix = calloc(s->words + 1, sizeof(int64_t));
+    size_t i = 0;
+    for (size_t r = 0; r < h; r++) {
+        size_t base = r * w, end = base + w, first = i;
+        while (i < n && (size_t)starts[i] < end)
+            i++;
+        if (band == NULL) { /* lengths only */
+            for (size_t q = first; q < i; q++)
+                t[keys[q]] += (int64_t)((q + 1 < i ? (size_t)starts[q + 1] : end) - (size_t)starts[q]);
+            continue;
+        }
+        const uint64_t *row = band + (r + k) * wide;
+        prefix[0] = 0;
+        for (size_t j = 0; j < words; j++)
+            prefix[j + 1] = prefix[j] + POPCOUNT(row[j]);
+        size_t below_start = 0;
+        for (size_t q = first; q < i; q++) {
+            size_t e = (q + 1 < i ? (size_t)starts[q + 1] : end) - base;
+            size_t below_end = (size_t)prefix[e >> 6] + (size_t)POPCOUNT(row[e >> 6] & (((uint64_t)1 << (e & 63)) - 1));
+            int64_t inside = (int64_t)(below_end - below_start);
+            below_start = below_end;
+            if (out) {
+                out[q] = inside;
+            } else {
+                t[keys[q]] += (int64_t)(e - ((size_t)starts[q] - base));
+                tb[keys[q]] += inside;
+            }
+        }
+    }
+}
+
+/* per_run after scan_maps (k < 0: no band); 0, or -1 when out of memory */
+static int run_pass(const Scan *s, size_t h, size_t w, long k, int64_t *out, const int64_t *keys, int64_t *t, int64_t *tb)
+{
+    int64_t *prefix = calloc(s->words + 2, sizeof(int64_t));
     if (prefix == NULL)
         return -1;
-    band_per_run(s->band, s->wide, s->words, k, h, w, s->starts.data, s->starts.len, prefix, out);
+    if (w && k >= 0 && s->band != NULL) { /* bits past the row end (left by the dilation) are not pixels */
+        for (size_t r = 0; r < h; r++) {
+            uint64_t *row = s->band + (r + (size_t)k) * s->wide;
+            if (w & 63)
+                row[s->words - 1] &= ((uint64_t)1 << (w & 63)) - 1;
+            row[s->words] = 0;
+        }
+    }
+    per_run(k >= 0 ? s->band : NULL, s->wide, s->words, k < 0 ? 0 : (size_t)k, w ? h : 0, w, s->starts.data,
+            s->starts.len, prefix, out, keys, t, tb);
     free(prefix);
     return 0;
 }
@@ -585,7 +636,7 @@ static PyObject *joint_runs(PyObject *self, PyObject *args)
     failed = scan_maps(maps, (size_t)nmaps, (size_t)nband_, h, w, size, (long)k_, 0, &scan) < 0;
     if (want_band && !failed) {
         counts = malloc((scan.starts.len + 1) * sizeof(int64_t));
-        failed = counts == NULL || band_counts(&scan, w ? h : 0, w, (size_t)k_, counts) < 0;
+        failed = counts == NULL || run_pass(&scan, h, w, (long)k_, counts, NULL, NULL, NULL) < 0;
     }
     Py_END_ALLOW_THREADS
     if (failed) {
@@ -770,7 +821,7 @@ static PyObject *count_pair(PyObject *self, PyObject *args)
     int have_la = 0, have_lb = 0, failed = 0;
     Scan scan;
     memset(&scan, 0, sizeof(scan));
-    int64_t *t = NULL, *tb = NULL, *counts = NULL;
+    int64_t *t = NULL, *tb = NULL;
     ClassPair *pairs = NULL;
     Py_ssize_t npairs = 0;
     int64_t breakdown[3] = {0, 0, 0};
@@ -807,18 +858,9 @@ static PyObject *count_pair(PyObject *self, PyObject *args)
     if (!failed) {
         t = calloc(na * nb, sizeof(int64_t));
         tb = calloc(na * nb, sizeof(int64_t));
-        counts = k_ >= 0 ? malloc((scan.starts.len + 1) * sizeof(int64_t)) : NULL;
-        failed = !t || !tb || (k_ >= 0 && (!counts || band_counts(&scan, w ? h : 0, w, (size_t)k_, counts) < 0));
+        failed = !t || !tb || run_pass(&scan, h, w, (long)k_, NULL, scan.keys.data, t, tb) < 0;
     }
     if (!failed) {
-        size_t n = scan.starts.len;
-        const int64_t *st = scan.starts.data, *key = scan.keys.data;
-        int64_t total_px = w ? (int64_t)(h * w) : 0;
-        for (size_t i = 0; i < n; i++)
-            t[key[i]] += (i + 1 < n ? st[i + 1] : total_px) - st[i];
-        if (counts)
-            for (size_t i = 0; i < n; i++)
-                tb[key[i]] += counts[i];
         pairs = malloc((na * nb + 1) * sizeof(ClassPair));
         failed = pairs == NULL;
         if (!failed) {
@@ -853,7 +895,6 @@ done:
     scan_free(&scan);
     free(t);
     free(tb);
-    free(counts);
     free(pairs);
     return result;
 }
