@@ -140,29 +140,8 @@ static void horizontal_edges(const uint8_t *row, size_t w, int size, uint64_t *b
             set_bit(bits, c);
 }
 
-#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__) && defined(__GLIBC__) && !defined(SEGDATA_NO_SIMD)
-/* an AVX2 build of the edge scans where the CPU has it, chosen at load time (glibc ifunc) */
-#define EDGE_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define EDGE_CLONES
-#endif
-
 #ifdef HAVE_SSE2
-#if defined(__GNUC__)
-typedef uint64_t v4u64 __attribute__((vector_size(32)));
-/* 1 when the 64 elements of `size` bytes at a and b are all equal: one test per block (32-byte
- * vectors: two AVX2 instructions per 32 bytes in the AVX2 clone, SSE2 pairs otherwise) */
-static inline int equal64(const uint8_t *a, const uint8_t *b, int size)
-{
-    v4u64 acc = {0, 0, 0, 0}, x, y;
-    for (int i = 0; i < 64 * size; i += 32) {
-        memcpy(&x, a + i, 32);
-        memcpy(&y, b + i, 32);
-        acc |= x ^ y;
-    }
-    return (acc[0] | acc[1] | acc[2] | acc[3]) == 0;
-}
-#else
+/* 1 when the 64 elements of `size` bytes at a and b are all equal: one test per block */
 static inline int equal64(const uint8_t *a, const uint8_t *b, int size)
 {
     __m128i acc = _mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)a), _mm_loadu_si128((const __m128i *)b));
@@ -171,6 +150,21 @@ static inline int equal64(const uint8_t *a, const uint8_t *b, int size)
     return _mm_movemask_epi8(acc) == 0xFFFF;
 }
 #endif
+
+#if defined(HAVE_SSE2) && (defined(__GNUC__) || defined(__clang__))
+/* The same test with AVX2 (two 32-byte xors and one vptest per 64 bytes), for the edge scans'
+ * AVX2 build, chosen at import where the CPU has it (see PyInit__runs). */
+#include <immintrin.h>
+#define HAVE_AVX2_BUILD 1
+__attribute__((target("avx2"))) static inline int equal64_avx2(const uint8_t *a, const uint8_t *b, int size)
+{
+    __m256i acc = _mm256_setzero_si256();
+    for (int i = 0; i < 64 * size; i += 32)
+        acc = _mm256_or_si256(acc, _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(a + i)),
+                                                    _mm256_loadu_si256((const __m256i *)(b + i))));
+    return _mm256_testz_si256(acc, acc);
+}
+static int use_avx2;
 #endif
 
 /* Row `row` below row `above`: vbits |= its vertical edges (when vbits is not NULL), and hbits,
@@ -178,14 +172,25 @@ static inline int equal64(const uint8_t *a, const uint8_t *b, int size)
  * pixels c - 1 and c only, so it is recomputed only where one of them differs from the pixel
  * above; everywhere else it is the edge above. Blocks of 64 pixels equal to the block above (most
  * of a label map) cost one comparison. Returns 1 when the row differs from the row above. */
-static inline int update_edges(const uint8_t *row, const uint8_t *above, size_t w, int size, uint64_t *hbits, uint64_t *vbits)
+#if defined(__GNUC__) || defined(__clang__)
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define ALWAYS_INLINE inline
+#endif
+static ALWAYS_INLINE int update_edges(const uint8_t *row, const uint8_t *above, size_t w, int size, uint64_t *hbits,
+                                      uint64_t *vbits, int avx2)
 {
     size_t c = 0;
     unsigned carry = 0; /* pixel c - 1 differs from the pixel above it */
     int changed = 0;
 #ifdef HAVE_SSE2
     for (; c + 64 <= w; c += 64) { /* one word of bits: four blocks of 16 pixels */
-        if (!carry && equal64(row + c * size, above + c * size, size))
+#ifdef HAVE_AVX2_BUILD
+        int same = avx2 ? equal64_avx2(row + c * size, above + c * size, size) : equal64(row + c * size, above + c * size, size);
+#else
+        int same = equal64(row + c * size, above + c * size, size);
+#endif
+        if (!carry && same)
             continue; /* no vertical edge, the horizontal edges of the row above */
         uint64_t vm = differ16(row + c * size, above + c * size, size) |
                       differ16(row + (c + 16) * size, above + (c + 16) * size, size) << 16 |
@@ -225,39 +230,62 @@ static inline int update_edges(const uint8_t *row, const uint8_t *above, size_t 
     return changed;
 }
 
-EDGE_CLONES
-static int update_edges_u8(const uint8_t *row, const uint8_t *above, size_t w, uint64_t *hbits)
+/* the four kinds (8/16-bit, with/without vertical edges out), each in a default and an AVX2 build */
+#define EDGE_KINDS(SUFFIX, ATTR, AVX2)                                                                              \
+    ATTR static int update_edges_u8##SUFFIX(const uint8_t *r, const uint8_t *a, size_t w, uint64_t *h, uint64_t *v) \
+    {                                                                                                          \
+        return update_edges(r, a, w, 1, h, NULL, AVX2) + 0 * (v != NULL);                                      \
+    }                                                                                                          \
+    ATTR static int update_edges_u8v##SUFFIX(const uint8_t *r, const uint8_t *a, size_t w, uint64_t *h, uint64_t *v) \
+    {                                                                                                          \
+        return update_edges(r, a, w, 1, h, v, AVX2);                                                           \
+    }                                                                                                          \
+    ATTR static int update_edges_u16##SUFFIX(const uint8_t *r, const uint8_t *a, size_t w, uint64_t *h, uint64_t *v) \
+    {                                                                                                          \
+        return update_edges(r, a, w, 2, h, NULL, AVX2) + 0 * (v != NULL);                                      \
+    }                                                                                                          \
+    ATTR static int update_edges_u16v##SUFFIX(const uint8_t *r, const uint8_t *a, size_t w, uint64_t *h, uint64_t *v) \
+    {                                                                                                          \
+        return update_edges(r, a, w, 2, h, v, AVX2);                                                           \
+    }
+EDGE_KINDS(, , 0)
+#ifdef HAVE_AVX2_BUILD
+EDGE_KINDS(_avx2, __attribute__((target("avx2"))), 1)
+#endif
+typedef int (*EdgeFn)(const uint8_t *, const uint8_t *, size_t, uint64_t *, uint64_t *);
+
+/* the edge scan for `size`-byte elements, with vertical edges out or not */
+static EdgeFn edge_fn(int size, int vertical)
 {
-    return update_edges(row, above, w, 1, hbits, NULL);
-}
-EDGE_CLONES
-static int update_edges_u8v(const uint8_t *row, const uint8_t *above, size_t w, uint64_t *hbits, uint64_t *vbits)
-{
-    return update_edges(row, above, w, 1, hbits, vbits);
-}
-EDGE_CLONES
-static int update_edges_u16(const uint8_t *row, const uint8_t *above, size_t w, uint64_t *hbits)
-{
-    return update_edges(row, above, w, 2, hbits, NULL);
-}
-EDGE_CLONES
-static int update_edges_u16v(const uint8_t *row, const uint8_t *above, size_t w, uint64_t *hbits, uint64_t *vbits)
-{
-    return update_edges(row, above, w, 2, hbits, vbits);
+#ifdef HAVE_AVX2_BUILD
+    if (use_avx2)
+        return size == 1 ? (vertical ? update_edges_u8v_avx2 : update_edges_u8_avx2)
+                         : (vertical ? update_edges_u16v_avx2 : update_edges_u16_avx2);
+#endif
+    return size == 1 ? (vertical ? update_edges_u8v : update_edges_u8) : (vertical ? update_edges_u16v : update_edges_u16);
 }
 
-/* the bits of x spread up to k positions both ways (0 < k < 64), within the word: radius 0 -> k
- * by doubling, radius r growing by at most r + 1 per step */
-static inline uint64_t spread(uint64_t x, size_t k)
+/* the bits of x spread up to k positions both ways (0 < k < 64) within the word, by doubling:
+ * `steps` (from spread_steps) take the radius from 0 to k, each at most the radius so far + 1 */
+static inline uint64_t spread(uint64_t x, const unsigned *steps, int nsteps)
 {
     uint64_t up = x, down = x;
-    for (size_t radius = 0; radius < k;) {
-        unsigned d = (unsigned)(radius + 1 < k - radius ? radius + 1 : k - radius);
-        up |= up << d;
-        down |= down >> d;
-        radius += d;
+    for (int q = 0; q < nsteps; q++) {
+        up |= up << steps[q];
+        down |= down >> steps[q];
     }
     return up | down;
+}
+
+static int spread_steps(size_t k, unsigned *steps)
+{
+    int n = 0;
+    for (size_t radius = 0; radius < k;) {
+        unsigned d = (unsigned)(radius + 1 < k - radius ? radius + 1 : k - radius);
+        steps[n++] = d;
+        radius += d;
+    }
+    return n;
 }
 
 /* bits 0 .. the highest set bit of c; bits from the lowest set bit of c up to 63 */
@@ -391,6 +419,7 @@ static int scan_maps(const Map *maps, size_t nmaps, size_t nb, size_t h, size_t 
     uint64_t *own = calloc(nmaps * (words + 1), sizeof(uint64_t));
     uint64_t *vcur = calloc(words + 1, sizeof(uint64_t));
     uint64_t *tmp = NULL;
+    EdgeFn scan_v = edge_fn(size, 1), scan_h = edge_fn(size, 0);
     if (want_band) {
         s->band = malloc((rows * wide + 1) * sizeof(uint64_t));
         if (s->band != NULL) /* the k rows below the image; rows above are written by the scan */
@@ -411,8 +440,8 @@ static int scan_maps(const Map *maps, size_t nmaps, size_t nb, size_t h, size_t 
                 horizontal_edges(row, w, size, mine);
             } else {
                 const uint8_t *above = row - maps[m].stride;
-                int changed = want_band && m < nb ? (size == 1 ? update_edges_u8v : update_edges_u16v)(row, above, w, mine, vcur)
-                                                  : (size == 1 ? update_edges_u8 : update_edges_u16)(row, above, w, mine);
+                int vertical = want_band && m < nb;
+                int changed = (vertical ? scan_v : scan_h)(row, above, w, mine, vertical ? vcur : NULL);
                 if (!changed)
                     continue; /* the row above's edges, no vertical edge */
             }
@@ -437,10 +466,13 @@ static int scan_maps(const Map *maps, size_t nmaps, size_t nb, size_t h, size_t 
             break;
         }
         int64_t *st = s->starts.data + s->starts.len, *key = ncols ? s->keys.data + s->keys.len : NULL;
-        size_t c = 0, nrun = 0;
+        size_t nrun = 0, base = r * w;
         unsigned max0 = s->max0, max1 = s->max1;
+        /* column 0, then every edge (bit c: pixel c differs from c - 1 in some map), word by word */
+        size_t j = 0, c = 0;
+        uint64_t x = words ? extra[0] : 0;
         for (;;) {
-            st[nrun] = (int64_t)(r * w + c);
+            st[nrun] = (int64_t)(base + c);
             if (ncols) {
                 unsigned a = size == 1 ? row0[c] : value_of(&maps[0], row0, c, 2);
                 unsigned b = size == 1 ? row1[c] : value_of(&maps[1], row1, c, 2);
@@ -449,14 +481,12 @@ static int scan_maps(const Map *maps, size_t nmaps, size_t nb, size_t h, size_t 
                 key[nrun] = (int64_t)a * (int64_t)ncols + b;
             }
             nrun++;
-            /* the next edge after column c (edges lie in [1, w)) */
-            size_t j = (c + 1) >> 6;
-            uint64_t x = j < words ? extra[j] & (~(uint64_t)0 << ((c + 1) & 63)) : 0;
             while (!x && ++j < words)
                 x = extra[j];
             if (!x)
                 break;
             c = j * 64 + (size_t)ctz64(x);
+            x &= x - 1;
         }
         s->starts.len += nrun;
         s->max0 = max0;
@@ -484,6 +514,8 @@ static int scan_maps(const Map *maps, size_t nmaps, size_t nb, size_t h, size_t 
         /* horizontal dilation: y[c] = OR x[c - s], s in [0, 2k], by doubling; then shift back k */
         size_t total = 2 * k + 1;
         uint64_t *band = s->band;
+        unsigned steps[8];
+        int nsteps = k < 64 ? spread_steps(k, steps) : 0;
         for (size_t r = 0; r < h; r++) {
             uint64_t *y = band + r * wide, any = 0;
             for (size_t j = 0; j < words; j++)
@@ -497,7 +529,7 @@ static int scan_maps(const Map *maps, size_t nmaps, size_t nb, size_t h, size_t 
                     uint64_t from_prev = prev >> (64 - k), from_next = next << (64 - k);
                     prev = x;
                     if (x | from_prev | from_next)
-                        y[j] = spread(x, k) | fill_below(from_prev) | fill_above(from_next);
+                        y[j] = spread(x, steps, nsteps) | fill_below(from_prev) | fill_above(from_next);
                 }
                 continue;
             }
@@ -911,5 +943,9 @@ static struct PyModuleDef module = {
 
 PyMODINIT_FUNC PyInit__runs(void)
 {
+#ifdef HAVE_AVX2_BUILD
+    __builtin_cpu_init();
+    use_avx2 = __builtin_cpu_supports("avx2");
+#endif
     return PyModule_Create(&module);
 }
