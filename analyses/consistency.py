@@ -111,6 +111,7 @@ CEILING_VERSION = 1
 #: the ADE20K re-annotation study (Zhou et al. 2017): agreement and the three disagreement shares
 ADE20K_REFERENCE = {"pixel_agreement": 0.824, "segmentation_quality": 0.057, "naming": 0.060, "quantity": 0.059}
 _DENSE_PAIRS = 1 << 18  # (segments of A + 1) * (segments of B + 1) up to which pairs are counted densely
+_DENSE_SUMS = 1 << 22  # images * per-class sums up to which the per-image sums are a dense array (32 MiB)
 _U64 = np.dtype("<u8")
 
 
@@ -940,11 +941,17 @@ def _count_pair_native(maps, luts, boundary_px, unmapped, image_id, where) -> Im
 
 
 def _class_pairs(ca: np.ndarray, cb: np.ndarray, weights: Sequence[np.ndarray]) -> np.ndarray:
-    """Aggregate weights per (class of A, class of B); (R, 2 + len(weights)) int64."""
+    """Aggregate weights per (class of A, class of B); (R, 2 + len(weights)) int64, rows sorted
+    by class pair."""
     ca = np.asarray(ca, dtype=np.int64)
     cb = np.asarray(cb, dtype=np.int64)
     span = int(max(ca.max(initial=0), cb.max(initial=0))) + 1
     key = ca * span + cb
+    if span * span <= _DENSE_PAIRS and len(key) > span * span // 8:  # many rows, few pairs: no sort
+        present = np.flatnonzero(np.bincount(key, minlength=span * span))
+        cols = [present // span, present % span]
+        cols += [np.bincount(key, weights=np.asarray(w, dtype=np.float64), minlength=span * span)[present] for w in weights]
+        return np.stack(cols, axis=1).astype(np.int64)
     uniq, inverse = np.unique(key, return_inverse=True)
     cols = [uniq // span, uniq % span]
     for wgt in weights:
@@ -1290,6 +1297,11 @@ def compare(
          tuple(lk[image_id] for lk in lookups))
         for image_id in ids
     ]  # fmt: skip
+    # A's frequency buckets need A's tables only: a thread reads them while the workers count
+    # (the reduce would otherwise wait for them once the workers are done)
+    background = ThreadPoolExecutor(1)
+    buckets = background.submit(_buckets_of_a, anns[0], space, bucket_rule)
+    background.shutdown(wait=False)
     fn = partial(_count_task, boundary_px, space.unmapped)
     order = {image_id: n for n, image_id in enumerate(ids)}
     results: list[ImageCounts | None] = [None] * len(items)
@@ -1299,7 +1311,7 @@ def compare(
             progress(done, len(items))
     luts = {image_id: item[2] for image_id, item in zip(ids, items)}
     return _reduce(anns, space, results, unmatched, map_info, luts, boundary_px=boundary_px, bootstrap=bootstrap,
-                   confidence=confidence, seed=seed, bucket_rule=bucket_rule, split=split,
+                   confidence=confidence, seed=seed, bucket_rule=bucket_rule, split=split, buckets=buckets.result(),
                    threads=default_workers() if executor is not None or workers is None else max(1, int(workers)))  # fmt: skip
 
 
@@ -1315,7 +1327,8 @@ def _sums(image: np.ndarray, ca: np.ndarray, cb: np.ndarray, n: np.ndarray, n_im
           per_class: Sequence[str] = _PER_CLASS) -> dict:  # fmt: skip
     """Per-image sums every figure is a function of.
 
-    Returns ``{"scalars": (n_images, len(_SCALARS)), "classes": (n_images, len(per_class) K) dense or CSR,
+    Returns ``{"scalars": (n_images, len(_SCALARS)), "classes": (n_images, len(per_class) K) dense
+    (up to :data:`_DENSE_SUMS` entries) or CSR,
     "k": K, "names": per_class}``, columns in the order of :data:`_SCALARS` and ``per_class`` (K
     columns each, names from :data:`_PER_CLASS`)."""
     k = len(space)
@@ -1344,6 +1357,9 @@ def _sums(image: np.ndarray, ca: np.ndarray, cb: np.ndarray, n: np.ndarray, n_im
     rows = np.concatenate([image[m] for m, _ in defs])
     cols = np.concatenate([cls[m] + t * k for t, (m, cls) in enumerate(defs)])
     vals = np.concatenate([n[m] for m, _ in defs])
+    if n_images * width <= _DENSE_SUMS:  # one bincount, and BLAS products in the bootstrap
+        out["classes"] = np.bincount(rows * width + cols, weights=vals, minlength=n_images * width).reshape(n_images, width)
+        return out
     from scipy import sparse
 
     out["classes"] = sparse.csr_matrix((vals, (rows, cols)), shape=(n_images, width))
@@ -1408,7 +1424,7 @@ def _weighted(s: dict, weights: np.ndarray) -> dict:
     m = s["classes"]
     if m is not None:
         k = s["k"]
-        pc = np.asarray((m.T @ weights.T).T)
+        pc = weights @ m if isinstance(m, np.ndarray) else np.asarray((m.T @ weights.T).T)
         for t, name in enumerate(s["names"]):
             out[name] = pc[:, t * k : (t + 1) * k]
         if "sTP" in out:
@@ -1468,7 +1484,7 @@ def _resample(s: dict, scored: np.ndarray, bucket_members: dict, extra: dict, n_
 
 
 def _reduce(anns, space, results, unmatched, map_info, luts, *, boundary_px, bootstrap, confidence, seed,
-            bucket_rule, split, threads: int = 1) -> ConsistencyResult:  # fmt: skip
+            bucket_rule, split, threads: int = 1, buckets=None) -> ConsistencyResult:  # fmt: skip
     n_images = len(results)
     ids = [r.image_id for r in results]
     img = np.concatenate([np.full(len(r.pairs), k, dtype=np.int64) for k, r in enumerate(results)])
@@ -1492,7 +1508,7 @@ def _reduce(anns, space, results, unmatched, map_info, luts, *, boundary_px, boo
     disagree = (per_image["compared"] - per_image["agree"]).to_numpy()
     if not np.array_equal(disagree, breakdown.sum(axis=1).astype(np.int64)):  # pragma: no cover - a bug if it fires
         raise AssertionError("internal error: the breakdown does not add up to the disagreement")
-    bucket_of, freq = _buckets_of_a(anns[0], space, bucket_rule)
+    bucket_of, freq = buckets if buckets is not None else _buckets_of_a(anns[0], space, bucket_rule)
     scored = space.scored
     bucket_members = {name: scored & (bucket_of == name) for name in (*bucket_rule.names, longtail.ABSENT)}
     bucket_members = {k: v for k, v in bucket_members.items() if v.any()}
@@ -1516,7 +1532,8 @@ def _reduce(anns, space, results, unmatched, map_info, luts, *, boundary_px, boo
         sizes = [min(chunk, bootstrap - start) for start in range(0, bootstrap, chunk)]
         draws = [rng.integers(0, n_images, size=(m, n_images)) for m in sizes]  # drawn in order: results do not depend on threads
         resample = partial(_resample, s, scored, bucket_members, extra, n_images)
-        if threads > 1 and len(draws) > 1:  # the sparse products release the GIL
+        # sparse products run on threads (scipy releases the GIL); dense ones are BLAS's, which has its own
+        if threads > 1 and len(draws) > 1 and not isinstance(s["classes"], np.ndarray):
             with ThreadPoolExecutor(min(threads, len(draws))) as pool:
                 parts_f = list(pool.map(resample, draws))
         else:
@@ -1596,8 +1613,7 @@ def _reduce(anns, space, results, unmatched, map_info, luts, *, boundary_px, boo
             for r in per_class.itertuples(index=False)
         ],
     }  # fmt: skip
-    pairs = pd.DataFrame({"a": ca, "b": cb, "pixels": n, "band_pixels": nband})
-    pairs = pairs.groupby(["a", "b"], as_index=False, sort=True)[["pixels", "band_pixels"]].sum()
+    pairs = pd.DataFrame(_class_pairs(ca, cb, [n, nband]), columns=["a", "b", "pixels", "band_pixels"])
 
     pairwise = consensus = None
     if len(anns) > 2:
