@@ -1101,14 +1101,20 @@ def match_images(annotations: Sequence[Annotation], split: str | None = None) ->
             mismatch.append({"image_id": image_id, **{f"{'abcdefghij'[k]}": f"{x[0]}x{x[1]}" for k, x in enumerate(s)}})
     unmatched["size_mismatch"] = mismatch
     bad = {m["image_id"] for m in mismatch}
-    keep = first["image_id"].isin(common - bad).to_numpy(bool)
+    wanted = common - bad
+    keep = np.fromiter((i in wanted for i in first["image_id"].tolist()), dtype=bool, count=len(first))
     return first[keep].reset_index(drop=True), unmatched
 
 
-def _lookup_tables(ann: Annotation, image_ids: Sequence[str], to_index: Callable[[np.ndarray], np.ndarray]) -> dict[str, np.ndarray]:
-    """Per image: ``lut[segment_id]`` = class index (int32), from the segment table alone."""
-    # Arrow filters the layer while reading and finds the image ids in C: no pandas strings
-    seg = ann.dataset.segment_table(["image_id", "segment_id", "class_id"], layer=ann.layer)
+def _lookup_tables(ann: Annotation, image_ids: Sequence[str], to_index: Callable[[np.ndarray], np.ndarray],
+                   table: pa.Table | None = None) -> dict[str, np.ndarray]:  # fmt: skip
+    """Per image: ``lut[segment_id]`` = class index (int32), from the segment table alone
+    (``table``: the dataset's segment table with a ``layer`` column, when already read)."""
+    # Arrow filters the layer and finds the image ids in C: no pandas strings
+    if table is None:
+        seg = ann.dataset.segment_table(["image_id", "segment_id", "class_id"], layer=ann.layer)
+    else:
+        seg = table.filter(pc.equal(table["layer"], ann.layer))
     codes = pc.index_in(seg["image_id"], value_set=pa.array(list(image_ids), type=pa.string()))
     codes = pc.fill_null(codes, -1).to_numpy().astype(np.int64)  # -1: an image not compared
     keep = codes >= 0
@@ -1287,9 +1293,12 @@ def compare(
         return b_index[pos]
 
     lookups = []
+    tables: dict[int, pa.Table] = {}  # one read of each dataset's segment table, all its compared layers
     for k, ann in enumerate(anns):
         to_index = b_lookup if (k == 1 and two_datasets) else partial(space.index_of, where=str(ann.dataset.path))
-        lookups.append(_lookup_tables(ann, ids, to_index))
+        if id(ann.dataset) not in tables:
+            tables[id(ann.dataset)] = ann.dataset.segment_table(["image_id", "segment_id", "class_id", "layer"])
+        lookups.append(_lookup_tables(ann, ids, to_index, tables[id(ann.dataset)]))
     splits = {a_k: dict(zip(a_k.dataset.images["image_id"].tolist(), a_k.dataset.images["split"].tolist())) for a_k in anns}
     roots = [str(ann.dataset.path) for ann in anns]
     items = [
