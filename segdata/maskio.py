@@ -181,7 +181,7 @@ def _decode_own(data: bytes, path: str | Path, w: int, h: int, depth: int, ctype
     """segdata's decoder: libdeflate (or zlib) inflate + ``segdata._png.unfilter``.
 
     With ``view``, a single-channel image whose rows all have filter type 0 (the rows
-    :func:`encode_png` writes) is returned without unfiltering: a read-only strided view of the
+    :func:`encode_png` writes) is returned without unfiltering: a strided view of the
     inflated rows (each row one filter byte longer than its pixels; 16-bit as big-endian ``>u2``).
     """
     if Image.MAX_IMAGE_PIXELS and w * h > 2 * Image.MAX_IMAGE_PIXELS:  # Pillow's decompression-bomb limit
@@ -293,7 +293,7 @@ def write_segment_map(path: str | Path, segmap: np.ndarray) -> None:
 def read_segment_map(path: str | Path, *, view: bool = False) -> np.ndarray:
     """Read a segment-id map written by :func:`write_segment_map` (uint8 or uint16, (H, W)).
 
-    With ``view``, the map may come back as a read-only strided view of the inflated PNG rows
+    With ``view``, the map may come back as a strided view of the inflated PNG rows
     (no unfiltering pass, no copy; 16-bit maps as big-endian ``>u2``): for a consumer that reads
     each pixel once and accepts any row stride and byte order, such as the consistency analysis'
     C kernel. Without, always a C-contiguous native-order array.

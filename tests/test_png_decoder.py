@@ -199,3 +199,22 @@ def test_a_decompression_bomb_is_refused_before_inflating():
     data = maskio.PNG_SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(b"")) + _chunk(b"IEND", b"")
     with pytest.raises(InputError, match="100000x100000 pixels is more than"):
         maskio.decode_png(data, "bomb.png")
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_segment_maps_read_as_views_of_the_inflated_rows(tmp_path, dtype):
+    """read_segment_map(view=True) on a file segdata wrote (filter type 0 on every row): a
+    strided view of the inflated rows, the same values; on a file with other filters
+    (Pillow's), an ordinary decoded array."""
+    arr = region_map(37, 70, 1, dtype, seed=3)
+    path = tmp_path / "mask.png"
+    path.write_bytes(maskio.encode_png(arr))
+    view = maskio.read_segment_map(path, view=True)
+    assert np.array_equal(view, arr) and view.shape == arr.shape
+    if maskio._png is not None:
+        assert not view.flags.c_contiguous
+        assert view.strides[0] == 70 * arr.itemsize + 1
+    filtered = tmp_path / "filtered.png"
+    filtered.write_bytes(encode(arr, 0, [4, 2, 1]))
+    out = maskio.read_segment_map(filtered, view=True)
+    assert np.array_equal(out, arr) and out.flags.c_contiguous

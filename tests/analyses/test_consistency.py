@@ -143,6 +143,60 @@ def test_native_runs_equal_the_numpy_runs_and_a_brute_force_band():
         assert starts.tolist() == np.flatnonzero(new_run).tolist()
 
 
+def _pair_with_overlaps(rng, h, w, dtype):
+    """B a re-annotation of A: regions renamed, shifted, erased to 0, so that every breakdown rule
+    (counterparts, IoU >= 0.5, missing objects, unlabeled on either side) fires."""
+    a = _rectangles(rng, h, w, dtype, int(rng.integers(1, 9)))
+    b = a.copy()
+    if h > 2 and w > 2:
+        b[rng.integers(0, h) :, : rng.integers(0, w)] = rng.integers(0, 300 if dtype == np.uint16 else 256)
+        b[: rng.integers(0, h), rng.integers(0, w) :] = 0
+        b = np.roll(b, int(rng.integers(-2, 3)), axis=int(rng.integers(0, 2)))
+    return a, b
+
+
+@pytest.mark.skipif(cons._runs_ext is None, reason="the segdata._runs extension was not compiled")
+def test_native_pair_count_equals_the_numpy_path(monkeypatch):
+    """segdata._runs.count_pair (runs, dense table, breakdown rules, class pairs in C) against the
+    numpy path of count_image on random pairs: widths around the 64-pixel blocks, K past a word,
+    an unmapped class, lookup tables that merge segments into classes, and the maps as strided
+    (and, 16-bit, big-endian) views like the rows of an inflated PNG."""
+    rng = np.random.default_rng(23)
+    for trial in range(160):
+        h, w = int(rng.integers(1, 40)), int(rng.choice([1, 2, 15, 16, 17, 63, 64, 65, 100, 130, 257]))
+        dtype = np.uint8 if trial % 3 else np.uint16
+        a, b = _pair_with_overlaps(rng, h, w, dtype)
+        classes = int(rng.integers(2, 12))
+        luts = [rng.integers(0, classes, int(m.max()) + 1 + int(rng.integers(0, 3))) for m in (a, b)]
+        for lut in luts:
+            lut[0] = 0
+            lut[rng.random(len(lut)) < 0.1] = 0  # segments of class unlabeled
+        k = [None, 0, 1, 3, 5, 63, 64, 70][trial % 8]
+        unmapped = None if trial % 5 else classes - 1
+        native = cons.count_image([a, b], luts, boundary_px=k, unmapped=unmapped)
+        # the same maps as views into wider rows, 16-bit in PNG byte order
+        wide = [np.zeros((h, w + 1), dtype=">u2" if dtype == np.uint16 else np.uint8) for _ in (a, b)]
+        for x, m in zip(wide, (a, b)):
+            x[:, :w] = m
+        views = [x[:, :w] for x in wide]
+        assert h == 1 or not views[0].flags.c_contiguous
+        viewed = cons.count_image(views, luts, boundary_px=k, unmapped=unmapped)
+        monkeypatch.setattr(cons, "_runs_ext", None)
+        reference = cons.count_image([a, b], luts, boundary_px=k, unmapped=unmapped)
+        monkeypatch.undo()
+        assert native.pairs.tolist() == reference.pairs.tolist(), trial
+        assert native.breakdown.tolist() == reference.breakdown.tolist(), trial
+        assert viewed.pairs.tolist() == reference.pairs.tolist() and viewed.breakdown.tolist() == reference.breakdown.tolist()
+
+
+def test_a_segment_id_without_a_lookup_entry_names_the_mask():
+    a = np.zeros((4, 70), np.uint8)
+    b = a.copy()
+    b[1, 3] = 9  # the lookup table of B stops at 4
+    with pytest.raises(InputError, match=r"b\.png.*segment id 9 has no row"):
+        cons.count_image([a, b], [np.zeros(2, int), np.zeros(5, int)], where=["a.png", "b.png"])
+
+
 def test_count_image_is_the_same_without_the_extension(monkeypatch):
     rng = np.random.default_rng(5)
     maps = [_rectangles(rng, 40, 97, np.uint8, 9) for _ in range(3)]
