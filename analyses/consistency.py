@@ -1108,7 +1108,7 @@ def match_images(annotations: Sequence[Annotation], split: str | None = None) ->
 
 def _lookup_tables(ann: Annotation, image_ids: Sequence[str], to_index: Callable[[np.ndarray], np.ndarray],
                    table: pa.Table | None = None) -> dict[str, np.ndarray]:  # fmt: skip
-    """Per image: ``lut[segment_id]`` = class index (int32), from the segment table alone
+    """Per image: ``lut[segment_id]`` = class index (int64), from the segment table alone
     (``table``: the dataset's segment table with a ``layer`` column, when already read)."""
     # Arrow filters the layer and finds the image ids in C: no pandas strings
     if table is None:
@@ -1127,7 +1127,7 @@ def _lookup_tables(ann: Annotation, image_ids: Sequence[str], to_index: Callable
     np.maximum.at(size, codes, sid + 1)
     offset = np.zeros(len(image_ids) + 1, dtype=np.int64)
     np.cumsum(size, out=offset[1:])
-    table = np.zeros(int(offset[-1]), dtype=np.int32)
+    table = np.zeros(int(offset[-1]), dtype=np.int64)  # the C kernel's type: no conversion per image
     table[offset[codes] + sid] = index
     return {image_id: table[offset[k] : offset[k + 1]] for k, image_id in enumerate(image_ids)}
 
