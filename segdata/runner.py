@@ -14,6 +14,7 @@ import os
 import platform
 import signal
 import sys
+from collections.abc import Sequence as _SequenceABC
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
 from typing import Callable, Iterable, Iterator, Sequence, TypeVar
 
@@ -83,7 +84,8 @@ def parallel_map(
     workers : int, optional
         Processes to use; default all cores. 1 runs inline in this process.
     batch_size : int
-        Items per task sent to a worker.
+        Items per task sent to a worker; when ``items`` is a sequence, the last batches are
+        smaller (down to one item) so that the workers finish together.
     executor : concurrent.futures.Executor, optional
         Use this executor instead of a local process pool (for example a Dask
         ``Client.get_executor()``); it is not shut down here.
@@ -102,15 +104,21 @@ def parallel_map(
     in_flight: set[Future] = set()
     limit = 4 * workers
     iterator = iter(items)
+    # with a known length the last batches shrink (down to one item), so that no worker sits
+    # idle while another finishes a full batch at the end
+    left = len(items) if isinstance(items, _SequenceABC) else None
     try:
         exhausted = False
         while True:
             while not exhausted and len(in_flight) < limit:
+                size = batch_size if left is None else max(1, min(batch_size, left // (2 * workers)))
                 batch = []
                 for item in iterator:
                     batch.append(item)
-                    if len(batch) == batch_size:
+                    if len(batch) == size:
                         break
+                if left is not None:
+                    left -= len(batch)
                 if not batch:
                     exhausted = True
                     break

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import platform
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 import sys
 
 import pytest
@@ -50,3 +51,30 @@ def _square(x: int) -> int:
 
 def test_parallel_map_gives_every_result_once():
     assert sorted(parallel_map(_square, range(50), workers=2, batch_size=3)) == [x * x for x in range(50)]
+
+
+class _RecordingExecutor(ThreadPoolExecutor):
+    """A thread pool that records the size of every batch parallel_map submits."""
+
+    def __init__(self):
+        super().__init__(max_workers=2)
+        self.batches: list[int] = []
+
+    def submit(self, fn, *args, **kwargs):
+        self.batches.append(len(args[1]))  # _run_batch(fn, batch)
+        return super().submit(fn, *args, **kwargs)
+
+
+@pytest.mark.parametrize("n", [0, 1, 5, 37, 200])
+def test_every_item_once_and_the_last_batches_shrink(n):
+    with _RecordingExecutor() as pool:
+        out = sorted(parallel_map(_square, list(range(n)), workers=2, batch_size=8, executor=pool))
+    assert out == [x * x for x in range(n)]
+    assert sum(pool.batches) == n
+    if n == 200:  # full batches first, then smaller ones: 200 // (2 * 2) >= 8 until 32 items are left
+        assert pool.batches[:21] == [8] * 21 and pool.batches[-1] == 1
+        assert pool.batches == sorted(pool.batches, reverse=True)
+    # an iterator (no length): full batches throughout
+    with _RecordingExecutor() as pool:
+        sum(1 for _ in parallel_map(_square, iter(range(n)), workers=2, batch_size=8, executor=pool))
+    assert pool.batches == [8] * (n // 8) + ([n % 8] if n % 8 else [])
