@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import platform
 import subprocess
-from concurrent.futures import ThreadPoolExecutor
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
