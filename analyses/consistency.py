@@ -1556,7 +1556,7 @@ def _reduce(anns, space, results, unmatched, map_info, luts, *, boundary_px, boo
 
     scalar_keys = ("pixel_agreement", "pixel_agreement_excluding_void", "pixel_accuracy", "miou", "miou_symmetric", "kappa")
     figures = {k: _float(point[k][0]) for k in scalar_keys}
-    totals = per_image[["pixels", "compared", "agree", "evaluable", "agree_evaluable", "unmapped"]].sum()
+    totals = {c: int(per_image[c].to_numpy().sum()) for c in ("pixels", "compared", "agree", "evaluable", "agree_evaluable", "unmapped")}
     figures["pixels"] = {k: int(v) for k, v in totals.items()}
 
     pixels_a = totals_w["GT"][0]  # A's evaluable pixels per class
@@ -1580,7 +1580,7 @@ def _reduce(anns, space, results, unmatched, map_info, luts, *, boundary_px, boo
                          "share": (int(totals["compared"]) - band_total) / compared_total,
                          "agreement": _float(point["interior_agreement"][0])},
         }  # fmt: skip
-    counts = per_image[list(CATEGORIES)].sum()
+    counts = {c: int(per_image[c].to_numpy().sum()) for c in CATEGORIES}
     breakdown_out = {c: int(counts[c]) / compared_total if totals["compared"] else 0.0 for c in CATEGORIES}
     breakdown_out["pixels"] = {c: int(counts[c]) for c in CATEGORIES}
     breakdown_out["disagreement"] = sum(breakdown_out[c] for c in CATEGORIES)
@@ -1617,9 +1617,10 @@ def _reduce(anns, space, results, unmatched, map_info, luts, *, boundary_px, boo
             },
         },
         "classes": [
-            {"class_id": int(r.class_id), "name": r.name, "bucket": r.bucket, "pixels": int(r.pixels_a),
-             "iou": _float(r.iou)}
-            for r in per_class.itertuples(index=False)
+            {"class_id": c, "name": name, "bucket": bucket, "pixels": px, "iou": _float(iou)}
+            for c, name, bucket, px, iou in zip(per_class["class_id"].tolist(), per_class["name"].tolist(),
+                                                per_class["bucket"].tolist(), per_class["pixels_a"].tolist(),
+                                                per_class["iou"].tolist())
         ],
     }  # fmt: skip
     pairs = pd.DataFrame(_class_pairs(ca, cb, [n, nband]), columns=["a", "b", "pixels", "band_pixels"])
