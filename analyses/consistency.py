@@ -925,7 +925,7 @@ def _count_pair_native(maps, luts, boundary_px, unmapped, image_id, where) -> Im
     """:func:`count_image` of two maps by the C extension (``segdata._runs.count_pair``): the
     same rules in one pass, the segment pairs counted in a dense table while each row is in
     cache. The maps may be strided views (the rows of an inflated PNG, see
-    :func:`segdata.maskio.read_segment_map_rows`) and 16-bit maps of either byte order."""
+    :func:`segdata.maskio.read_segment_map` with ``view=True``) and 16-bit maps of either byte order."""
     k = -1 if boundary_px is None else int(boundary_px)
     lut_a = np.ascontiguousarray(luts[0], dtype=np.int64)
     lut_b = np.ascontiguousarray(luts[1], dtype=np.int64)
@@ -1293,12 +1293,13 @@ def compare(
         return b_index[pos]
 
     lookups = []
-    tables: dict[int, pa.Table] = {}  # one read of each dataset's segment table, all its compared layers
+    tables: dict[int, pa.Table] = {}  # one read of a dataset's segment table for all its compared layers
+    shared = {id(ann.dataset) for ann in anns if sum(x.dataset is ann.dataset for x in anns) > 1}
     for k, ann in enumerate(anns):
         to_index = b_lookup if (k == 1 and two_datasets) else partial(space.index_of, where=str(ann.dataset.path))
-        if id(ann.dataset) not in tables:
+        if id(ann.dataset) in shared and id(ann.dataset) not in tables:
             tables[id(ann.dataset)] = ann.dataset.segment_table(["image_id", "segment_id", "class_id", "layer"])
-        lookups.append(_lookup_tables(ann, ids, to_index, tables[id(ann.dataset)]))
+        lookups.append(_lookup_tables(ann, ids, to_index, tables.get(id(ann.dataset))))
     splits = {a_k: dict(zip(a_k.dataset.images["image_id"].tolist(), a_k.dataset.images["split"].tolist())) for a_k in anns}
     roots = [str(ann.dataset.path) for ann in anns]
     items = [
