@@ -58,6 +58,19 @@ typedef struct {
     size_t len, cap;
 } Vec;
 
+/* Walks the set bits of a row of `words` words: x holds the bits of word *j not yet taken.
+ * Returns 1 with the next bit's column in *c, or 0 at the end of the row. */
+static inline int next_edge(const uint64_t *bits, size_t words, size_t *j, uint64_t *x, size_t *c)
+{
+    while (!*x && ++*j < words)
+        *x = bits[*j];
+    if (!*x)
+        return 0;
+    *c = *j * 64 + (size_t)ctz64(*x);
+    *x &= *x - 1;
+    return 1;
+}
+
 /* room for n more elements */
 static int vec_reserve(Vec *v, size_t n)
 {
@@ -230,21 +243,13 @@ static ALWAYS_INLINE int update_edges(const uint8_t *row, const uint8_t *above, 
     return changed;
 }
 
-/* the four kinds (8/16-bit, with/without vertical edges out), each in a default and an AVX2 build */
-#define EDGE_KINDS(SUFFIX, ATTR, AVX2)                                                                              \
-    ATTR static int update_edges_u8##SUFFIX(const uint8_t *r, const uint8_t *a, size_t w, uint64_t *h, uint64_t *v) \
-    {                                                                                                          \
-        return update_edges(r, a, w, 1, h, NULL, AVX2) + 0 * (v != NULL);                                      \
-    }                                                                                                          \
-    ATTR static int update_edges_u8v##SUFFIX(const uint8_t *r, const uint8_t *a, size_t w, uint64_t *h, uint64_t *v) \
+/* 8- and 16-bit maps (vbits may be NULL: no vertical edges out), each in a default and an AVX2 build */
+#define EDGE_KINDS(SUFFIX, ATTR, AVX2)                                                                         \
+    ATTR static int update_edges_u8##SUFFIX(const uint8_t *r, const uint8_t *a, size_t w, uint64_t *h, uint64_t *v)  \
     {                                                                                                          \
         return update_edges(r, a, w, 1, h, v, AVX2);                                                           \
     }                                                                                                          \
     ATTR static int update_edges_u16##SUFFIX(const uint8_t *r, const uint8_t *a, size_t w, uint64_t *h, uint64_t *v) \
-    {                                                                                                          \
-        return update_edges(r, a, w, 2, h, NULL, AVX2) + 0 * (v != NULL);                                      \
-    }                                                                                                          \
-    ATTR static int update_edges_u16v##SUFFIX(const uint8_t *r, const uint8_t *a, size_t w, uint64_t *h, uint64_t *v) \
     {                                                                                                          \
         return update_edges(r, a, w, 2, h, v, AVX2);                                                           \
     }
@@ -254,15 +259,14 @@ EDGE_KINDS(_avx2, __attribute__((target("avx2"))), 1)
 #endif
 typedef int (*EdgeFn)(const uint8_t *, const uint8_t *, size_t, uint64_t *, uint64_t *);
 
-/* the edge scan for `size`-byte elements, with vertical edges out or not */
-static EdgeFn edge_fn(int size, int vertical)
+/* the edge scan for `size`-byte elements */
+static EdgeFn edge_fn(int size)
 {
 #ifdef HAVE_AVX2_BUILD
     if (use_avx2)
-        return size == 1 ? (vertical ? update_edges_u8v_avx2 : update_edges_u8_avx2)
-                         : (vertical ? update_edges_u16v_avx2 : update_edges_u16_avx2);
+        return size == 1 ? update_edges_u8_avx2 : update_edges_u16_avx2;
 #endif
-    return size == 1 ? (vertical ? update_edges_u8v : update_edges_u8) : (vertical ? update_edges_u16v : update_edges_u16);
+    return size == 1 ? update_edges_u8 : update_edges_u16;
 }
 
 /* the bits of x spread up to k positions both ways (0 < k < 64) within the word, by doubling:
@@ -427,7 +431,7 @@ static int scan_maps(const Map *maps, size_t nmaps, size_t nb, size_t h, size_t 
     uint64_t *own = calloc(nmaps * (words + 1), sizeof(uint64_t));
     uint64_t *vcur = calloc(words + 1, sizeof(uint64_t));
     uint64_t *tmp = NULL;
-    EdgeFn scan_v = edge_fn(size, 1), scan_h = edge_fn(size, 0);
+    EdgeFn scan_edges = edge_fn(size);
     if (want_band) {
         s->band = malloc((rows * wide + 1) * sizeof(uint64_t));
         if (s->band != NULL) /* the k rows below the image; rows above are written by the scan */
@@ -448,8 +452,7 @@ static int scan_maps(const Map *maps, size_t nmaps, size_t nb, size_t h, size_t 
                 horizontal_edges(row, w, size, mine);
             } else {
                 const uint8_t *above = row - maps[m].stride;
-                int vertical = want_band && m < nb;
-                int changed = (vertical ? scan_v : scan_h)(row, above, w, mine, vertical ? vcur : NULL);
+                int changed = scan_edges(row, above, w, mine, want_band && m < nb ? vcur : NULL);
                 if (!changed)
                     continue; /* the row above's edges, no vertical edge */
             }
@@ -489,12 +492,8 @@ static int scan_maps(const Map *maps, size_t nmaps, size_t nb, size_t h, size_t 
                 key[nrun] = (int64_t)a * (int64_t)ncols + b;
             }
             nrun++;
-            while (!x && ++j < words)
-                x = extra[j];
-            if (!x)
+            if (!next_edge(extra, words, &j, &x, &c))
                 break;
-            c = j * 64 + (size_t)ctz64(x);
-            x &= x - 1;
         }
         s->starts.len += nrun;
         s->max0 = max0;
@@ -764,7 +763,7 @@ static int count_stream(const Map *maps, size_t h, size_t w, int size, size_t k,
     int failed = !own || !edges || !vcur || !marks || !dil || !band || !prefix || !cols || !keys || !nruns;
     unsigned steps[8], max0 = 0, max1 = 0;
     int nsteps = k ? spread_steps(k, steps) : 0;
-    EdgeFn scan_v = edge_fn(size, 1);
+    EdgeFn scan_v = edge_fn(size);
     for (size_t r = 0; r <= h && !failed; r++) {
         if (r < h) {
             /* both maps' horizontal edges, and the vertical edges between rows r - 1 and r */
@@ -796,12 +795,8 @@ static int count_stream(const Map *maps, size_t h, size_t w, int size, size_t k,
                 cr[n] = (uint32_t)c;
                 kr[n] = a < na && b < nb ? (uint32_t)(a * nb + b) : UINT32_MAX;
                 n++;
-                while (!x && ++j < words)
-                    x = edges[j];
-                if (!x)
+                if (!next_edge(edges, words, &j, &x, &c))
                     break;
-                c = j * 64 + (size_t)ctz64(x);
-                x &= x - 1;
             }
             nruns[r % R] = n;
             for (size_t i = 0; i < n; i++)
