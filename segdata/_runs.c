@@ -1,19 +1,26 @@
 /*
- * segdata._runs: the joint runs of several segment maps and the pixels of each run inside the
- * boundary band, in one pass over the pixels (analyses/consistency.py, `_runs`).
+ * segdata._runs: the per-image kernel of the consistency analysis (analyses/consistency.py).
  *
- * The same results as the numpy path of `_runs` (tests compare the two on random maps): that
- * path makes a dozen full-image passes (comparisons, packing, nonzero, gathers), this one reads
- * each pixel about once. Label maps change rarely along a row and from one row to the next: a
- * row equal to the row above (one memcmp) keeps that row's edges; elsewhere the row is compared
- * with the row above 64 pixels per step (SSE2, which every x86-64 has; a byte loop on other
- * machines), and its horizontal edges are recomputed only where a pixel changed.
+ * - count_pair(a, b, ...): everything count_image computes for two segment maps, in one sweep
+ *   over the rows: the runs of constant (segment of A, segment of B), the boundary band, the
+ *   table of segment pairs, the breakdown rules on it and the class pairs.
+ * - joint_runs(maps, ...): the joint runs of up to 16 maps and each run's band pixels, for three
+ *   or more annotations (and the tests); numpy then makes the tables.
+ *
+ * Both give what the numpy path of consistency.py gives (the tests compare them on random maps):
+ * that path makes a dozen full-image passes (comparisons, packing, nonzero, gathers), this one
+ * reads each pixel about once. Label maps change rarely along a row and from one row to the next:
+ * a row is compared with the row above one vector test per 64 pixels (AVX2 where the CPU has it,
+ * chosen at import; SSE2, which every x86-64 has; a byte loop on other machines), and its
+ * horizontal edges are recomputed only where a pixel changed.
  *
  * Conventions (see boundary_band in consistency.py):
  * - a run is a maximal stretch of a row over which every map keeps its value; every row starts
  *   a run; runs are returned as flat pixel indices of their starts, in order;
  * - a boundary pixel has a left, right, upper or lower neighbour with another value in one of
  *   the first `nband` maps; the band is every pixel within chessboard distance K of one.
+ * - maps are 2-D buffers of 1- or 2-byte elements whose rows may be strided (the rows of an
+ *   inflated PNG, one filter byte apart), 16-bit values in either byte order.
  *
  * Built as an optional extension: without a compiler the numpy path runs.
  */
