@@ -4,8 +4,8 @@ Both are optional: where they cannot be compiled the install goes on and segdata
 pure-Python paths instead (slower, same results; the tests compare them).
 
 - ``segdata._png``: PNG row unfiltering; without it PNGs are decoded with pyspng or Pillow.
-- ``segdata._runs``: joint runs and boundary-band counts of segment maps for the consistency
-  analysis; without it numpy computes them.
+- ``segdata._runs``: the per-image kernel of the consistency analysis (runs, boundary band,
+  segment-pair table and breakdown in one sweep); without it numpy computes the same tables.
 """
 
 from setuptools import Extension, setup

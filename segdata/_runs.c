@@ -1088,7 +1088,7 @@ static PyMethodDef methods[] = {
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "_runs", "Joint runs and boundary-band counts of segment maps.", -1, methods,
+    PyModuleDef_HEAD_INIT, "_runs", "The per-image kernel of the consistency analysis: runs, boundary band, pair counts.", -1, methods,
 };
 
 PyMODINIT_FUNC PyInit__runs(void)
