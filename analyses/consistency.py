@@ -1333,8 +1333,8 @@ def compare(
 
 
 _SCALARS = ("compared", "agree", "evaluable", "agree_evaluable", "gt", "tp_all", "kappa_n", "kappa_agree", "sym_unlabeled")
-#: the per-class sums kept per image; TP, kA and kB follow from them (see :func:`_weighted`)
-_PER_CLASS = ("GT", "PR", "sTP", "sA", "sB")
+#: the per-class sums kept per image; TP, GT, PR, kA and kB follow from them (see :func:`_weighted`)
+_PER_CLASS = ("sTP", "sA", "sB", "EA", "UB")
 
 
 def _sums(image: np.ndarray, ca: np.ndarray, cb: np.ndarray, n: np.ndarray, n_images: int, space: ClassSpace,
@@ -1365,14 +1365,17 @@ def _sums(image: np.ndarray, ca: np.ndarray, cb: np.ndarray, n: np.ndarray, n_im
     out = {"scalars": scalars, "k": k, "classes": None, "names": tuple(per_class)}
     if not per_class:
         return out
-    every = {"GT": (scored_gt, ca), "PR": (scored_gt, cb), "sTP": (sym & same, ca), "sA": (sym, ca), "sB": (sym, cb)}
+    # EA: A labels class c, B marks ignore; UB: B labels class c, A leaves unlabeled (neither ignore)
+    every = {"sTP": (sym & same, ca), "sA": (sym, ca), "sB": (sym, cb), "EA": (la & ~ia & ib, ca), "UB": (~la & sym, cb)}
     defs = [every[name] for name in per_class]
     width = len(defs) * k
     rows = np.concatenate([image[m] for m, _ in defs])
     cols = np.concatenate([cls[m] + t * k for t, (m, cls) in enumerate(defs)])
     vals = np.concatenate([n[m] for m, _ in defs])
-    if n_images * width <= _DENSE_SUMS:  # one bincount, and BLAS products in the bootstrap
-        out["classes"] = np.bincount(rows * width + cols, weights=vals, minlength=n_images * width).reshape(n_images, width)
+    if n_images * width <= _DENSE_SUMS:  # one bincount, and BLAS products (of the non-zero columns) in the bootstrap
+        dense = np.bincount(rows * width + cols, weights=vals, minlength=n_images * width).reshape(n_images, width)
+        out["columns"] = np.flatnonzero(dense.any(axis=0))
+        out["classes"] = np.ascontiguousarray(dense[:, out["columns"]])
         return out
     from scipy import sparse
 
@@ -1427,27 +1430,38 @@ def _figures(s: dict, scored: np.ndarray, buckets: dict[str, np.ndarray] | None 
 def _weighted(s: dict, weights: np.ndarray) -> dict:
     """Sums under image weights (B, n_images): scalars -> (B,), per-class -> dense (B, K).
 
-    Three per-class sums are not resampled but derived, which saves three eighths of the
-    bootstrap's products: ``TP`` (A and B agree on class c, c labelled and not ignore) is ``sTP``
-    without class 0, and ``kA`` / ``kB`` (pixels of class c in A / B among those kappa counts:
-    neither side ignore, at least one labelled) are ``sA`` / ``sB`` less, in class 0, the pixels
-    both leave unlabeled (``sym_unlabeled``): for a labelled class the two conditions coincide.
+    The figures need eight per-class sums; five are resampled (:data:`_PER_CLASS`, two of them
+    sparse) and the others derived, which saves most of the bootstrap's products:
+
+    - ``TP`` (A and B agree on class c, c labelled, not ignore) is ``sTP`` without class 0;
+    - ``GT`` (A's pixels of class c, c labelled, not ignore) is ``sA`` (neither side ignore)
+      plus ``EA`` (B marks ignore), without class 0;
+    - ``PR`` (B's pixels of class c where A is labelled, not ignore) is ``sB`` less ``UB`` (A
+      unlabeled); exact for every class that is not ignore, the only ones scored;
+    - ``kA`` / ``kB`` (pixels of class c in A / B among those kappa counts: neither side ignore,
+      at least one labelled) are ``sA`` / ``sB`` less, in class 0, the pixels both leave
+      unlabeled (``sym_unlabeled``): for a labelled class the two conditions coincide.
     """
     scalars = weights @ s["scalars"]
     out = {name: scalars[:, t] for t, name in enumerate(_SCALARS)}
     m = s["classes"]
     if m is not None:
         k = s["k"]
-        pc = weights @ m if isinstance(m, np.ndarray) else np.asarray((m.T @ weights.T).T)
+        if isinstance(m, np.ndarray):  # the non-zero columns only
+            pc = np.zeros((len(weights), k * len(s["names"])))
+            pc[:, s["columns"]] = weights @ m
+        else:
+            pc = np.asarray((m.T @ weights.T).T)
         for t, name in enumerate(s["names"]):
             out[name] = pc[:, t * k : (t + 1) * k]
-        if "sTP" in out:
-            out["TP"] = out["sTP"].copy()
-            out["TP"][:, 0] = 0
-        if "sA" in out and "sB" in out:
-            out["kA"], out["kB"] = out["sA"].copy(), out["sB"].copy()
-            out["kA"][:, 0] -= out["sym_unlabeled"]
-            out["kB"][:, 0] -= out["sym_unlabeled"]
+        out["TP"] = out["sTP"].copy()
+        out["TP"][:, 0] = 0
+        out["GT"] = out["sA"] + out["EA"]
+        out["GT"][:, 0] = 0
+        out["PR"] = out["sB"] - out["UB"]
+        out["kA"], out["kB"] = out["sA"].copy(), out["sB"].copy()
+        out["kA"][:, 0] -= out["sym_unlabeled"]
+        out["kB"][:, 0] -= out["sym_unlabeled"]
     return out
 
 
