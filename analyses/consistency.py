@@ -1341,10 +1341,11 @@ def _sums(image: np.ndarray, ca: np.ndarray, cb: np.ndarray, n: np.ndarray, n_im
           per_class: Sequence[str] = _PER_CLASS) -> dict:  # fmt: skip
     """Per-image sums every figure is a function of.
 
-    Returns ``{"scalars": (n_images, len(_SCALARS)), "classes": (n_images, len(per_class) K) dense
-    (up to :data:`_DENSE_SUMS` entries) or CSR,
-    "k": K, "names": per_class}``, columns in the order of :data:`_SCALARS` and ``per_class`` (K
-    columns each, names from :data:`_PER_CLASS`)."""
+    Returns ``{"scalars": (n_images, len(_SCALARS)), "classes": the (n_images, len(per_class) K)
+    per-class sums, "k": K, "names": per_class}``, columns in the order of :data:`_SCALARS` and
+    ``per_class`` (K columns each, names from :data:`_PER_CLASS`). Up to :data:`_DENSE_SUMS`
+    entries ``classes`` is a dense array of the non-zero columns only, whose indices are in
+    ``"columns"``; above, a CSR matrix of all columns."""
     k = len(space)
     ign = space.ignore
     if space.unmapped is not None:
@@ -1576,7 +1577,7 @@ def _reduce(anns, space, results, unmatched, map_info, luts, *, boundary_px, boo
     scalar_keys = ("pixel_agreement", "pixel_agreement_excluding_void", "pixel_accuracy", "miou", "miou_symmetric", "kappa")
     figures = {k: _float(point[k][0]) for k in scalar_keys}
     totals = {c: int(per_image[c].to_numpy().sum()) for c in ("pixels", "compared", "agree", "evaluable", "agree_evaluable", "unmapped")}
-    figures["pixels"] = {k: int(v) for k, v in totals.items()}
+    figures["pixels"] = dict(totals)
 
     pixels_a = totals_w["GT"][0]  # A's evaluable pixels per class
     pixels_b = totals_w["PR"][0]
@@ -1600,8 +1601,8 @@ def _reduce(anns, space, results, unmatched, map_info, luts, *, boundary_px, boo
                          "agreement": _float(point["interior_agreement"][0])},
         }  # fmt: skip
     counts = {c: int(per_image[c].to_numpy().sum()) for c in CATEGORIES}
-    breakdown_out = {c: int(counts[c]) / compared_total if totals["compared"] else 0.0 for c in CATEGORIES}
-    breakdown_out["pixels"] = {c: int(counts[c]) for c in CATEGORIES}
+    breakdown_out = {c: counts[c] / compared_total if totals["compared"] else 0.0 for c in CATEGORIES}
+    breakdown_out["pixels"] = dict(counts)
     breakdown_out["disagreement"] = sum(breakdown_out[c] for c in CATEGORIES)
 
     ceiling = {
