@@ -661,12 +661,15 @@ def vocab(dataset, top, coverage, min_images, split, layer, output, as_json):
               help="Directory for the generated source data and the converted dataset.")
 @click.option("--images", "n_images", type=click.IntRange(min=1), default=60, show_default=True,
               help="Number of synthetic images.")
+@click.option("--consistency-images", "n_consistency", type=click.IntRange(min=0), default=4, show_default=True,
+              help="Images (1024x768) of the simulated re-annotation; 0 skips the ceiling.")
 @click.option("--workers", type=click.IntRange(min=1), help="Worker processes  [default: all cores]")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def demo(out, n_images, workers, seed, as_json):
+def demo(out, n_images, n_consistency, workers, seed, as_json):
     """Generate a synthetic ADE20K dataset (2021 layout), convert it, validate it, summarise it,
-    and measure its long tail and object sizes.
+    and measure its long tail and object sizes; then compare a simulated re-annotation with its
+    original (calibrated on the ADE20K study) and write the annotation ceiling.
 
     The generated classes follow a power law, regions have realistic shapes, images range from a
     few hundred pixels to a few megapixels. Everything lands under --out (rerunning replaces it).
@@ -679,7 +682,8 @@ def demo(out, n_images, workers, seed, as_json):
 
     try:
         with _Progress("demo: converting", enabled=not as_json) as progress:
-            result = run_demo(out, n_images=n_images, workers=workers, seed=seed, progress=progress)
+            result = run_demo(out, n_images=n_images, n_consistency=n_consistency, workers=workers, seed=seed,
+                              progress=progress)  # fmt: skip
     except SegdataError as exc:
         _fail(str(exc))
     if as_json:
@@ -698,7 +702,18 @@ def demo(out, n_images, workers, seed, as_json):
     b, n = sizes["size_buckets"], max(1, sizes["objects"])
     console.print(f"object sizes: {b['small'] / n:.0%} small, {b['medium'] / n:.0%} medium, {b['large'] / n:.0%} large "
                   f"(COCO buckets); {sizes['below_stride']['16']:.0%} below one cell of a stride-16 network")  # fmt: skip
+    c = result["consistency"]
+    if c:
+        gen, pub, br = c["generator"], c["published"], c["breakdown"]
+        console.print(f"annotation ceiling (a simulated re-annotation of {c['images']} images): pixel agreement "
+                      f"{c['pixel_agreement']:.1%} (generated {gen['pixel_agreement']:.1%}, ADE20K's annotator "
+                      f"{pub['pixel_agreement']:.1%}); disagreement " +
+                      ", ".join(f"{k.replace('_', ' ')} {br[k]:.1%} ({gen[k]:.1%}; {pub[k]:.1%})" for k in br) +
+                      f"; mIoU {c['miou']:.3f}; ceiling written to {c['ceiling']}", markup=False)  # fmt: skip
     console.print("next: segdata analyze longtail " + result["dataset"] + " --plots plots/", markup=False)
+    if c:
+        console.print("      segdata analyze consistency " + c["dataset"] + " --layers objects,reannotation --plots plots/",
+                      markup=False)  # fmt: skip
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -3,6 +3,9 @@
 Generates a small ADE20K dataset in the 2021_17_01 on-disk layout (power-law class frequencies,
 realistic region shapes, images from a few hundred pixels to a few megapixels), converts it into
 the unified format, validates it, summarises it and measures its long tail and object sizes.
+Then the annotation ceiling: a small ADE20K consistency set whose second annotation is a
+simulated re-annotation calibrated on the ADE20K study (82.4% agreement; 5.7 / 6.0 / 5.9%
+disagreement), converted and compared, with the ceiling written to ``ceiling.json``.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ def run_demo(
     out: str | Path,
     *,
     n_images: int = 60,
+    n_consistency: int = 4,
     workers: int | None = None,
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
@@ -33,7 +37,9 @@ def run_demo(
         ``source`` (generated ADE20K root), ``dataset`` (unified output), ``convert_seconds``,
         ``validation`` (list of findings, empty when valid), ``summary`` (see
         :func:`segdata.summary.summarize`), ``longtail`` and ``small_objects`` (the headline
-        figures of those analyses).
+        figures of those analyses), ``consistency`` (the simulated re-annotation of
+        ``n_consistency`` images of 1024x768: measured agreement and breakdown next to the
+        generator's exact edits and the published ADE20K figures, and the ceiling file).
     """
     from .converters import ade20k
     from .synthetic import generate_ade20k_2021
@@ -67,4 +73,31 @@ def run_demo(
             "buckets": tail["buckets"],
         },
         "small_objects": {k: sizes[k] for k in ("unit", "objects", "size_buckets", "below_stride")},
+        "consistency": _consistency(out, n_consistency, workers, seed) if n_consistency else None,
+    }
+
+
+def _consistency(out: Path, n_images: int, workers: int | None, seed: int) -> dict:
+    """The simulated re-annotation: generate, convert, compare; the figures and the ceiling file."""
+    from .analyses import consistency
+    from .converters import ade20k
+    from .synthetic import generate_ade20k_consistency
+
+    source_dir = out / "consistency-source"
+    dataset_dir = out / "consistency-unified"
+    shutil.rmtree(source_dir, ignore_errors=True)
+    generated = generate_ade20k_consistency(source_dir, n_images, image_size=(768, 1024), parts=False, seed=seed,
+                                            workers=workers or 1)  # fmt: skip
+    convert(ade20k, generated.path, dataset_dir, workers=workers, overwrite=True, name="demo-consistency")
+    result = consistency.compare(dataset_dir, layers="objects,reannotation", workers=workers, bootstrap=200, seed=seed)
+    ceiling = consistency.write_ceiling(out / "ceiling.json", result)
+    return {
+        "dataset": str(dataset_dir),
+        "images": n_images,
+        "pixel_agreement": result.figures["pixel_agreement"],
+        "miou": result.figures["miou"],
+        "breakdown": {c: result.breakdown[c] for c in consistency.CATEGORIES},
+        "generator": {"pixel_agreement": generated.agreement, **generated.fractions()},
+        "published": dict(consistency.ADE20K_REFERENCE),
+        "ceiling": str(ceiling),
     }
