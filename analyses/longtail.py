@@ -176,12 +176,9 @@ def class_frequencies(
     class_id = table["class_id"].to_numpy().astype(np.int64)
     area = table["area"].to_numpy().astype(np.int64)
     is_instance = table["is_instance"].to_numpy(zero_copy_only=False).astype(bool)
-    kept_ids = keep["class_id"].to_numpy(np.int64)
-    order = np.argsort(kept_ids, kind="stable")
-    pos = np.searchsorted(kept_ids[order], class_id)
-    known = (pos < len(kept_ids)) & (kept_ids[order][np.minimum(pos, max(len(kept_ids) - 1, 0))] == class_id) if len(kept_ids) else np.zeros(len(class_id), bool)
-    index = np.where(known, order[np.minimum(pos, max(len(kept_ids) - 1, 0))] if len(kept_ids) else 0, -1)
-    n = len(kept_ids)
+    index = pd.Index(keep["class_id"].to_numpy(np.int64)).get_indexer(class_id)  # row in keep; -1: ignore or unknown
+    known = index >= 0
+    n = len(keep)
 
     def per_class(mask: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
         m = mask & known
