@@ -1140,10 +1140,6 @@ def _count_task(boundary_px: int | None, unmapped: int | None, item) -> ImageCou
         if m.shape != maps[0].shape:
             raise InputError(p, f"mask is {m.shape[1]}x{m.shape[0]}, the first annotation's is "
                                 f"{maps[0].shape[1]}x{maps[0].shape[0]}")  # fmt: skip
-    if len(maps) == 2 and _runs_ext is not None and maps[0].size and maps[0].dtype.itemsize == maps[1].dtype.itemsize \
-            and len(luts[0]) * len(luts[1]) <= _DENSE_PAIRS:  # fmt: skip
-        # the common case, straight to the kernel: the decoder's maps need none of count_image's checks
-        return _count_pair_native(maps, luts, boundary_px, unmapped, image_id, paths)
     return count_image(maps, luts, boundary_px=boundary_px, unmapped=unmapped, image_id=image_id, where=paths)
 
 
