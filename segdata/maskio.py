@@ -91,7 +91,7 @@ def image_size(path: str | Path) -> tuple[int, int]:
     return h, w
 
 
-def decode_png(data: bytes, path: str | Path = "<bytes>", *, expect: str | None = None) -> np.ndarray:
+def decode_png(data: bytes, path: str | Path = "<bytes>", *, expect: str | None = None, view: bool = False) -> np.ndarray:
     """Decode PNG bytes into an array.
 
     Parameters
@@ -104,6 +104,10 @@ def decode_png(data: bytes, path: str | Path = "<bytes>", *, expect: str | None 
         When given, the PNG must be of that kind: 8-bit single channel (grey or palette indices),
         16-bit grey, 8-bit RGB, or 8-bit palette. Anything else raises :class:`InputError` naming
         what was found.
+    view : bool
+        Allow a single-channel image whose rows are all unfiltered (the files :func:`encode_png`
+        writes) to come back as a strided view of the inflated rows: no unfiltering pass, no copy;
+        16-bit as big-endian ``>u2``. For consumers that accept any row stride and byte order.
 
     Returns
     -------
@@ -129,7 +133,7 @@ def decode_png(data: bytes, path: str | Path = "<bytes>", *, expect: str | None 
             }[expect]
             raise InputError(path, f"expected a {wanted} PNG, found {found}")
     if _png is not None and depth in (8, 16) and ctype in _CHANNELS and data[28] == 0:
-        return _decode_own(data, path, w, h, depth, ctype)
+        return _decode_own(data, path, w, h, depth, ctype, view=view)
     if ctype == GREY_ALPHA and depth == 16:
         raise InputError(path, "16-bit grey+alpha PNGs are read only by segdata's compiled decoder (segdata._png), which is not built here")
     try:
@@ -219,8 +223,8 @@ def _decode_own(data: bytes, path: str | Path, w: int, h: int, depth: int, ctype
     return arr
 
 
-def read_png(path: str | Path, *, expect: str | None = None) -> np.ndarray:
-    """Read and decode a PNG file; see :func:`decode_png` for ``expect`` and the result."""
+def read_png(path: str | Path, *, expect: str | None = None, view: bool = False) -> np.ndarray:
+    """Read and decode a PNG file; see :func:`decode_png` for ``expect``, ``view`` and the result."""
     try:
         with open(path, "rb") as f:
             data = f.read()
@@ -228,7 +232,7 @@ def read_png(path: str | Path, *, expect: str | None = None) -> np.ndarray:
         raise InputError(path, "file not found") from None
     except OSError as exc:
         raise InputError(path, f"cannot read file ({exc.strerror})") from None
-    return decode_png(data, path, expect=expect)
+    return decode_png(data, path, expect=expect, view=view)
 
 
 def segment_map_dtype(max_id: int) -> np.dtype:
@@ -293,20 +297,12 @@ def write_segment_map(path: str | Path, segmap: np.ndarray) -> None:
 def read_segment_map(path: str | Path, *, view: bool = False) -> np.ndarray:
     """Read a segment-id map written by :func:`write_segment_map` (uint8 or uint16, (H, W)).
 
-    With ``view``, the map may come back as a strided view of the inflated PNG rows
-    (no unfiltering pass, no copy; 16-bit maps as big-endian ``>u2``): for a consumer that reads
-    each pixel once and accepts any row stride and byte order, such as the consistency analysis'
-    C kernel. Without, always a C-contiguous native-order array.
+    With ``view``, the map may come back as a strided view of the inflated PNG rows (see
+    :func:`decode_png`): for a consumer that reads each pixel once and accepts any row stride and
+    byte order, such as the consistency analysis' C kernel. Without, always a C-contiguous
+    native-order array.
     """
-    if view and _png is not None:
-        with open(path, "rb") as f:
-            data = f.read()
-        w, h, depth, ctype = png_header(data, path)
-        if depth in (8, 16) and ctype == GREY and data[28] == 0:
-            return _decode_own(data, path, w, h, depth, ctype, view=True)
-        arr = decode_png(data, path)
-    else:
-        arr = read_png(path)
+    arr = read_png(path, view=view)
     if arr.ndim != 2:
         raise InputError(path, f"a segment map must have one channel, found shape {arr.shape}")
     return arr

@@ -218,3 +218,5 @@ def test_segment_maps_read_as_views_of_the_inflated_rows(tmp_path, dtype):
     filtered.write_bytes(encode(arr, 0, [4, 2, 1]))
     out = maskio.read_segment_map(filtered, view=True)
     assert np.array_equal(out, arr) and out.flags.c_contiguous
+    with pytest.raises(InputError, match="missing.png.*file not found"):
+        maskio.read_segment_map(tmp_path / "missing.png", view=True)
