@@ -303,6 +303,19 @@ static int spread_steps(size_t k, unsigned *steps)
 static inline uint64_t fill_below(uint64_t c) { return c ? ~(uint64_t)0 >> clz64(c) : 0; }
 static inline uint64_t fill_above(uint64_t c) { return c ? ~(uint64_t)0 << ctz64(c) : 0; }
 
+/* H-dilation of one row of marks by k, 0 < k < 64 (src has a zero word after the last; dst may
+ * be src: each word is written after its last read) */
+static inline void dilate_row(const uint64_t *src, uint64_t *dst, size_t words, size_t k, const unsigned *steps, int nsteps)
+{
+    uint64_t prev = 0;
+    for (size_t j = 0; j < words; j++) {
+        uint64_t x = src[j], from_prev = prev >> (64 - k), from_next = src[j + 1] << (64 - k);
+        prev = x;
+        dst[j] = (x | from_prev | from_next) ? spread(x, steps, nsteps) | fill_below(from_prev) | fill_above(from_next) : 0;
+    }
+}
+
+
 /* out = x shifted by d pixels towards higher indices (d > 0) or lower (d < 0); n words */
 static void shift_bits(const uint64_t *x, uint64_t *out, size_t n, long d)
 {
@@ -343,6 +356,20 @@ static void shift_bits(const uint64_t *x, uint64_t *out, size_t n, long d)
 #define POPCNT_CLONES
 #define POPCOUNT(x) popcount64(x)
 #endif
+
+/* popcount prefix of a band row: prefix[j] = set bits in words 0 .. j - 1 */
+static inline void band_prefix(const uint64_t *row, size_t words, int64_t *prefix)
+{
+    prefix[0] = 0;
+    for (size_t j = 0; j < words; j++)
+        prefix[j + 1] = prefix[j] + POPCOUNT(row[j]);
+}
+
+/* set bits of a band row below column e (the row has a zero word after its last) */
+static inline int64_t band_below(const uint64_t *row, const int64_t *prefix, size_t e)
+{
+    return prefix[e >> 6] + POPCOUNT(row[e >> 6] & (((uint64_t)1 << (e & 63)) - 1));
+}
 
 /* ------------------------------------------------------------------ map views */
 
@@ -537,14 +564,7 @@ static int scan_maps(const Map *maps, size_t nmaps, size_t nb, size_t h, size_t 
             if (!any)
                 continue;
             if (k < 64) { /* each word from itself and its neighbours: bits move less than a word */
-                uint64_t prev = 0;
-                for (size_t j = 0; j < words; j++) {
-                    uint64_t x = y[j], next = y[j + 1]; /* y[words] is 0 */
-                    uint64_t from_prev = prev >> (64 - k), from_next = next << (64 - k);
-                    prev = x;
-                    if (x | from_prev | from_next)
-                        y[j] = spread(x, steps, nsteps) | fill_below(from_prev) | fill_above(from_next);
-                }
+                dilate_row(y, y, words, k, steps, nsteps); /* y[words] is 0 */
                 continue;
             }
             size_t span = 1;
@@ -599,14 +619,12 @@ static void per_run(const uint64_t *band, size_t wide, size_t words, size_t k, s
             continue;
         }
         const uint64_t *row = band + (r + k) * wide;
-        prefix[0] = 0;
-        for (size_t j = 0; j < words; j++)
-            prefix[j + 1] = prefix[j] + POPCOUNT(row[j]);
-        size_t below_start = 0;
+        band_prefix(row, words, prefix);
+        int64_t below_start = 0;
         for (size_t q = first; q < i; q++) {
             size_t e = (q + 1 < i ? (size_t)starts[q + 1] : end) - base;
-            size_t below_end = (size_t)prefix[e >> 6] + (size_t)POPCOUNT(row[e >> 6] & (((uint64_t)1 << (e & 63)) - 1));
-            int64_t inside = (int64_t)(below_end - below_start);
+            int64_t below_end = band_below(row, prefix, e);
+            int64_t inside = below_end - below_start;
             below_start = below_end;
             if (out) {
                 out[q] = inside;
@@ -735,17 +753,6 @@ done:
 
 /* ------------------------------------------------------------------ one pair, streamed */
 
-/* H-dilation of one row of marks by k, 0 < k < 64 (src has a zero word after the last) */
-static inline void dilate_row(const uint64_t *src, uint64_t *dst, size_t words, size_t k, const unsigned *steps, int nsteps)
-{
-    uint64_t prev = 0;
-    for (size_t j = 0; j < words; j++) {
-        uint64_t x = src[j], from_prev = prev >> (64 - k), from_next = src[j + 1] << (64 - k);
-        prev = x;
-        dst[j] = (x | from_prev | from_next) ? spread(x, steps, nsteps) | fill_below(from_prev) | fill_above(from_next) : 0;
-    }
-}
-
 /* count_pair's sweep for a band of 0 <= k < 64: the edge scan, the band and every count in one
  * pass over the rows. Band row q is finished k rows behind the scan, as the OR of the 2k + 1
  * dilated mark rows around it (a ring of rows); each row's runs wait for it in a ring of k + 2
@@ -842,15 +849,13 @@ static int count_stream(const Map *maps, size_t h, size_t w, int size, size_t k,
             }
             if (w & 63)
                 band[words - 1] &= ((uint64_t)1 << (w & 63)) - 1;
-            prefix[0] = 0;
-            for (size_t q = 0; q < words; q++)
-                prefix[q + 1] = prefix[q] + POPCOUNT(band[q]);
+            band_prefix(band, words, prefix);
             const uint32_t *cr = cols + (qr % R) * (w + 1), *kr = keys + (qr % R) * (w + 1);
             size_t n = nruns[qr % R];
             int64_t below_start = 0;
             for (size_t i = 0; i < n; i++) {
                 size_t e = i + 1 < n ? cr[i + 1] : w;
-                int64_t below_end = prefix[e >> 6] + POPCOUNT(band[e >> 6] & (((uint64_t)1 << (e & 63)) - 1));
+                int64_t below_end = band_below(band, prefix, e);
                 if (kr[i] != UINT32_MAX)
                     tb[kr[i]] += below_end - below_start;
                 below_start = below_end;
