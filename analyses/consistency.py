@@ -88,7 +88,7 @@ import pyarrow.compute as pc
 from segdata.errors import FormatError, InputError
 from segdata.format import Dataset, mask_relpath, text_or_none
 from segdata.maskio import read_segment_map
-from segdata.runner import default_workers, parallel_map
+from segdata.runner import dask_executor, default_workers, parallel_map  # noqa: F401 (dask_executor: kept importable here)
 
 from . import longtail
 
@@ -1062,11 +1062,7 @@ def resolve_annotations(a, b=None, layers: Sequence[str] | str | None = None) ->
 
 
 def _images_with(ann: Annotation, split: str | None) -> pd.DataFrame:
-    images = ann.dataset.images
-    if split is not None:
-        images = images[images["split"] == split]
-    has = [ann.layer in (text_or_none(s) or "").split(",") for s in images["layers"].tolist()]
-    return images[np.asarray(has, dtype=bool)]
+    return ann.dataset.select_images(split, ann.layer)
 
 
 def match_images(annotations: Sequence[Annotation], split: str | None = None) -> tuple[pd.DataFrame, dict]:
@@ -1106,32 +1102,6 @@ def match_images(annotations: Sequence[Annotation], split: str | None = None) ->
     return first[keep].reset_index(drop=True), unmatched
 
 
-def _lookup_tables(ann: Annotation, image_ids: Sequence[str], to_index: Callable[[np.ndarray], np.ndarray],
-                   table: pa.Table | None = None) -> dict[str, np.ndarray]:  # fmt: skip
-    """Per image: ``lut[segment_id]`` = class index (int64), from the segment table alone
-    (``table``: the dataset's segment table with a ``layer`` column, when already read)."""
-    # Arrow filters the layer and finds the image ids in C: no pandas strings
-    if table is None:
-        seg = ann.dataset.segment_table(["image_id", "segment_id", "class_id"], layer=ann.layer)
-    else:
-        seg = table.filter(pc.equal(table["layer"], ann.layer))
-    codes = pc.index_in(seg["image_id"], value_set=pa.array(list(image_ids), type=pa.string()))
-    codes = pc.fill_null(codes, -1).to_numpy().astype(np.int64)  # -1: an image not compared
-    keep = codes >= 0
-    codes = codes[keep]
-    sid = seg["segment_id"].to_numpy().astype(np.int64)[keep]
-    if (sid < 1).any():
-        raise FormatError(f"{ann.dataset.path}: segment ids must be >= 1 in layer {ann.layer}")
-    index = to_index(seg["class_id"].to_numpy().astype(np.int64)[keep]) if len(sid) else np.zeros(0, np.int32)
-    size = np.ones(len(image_ids), dtype=np.int64)  # lut length per image: max segment id + 1
-    np.maximum.at(size, codes, sid + 1)
-    offset = np.zeros(len(image_ids) + 1, dtype=np.int64)
-    np.cumsum(size, out=offset[1:])
-    table = np.zeros(int(offset[-1]), dtype=np.int64)  # the C kernel's type: no conversion per image
-    table[offset[codes] + sid] = index
-    return {image_id: table[offset[k] : offset[k + 1]] for k, image_id in enumerate(image_ids)}
-
-
 def _count_task(boundary_px: int | None, unmapped: int | None, item) -> ImageCounts:
     """Worker: decode the masks of one image and count them (module level: picklable)."""
     image_id, paths, luts = item
@@ -1141,25 +1111,6 @@ def _count_task(boundary_px: int | None, unmapped: int | None, item) -> ImageCou
             raise InputError(p, f"mask is {m.shape[1]}x{m.shape[0]}, the first annotation's is "
                                 f"{maps[0].shape[1]}x{maps[0].shape[0]}")  # fmt: skip
     return count_image(maps, luts, boundary_px=boundary_px, unmapped=unmapped, image_id=image_id, where=paths)
-
-
-def dask_executor(address: str, timeout: float = 30):
-    """Connect to the Dask scheduler at ``address`` (``tcp://host:8786``).
-
-    ``dask.distributed`` is imported here, lazily: it is an optional extra (``pip install
-    'segdata[dask]'``). The workers must be able to import segdata and read the dataset paths.
-
-    Returns
-    -------
-    client, executor, slots : dask.distributed.Client, concurrent.futures.Executor, int
-        Pass ``executor`` (and ``slots``, the cluster's worker threads, as ``workers``) to
-        :func:`compare`; close ``client`` when done.
-    """
-    from dask.distributed import Client
-
-    client = Client(address, timeout=timeout)
-    slots = max(1, sum(client.nthreads().values()))
-    return client, client.get_executor(), slots
 
 
 @dataclass
@@ -1299,7 +1250,7 @@ def compare(
         to_index = b_lookup if (k == 1 and two_datasets) else partial(space.index_of, where=str(ann.dataset.path))
         if id(ann.dataset) in shared and id(ann.dataset) not in tables:
             tables[id(ann.dataset)] = ann.dataset.segment_table(["image_id", "segment_id", "class_id", "layer"])
-        lookups.append(_lookup_tables(ann, ids, to_index, tables.get(id(ann.dataset))))
+        lookups.append(ann.dataset.lookup_tables(ann.layer, ids, to_index, table=tables.get(id(ann.dataset))))
     splits = {a_k: dict(zip(a_k.dataset.images["image_id"].tolist(), a_k.dataset.images["split"].tolist())) for a_k in anns}
     roots = [str(ann.dataset.path) for ann in anns]
     items = [

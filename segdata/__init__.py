@@ -8,7 +8,14 @@
 
 __version__ = "0.1.0"
 
-from .errors import FormatError, InputError, LayoutNotFoundError, OutputExistsError, SegdataError  # noqa: E402
+from .errors import (  # noqa: E402
+    FormatError,
+    InputError,
+    LayoutNotFoundError,
+    OutputExistsError,
+    SegdataError,
+    SelectionError,
+)
 from .format import Dataset, ImageRecord, open_dataset as open  # noqa: E402,A001
 
 __all__ = [
@@ -20,5 +27,6 @@ __all__ = [
     "LayoutNotFoundError",
     "OutputExistsError",
     "FormatError",
+    "SelectionError",
     "__version__",
 ]

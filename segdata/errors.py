@@ -50,3 +50,8 @@ class OutputExistsError(SegdataError):
 
 class FormatError(SegdataError):
     """A unified-format directory is not readable (missing manifest, wrong version)."""
+
+
+class SelectionError(SegdataError, ValueError):
+    """A split, layer or image asked for does not exist in the dataset; the message lists what it
+    has. A usage error: the command line exits with code 2."""

@@ -29,9 +29,10 @@ from typing import Iterator
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .errors import FormatError, InputError
+from .errors import FormatError, InputError, SelectionError
 from .maskio import read_segment_map
 
 FORMAT_NAME = "segdata-unified"
@@ -104,6 +105,69 @@ def text_or_none(value) -> str | None:
 def mask_relpath(layer: str, split: str, image_id: str) -> str:
     """Path of a mask relative to the dataset directory."""
     return f"{MASKS_DIR}/{layer}/{split}/{image_id}.png"
+
+
+def lookup_tables(
+    image_index: np.ndarray, segment_ids: np.ndarray, values: np.ndarray, n_images: int, dtype=np.int64
+) -> list[np.ndarray]:
+    """Per-image lookup tables ``lut[segment_id] = value`` (the one place they are built).
+
+    Parameters
+    ----------
+    image_index : ndarray of int, shape (S,)
+        For each segment row, the position (0-based) of its image in the output; rows with a
+        negative position are left out (images not asked for).
+    segment_ids : ndarray of int, shape (S,)
+        The rows' segment ids (1-based; 0 is "no annotation" and never has a row).
+    values : ndarray, shape (S,)
+        What each segment maps to: its ``class_id``, or any per-segment value (a class index).
+    n_images : int
+        Number of tables to return.
+    dtype : numpy dtype
+        Of the tables (int64 by default, the type the consistency kernel reads).
+
+    Returns
+    -------
+    list of ndarray
+        ``n_images`` tables, each of length (largest segment id of the image) + 1, with 0 at
+        every id that has no row (id 0 included). The tables are views of one buffer.
+
+    Raises
+    ------
+    ValueError
+        When a segment id is below 1.
+
+    Examples
+    --------
+    >>> [t.tolist() for t in lookup_tables(np.array([0, 0, 1, -1]), np.array([1, 3, 1, 1]),
+    ...                                     np.array([7, 9, 4, 5]), 2)]
+    [[0, 7, 0, 9], [0, 4]]
+    """
+    image_index = np.asarray(image_index, dtype=np.int64)
+    keep = image_index >= 0
+    codes = image_index[keep]
+    sid = np.asarray(segment_ids, dtype=np.int64)[keep]
+    if (sid < 1).any():
+        raise ValueError(f"segment ids must be >= 1, got {int(sid.min())}")
+    size = np.ones(n_images, dtype=np.int64)  # table length per image: largest segment id + 1
+    np.maximum.at(size, codes, sid + 1)
+    offset = np.zeros(n_images + 1, dtype=np.int64)
+    np.cumsum(size, out=offset[1:])
+    table = np.zeros(int(offset[-1]), dtype=dtype)
+    table[offset[codes] + sid] = np.asarray(values)[keep]
+    return [table[offset[k] : offset[k + 1]] for k in range(n_images)]
+
+
+def layer_flags(layers_column, layer: str) -> np.ndarray:
+    """For each row of an ``images.layers`` column (comma-joined layer names, or null), whether it
+    lists ``layer``; the one place that column is parsed.
+
+    >>> layer_flags(["objects,parts-1", None, "objects"], "parts-1").tolist()
+    [True, False, False]
+    """
+    return np.fromiter(
+        (layer in (text_or_none(v) or "").split(",") for v in layers_column), dtype=bool, count=len(layers_column)
+    )
 
 
 def table_from_columns(columns: dict[str, list], schema: pa.Schema) -> pa.Table:
@@ -219,6 +283,72 @@ class Dataset:
         return pq.read_table(path, columns=columns).to_pandas()
 
     @property
+    def splits(self) -> list[str]:
+        """The splits of the dataset's images, sorted."""
+        return sorted(set(self.images["split"]))
+
+    def has_layer(self, layer: str) -> np.ndarray:
+        """(N,) bool, per row of :attr:`images`: the image is annotated in ``layer``."""
+        key = ("has_layer", layer)
+        if key not in self._cache:
+            self._cache[key] = layer_flags(self.images["layers"].tolist(), layer)  # type: ignore[index]
+        return self._cache[key]  # type: ignore[index,return-value]
+
+    def check_layer(self, layer: str) -> None:
+        """Raise :class:`SelectionError`, listing the dataset's layers, when it has no ``layer``."""
+        if layer not in self.layers:
+            raise SelectionError(f"{self.path}: no layer {layer!r}; layers: {', '.join(self.layers) or 'none'}")
+
+    def select_images(self, split: str | None = None, layer: str | None = None) -> pd.DataFrame:
+        """The image rows of ``split`` (all splits when None) annotated in ``layer`` (any when None).
+
+        The one split and layer filter of every command: a split or layer the dataset does not
+        have raises :class:`SelectionError` listing the ones it has (never an empty selection).
+        """
+        images = self.images
+        keep = np.ones(len(images), dtype=bool)
+        if split is not None:
+            if split not in set(images["split"]):
+                raise SelectionError(f"{self.path}: no split {split!r}; splits: {', '.join(self.splits) or 'none'}")
+            keep &= (images["split"] == split).to_numpy()
+        if layer is not None:
+            self.check_layer(layer)
+            keep &= self.has_layer(layer)
+        return images if keep.all() else images[keep]
+
+    def lookup_tables(
+        self,
+        layer: str,
+        image_ids,
+        to_value=None,
+        *,
+        table: pa.Table | None = None,
+        dtype=np.int64,
+    ) -> dict[str, np.ndarray]:
+        """Per image of ``image_ids``: ``lut[segment_id] = class_id`` of ``layer`` (0 where an id
+        has no segment row), from the segment table alone (see :func:`lookup_tables`).
+
+        ``to_value`` maps an array of class ids to what the tables should hold instead (a class
+        index, a training id); ``table`` is the segment table with columns ``image_id``,
+        ``segment_id``, ``class_id`` and ``layer`` when the caller has read it already.
+        """
+        image_ids = list(image_ids)
+        if table is None:
+            seg = self.segment_table(["image_id", "segment_id", "class_id"], layer=layer)
+        else:
+            seg = table.filter(pc.equal(table["layer"], layer))
+        # Arrow finds the image ids in C: no pandas strings
+        codes = pc.index_in(seg["image_id"], value_set=pa.array(image_ids, type=pa.string()))
+        codes = pc.fill_null(codes, -1).to_numpy()
+        class_ids = seg["class_id"].to_numpy().astype(np.int64)
+        values = to_value(class_ids) if to_value is not None and len(class_ids) else class_ids
+        try:
+            tables = lookup_tables(codes, seg["segment_id"].to_numpy(), values, len(image_ids), dtype=dtype)
+        except ValueError as exc:
+            raise FormatError(f"{self.path / SEGMENTS_FILE}: layer {layer}: {exc}") from None
+        return dict(zip(image_ids, tables))
+
+    @property
     def problems(self) -> pd.DataFrame:
         return pd.DataFrame(self.manifest.get("problems", []), columns=["image_id", "file", "problem", "action"])
 
@@ -267,7 +397,7 @@ class Dataset:
         row = self._image_row(image_id)
         if layer not in self.layers:
             raise KeyError(f"no layer {layer!r} in {self.path}; layers: {', '.join(self.layers)}")
-        if layer not in (text_or_none(row["layers"]) or "").split(","):
+        if not layer_flags([row["layers"]], layer)[0]:
             return np.zeros((int(row["height"]), int(row["width"])), dtype=np.uint8)
         return read_segment_map(self.mask_path(image_id, layer))
 
@@ -275,10 +405,8 @@ class Dataset:
         """Per-image lookup table: ``lut[segment_id] = class_id`` (int32, 0 for unused ids)."""
         seg = self._segment_rows(image_id)
         seg = seg[seg["layer"] == layer]
-        size = int(seg["segment_id"].max()) + 1 if len(seg) else 1
-        lut = np.zeros(size, dtype=np.int32)
-        lut[seg["segment_id"].to_numpy()] = seg["class_id"].to_numpy()
-        return lut
+        codes = np.zeros(len(seg), dtype=np.int64)
+        return lookup_tables(codes, seg["segment_id"].to_numpy(), seg["class_id"].to_numpy(), 1, dtype=np.int32)[0]
 
     def semantic(self, image_id: str, layer: str = "objects") -> np.ndarray:
         """The (H, W) int32 map of class ids of one image and layer; 0 = unlabeled."""

@@ -10,6 +10,7 @@ per-task overhead of the pool negligible on datasets of tens of thousands of sma
 from __future__ import annotations
 
 import ctypes
+import contextlib
 import os
 import platform
 import signal
@@ -17,6 +18,8 @@ import sys
 from collections.abc import Sequence as _SequenceABC
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
 from typing import Callable, Iterable, Iterator, Sequence, TypeVar
+
+from .errors import SegdataError
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -133,3 +136,51 @@ def parallel_map(
             future.cancel()
         if own:
             pool.shutdown(wait=True, cancel_futures=True)
+
+
+class SchedulerError(SegdataError):
+    """The Dask scheduler named by ``--scheduler`` cannot be reached (or dask is not installed)."""
+
+
+def dask_executor(address: str, timeout: float = 30):
+    """Connect to the Dask scheduler at ``address`` (``tcp://host:8786``).
+
+    ``dask.distributed`` is imported here, lazily: it is an optional extra (``pip install
+    'segdata[dask]'``). The workers must be able to import segdata and read the dataset paths.
+
+    Returns
+    -------
+    client, executor, slots : dask.distributed.Client, concurrent.futures.Executor, int
+        Pass ``executor`` (and ``slots``, the cluster's worker threads, as ``workers``) to
+        :func:`parallel_map`; close ``client`` when done.
+    """
+    from dask.distributed import Client
+
+    client = Client(address, timeout=timeout)
+    slots = max(1, sum(client.nthreads().values()))
+    return client, client.get_executor(), slots
+
+
+@contextlib.contextmanager
+def executor_for(scheduler: str | None, workers: int | None = None, timeout: float = 30):
+    """``with executor_for(address, workers) as (executor, workers):`` what every command that maps
+    over images passes on to :func:`parallel_map`.
+
+    With ``scheduler`` None: ``(None, workers)``, the local process pool. With an address: the
+    cluster's executor and, unless ``workers`` is given, its number of worker threads; the client
+    is closed on exit. Raises :class:`SchedulerError` when dask is missing or the scheduler
+    cannot be reached.
+    """
+    if not scheduler:
+        yield None, workers
+        return
+    try:
+        client, executor, slots = dask_executor(scheduler, timeout=timeout)
+    except ImportError:
+        raise SchedulerError("--scheduler needs dask.distributed: pip install 'segdata[dask]'") from None
+    except (OSError, TimeoutError) as exc:
+        raise SchedulerError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
+    try:
+        yield executor, workers or slots
+    finally:
+        client.close()
