@@ -322,6 +322,7 @@ class Dataset:
         image_ids,
         to_value=None,
         *,
+        column: str = "class_id",
         table: pa.Table | None = None,
         dtype=np.int64,
     ) -> dict[str, np.ndarray]:
@@ -329,19 +330,21 @@ class Dataset:
         has no segment row), from the segment table alone (see :func:`lookup_tables`).
 
         ``to_value`` maps an array of class ids to what the tables should hold instead (a class
-        index, a training id); ``table`` is the segment table with columns ``image_id``,
-        ``segment_id``, ``class_id`` and ``layer`` when the caller has read it already.
+        index, a training id); ``column`` names another segment column to look up instead of
+        ``class_id`` (``is_instance``, ``area``); ``table`` is the segment table with columns
+        ``image_id``, ``segment_id``, ``layer`` and ``column`` when the caller has read it already.
         """
         image_ids = list(image_ids)
         if table is None:
-            seg = self.segment_table(["image_id", "segment_id", "class_id"], layer=layer)
+            seg = self.segment_table(["image_id", "segment_id", column], layer=layer)
         else:
             seg = table.filter(pc.equal(table["layer"], layer))
         # Arrow finds the image ids in C: no pandas strings
         codes = pc.index_in(seg["image_id"], value_set=pa.array(image_ids, type=pa.string()))
         codes = pc.fill_null(codes, -1).to_numpy()
-        class_ids = seg["class_id"].to_numpy().astype(np.int64)
-        values = to_value(class_ids) if to_value is not None and len(class_ids) else class_ids
+        raw = seg[column].to_numpy(zero_copy_only=False)
+        raw = raw.astype(np.int64) if raw.dtype.kind in "iu" else raw
+        values = to_value(raw) if to_value is not None and len(raw) else raw
         try:
             tables = lookup_tables(codes, seg["segment_id"].to_numpy(), values, len(image_ids), dtype=dtype)
         except ValueError as exc:
