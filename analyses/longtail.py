@@ -94,13 +94,11 @@ def _segments(ds: Dataset, layer: str, **membership) -> pd.DataFrame:
     return table.to_pandas()
 
 
-def _split_images(ds: Dataset, split: str | None) -> pd.DataFrame:
-    images = ds.images
-    if split is None:
-        return images
-    if split not in set(images["split"]):
-        raise ValueError(f"no split {split!r} in {ds.path}; splits: {sorted(set(images['split']))}")
-    return images[images["split"] == split]
+def _split_images(ds: Dataset, split: str | None, layer: str) -> pd.DataFrame:
+    """Every image of ``split`` (annotated in ``layer`` or not: an image without it is all
+    unlabeled there); a split or layer the dataset lacks raises SelectionError."""
+    ds.check_layer(layer)
+    return ds.select_images(split)
 
 
 def pixel_accounting(ds: Dataset, split: str | None = None, layer: str = "objects") -> dict:
@@ -114,7 +112,7 @@ def pixel_accounting(ds: Dataset, split: str | None = None, layer: str = "object
         three as fractions of ``total`` (``*_fraction``). ``labelled + ignore + unlabeled ==
         total``.
     """
-    images = _split_images(ds, split)
+    images = _split_images(ds, split, layer)
     seg = _segments(ds, layer, selected=images["image_id"])
     seg = seg[seg["selected"]]
     ignore_ids = set(ds.classes.loc[ds.classes["ignore"].fillna(False).astype(bool), "class_id"])
@@ -159,7 +157,7 @@ def class_frequencies(
         ``pixel_share`` (fraction of labelled pixels), ``images``, ``train_images``,
         ``instances`` (segments that are real instances), ``rank``.
     """
-    images = _split_images(ds, split)
+    images = _split_images(ds, split, layer)
     all_images = ds.images
     train_ids = all_images.loc[all_images["split"] == train_split, "image_id"]
     if len(train_ids) == 0:
@@ -249,17 +247,90 @@ def bucket_table(freq: pd.DataFrame, buckets: pd.Series, rule: BucketRule = LVIS
     return table.reindex(order, fill_value=0)
 
 
-def longtail_report(
+@dataclass(frozen=True)
+class LongtailResult:
+    """What :func:`analyze` measured; :meth:`to_dict` is the JSON report, the views (terminal,
+    plots, bucket file) read these fields and recompute nothing.
+
+    Attributes
+    ----------
+    dataset, split, layer : str
+    rule : BucketRule
+    frequencies : DataFrame
+        :func:`class_frequencies` with a ``bucket`` column (:func:`assign_buckets`).
+    accounting : dict
+        :func:`pixel_accounting`.
+    fits : dict
+        Power-law fits of the per-class ``pixels`` and ``instances``
+        (:meth:`~segdata.analyses.powerlaw_fit.PowerLawFit.as_dict`, or ``{"error": ...}``).
+    """
+
+    dataset: str
+    split: str | None
+    layer: str
+    rule: BucketRule
+    frequencies: pd.DataFrame
+    accounting: dict
+    fits: dict
+
+    @property
+    def buckets(self) -> pd.Series:
+        return self.frequencies["bucket"]
+
+    def to_dict(self) -> dict:
+        """The JSON-ready report (what ``segdata analyze longtail --json`` prints)."""
+        freq = self.frequencies
+        cov = coverage(freq)
+        present = freq[freq["pixels"] > 0]
+        return {
+            "dataset": self.dataset,
+            "split": self.split,
+            "layer": self.layer,
+            "accounting": self.accounting,
+            "n_classes": int(len(freq)),
+            "n_classes_present": int(len(present)),
+            "classes": [
+                {
+                    "class_id": int(r.class_id),
+                    "name": r.name,
+                    "pixels": int(r.pixels),
+                    "pixel_share": float(r.pixel_share),
+                    "images": int(r.images),
+                    "train_images": int(r.train_images),
+                    "instances": int(r.instances),
+                    "rank": int(r.rank),
+                    "bucket": r.bucket,
+                }
+                for r in freq.itertuples(index=False)
+            ],
+            "coverage": [{"k": int(k), "pixel_share": float(s)} for k, s in zip(cov["k"], cov["pixel_share"])],
+            "classes_for_coverage": {f"{f:g}": classes_for_coverage(freq, f) for f in (0.5, 0.9, 0.9275, 0.95, 0.99)},
+            "powerlaw": {**self.fits["pixels"], "instances": self.fits["instances"]},
+            "gini": gini(present["pixels"].to_numpy()),
+            "gini_instances": gini(present["instances"].to_numpy()),
+            "buckets": {
+                "rule": self.rule.description,
+                "counts": {
+                    name: int(row.classes) for name, row in bucket_table(freq, self.buckets, self.rule).iterrows()
+                },
+            },
+        }
+
+
+def analyze(
     ds: Dataset,
     split: str | None = None,
     layer: str = "objects",
     rule: BucketRule = LVIS,
     bootstrap: int = 100,
-) -> dict:
-    """Everything ``segdata analyze longtail --json`` prints, as one JSON-ready dict."""
+) -> LongtailResult:
+    """Class frequencies, buckets, pixel accounting and power-law fits of one layer (and split).
+
+    ``bootstrap`` is the number of synthetic data sets of the goodness-of-fit p-value of the pixel
+    law (0: none). A split or layer the dataset lacks raises :class:`segdata.errors.SelectionError`.
+    """
     freq = class_frequencies(ds, split=split, layer=layer)
-    buckets = assign_buckets(freq, rule)
-    cov = coverage(freq)
+    freq = freq.assign(bucket=assign_buckets(freq, rule))
     present = freq[freq["pixels"] > 0]
     fits = {}
     # the goodness-of-fit bootstrap runs on the pixel law (the statistic behind the benchmark
@@ -271,40 +342,20 @@ def longtail_report(
             fits[quantity] = fit_power_law(values, bootstrap=n_boot).as_dict()
         except ValueError as exc:
             fits[quantity] = {"error": str(exc)}
-    classes = freq.assign(bucket=buckets)
-    return {
-        "dataset": ds.name,
-        "split": split,
-        "layer": layer,
-        "accounting": pixel_accounting(ds, split=split, layer=layer),
-        "n_classes": int(len(freq)),
-        "n_classes_present": int(len(present)),
-        "classes": [
-            {
-                "class_id": int(r.class_id),
-                "name": r.name,
-                "pixels": int(r.pixels),
-                "pixel_share": float(r.pixel_share),
-                "images": int(r.images),
-                "train_images": int(r.train_images),
-                "instances": int(r.instances),
-                "rank": int(r.rank),
-                "bucket": r.bucket,
-            }
-            for r in classes.itertuples(index=False)
-        ],
-        "coverage": [{"k": int(k), "pixel_share": float(s)} for k, s in zip(cov["k"], cov["pixel_share"])],
-        "classes_for_coverage": {f"{f:g}": classes_for_coverage(freq, f) for f in (0.5, 0.9, 0.9275, 0.95, 0.99)},
-        "powerlaw": {**fits["pixels"], "instances": fits["instances"]},
-        "gini": gini(present["pixels"].to_numpy()),
-        "gini_instances": gini(present["instances"].to_numpy()),
-        "buckets": {
-            "rule": rule.description,
-            "counts": {
-                name: int(row.classes) for name, row in bucket_table(freq, buckets, rule).iterrows()
-            },
-        },
-    }
+    accounting = pixel_accounting(ds, split=split, layer=layer)
+    return LongtailResult(ds.name, split, layer, rule, freq, accounting, fits)
+
+
+def longtail_report(
+    ds: Dataset,
+    split: str | None = None,
+    layer: str = "objects",
+    rule: BucketRule = LVIS,
+    bootstrap: int = 100,
+) -> dict:
+    """Everything ``segdata analyze longtail --json`` prints, as one JSON-ready dict
+    (``analyze(...).to_dict()``)."""
+    return analyze(ds, split=split, layer=layer, rule=rule, bootstrap=bootstrap).to_dict()
 
 
 def write_buckets(path: str | Path, freq: pd.DataFrame, buckets: pd.Series) -> Path:
@@ -320,9 +371,9 @@ def plot_longtail(
     """Log-log rank-frequency (pixels and instances), coverage curve with the k reaching 90% and
     95%, and classes per bucket; each as PNG and SVG. Returns the files written."""
     writer = FigureWriter(directory)
-    plt, save = writer.plt, writer.save
+    save = writer.save
 
-    fig, ax = plt.subplots(figsize=(6, 4.5))
+    fig, ax = writer.figure((6, 4.5))
     for quantity, color in (("pixels", "tab:blue"), ("instances", "tab:orange")):
         values = np.sort(freq[quantity].to_numpy())[::-1]
         values = values[values > 0]
@@ -335,7 +386,7 @@ def plot_longtail(
     save(fig, "rank_frequency")
 
     cov = coverage(freq)
-    fig, ax = plt.subplots(figsize=(6, 4.5))
+    fig, ax = writer.figure((6, 4.5))
     ax.plot(cov["k"], cov["pixel_share"] * 100, color="tab:blue")
     for f, color in ((0.9, "tab:green"), (0.95, "tab:red")):
         k = classes_for_coverage(freq, f) if len(cov) else 0
@@ -349,7 +400,7 @@ def plot_longtail(
     save(fig, "coverage")
 
     table = bucket_table(freq, buckets, rule)
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = writer.figure((6, 4))
     ax.bar(table.index.astype(str), table["classes"], color="tab:purple")
     for i, (n, share) in enumerate(zip(table["classes"], table["pixel_share"])):
         ax.annotate(f"{n}\n{share:.1%} px", (i, n), ha="center", va="bottom", fontsize=8)

@@ -1,6 +1,9 @@
-"""Shared plumbing of the analyses' plots: matplotlib without a display, PNG and SVG side by side.
+"""Shared plumbing of the analyses' plots: figures without a display, PNG and SVG side by side.
 
 matplotlib is imported here, lazily: analyses that are not asked for plots never import it.
+Figures are plain :class:`matplotlib.figure.Figure` objects drawn by the Agg canvas that
+``savefig`` attaches on its own: pyplot is never imported and ``matplotlib.use`` never called, so
+a notebook user's backend stays what it was.
 """
 
 from __future__ import annotations
@@ -8,14 +11,12 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def pyplot():
-    """matplotlib's pyplot on the non-interactive Agg backend (no display needed)."""
-    import matplotlib
+def new_figure(figsize: tuple[float, float] = (6.5, 4.5)):
+    """A fresh ``(Figure, Axes)`` pair, not registered with pyplot (nothing to close)."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots()
 
 
 class FigureWriter:
@@ -23,7 +24,7 @@ class FigureWriter:
 
     >>> import tempfile
     >>> writer = FigureWriter(tempfile.mkdtemp())
-    >>> fig, ax = writer.plt.subplots()
+    >>> fig, ax = writer.figure()
     >>> [p.suffix for p in writer.save(fig, "empty")]
     ['.png', '.svg']
     """
@@ -32,8 +33,12 @@ class FigureWriter:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.dpi = dpi
-        self.plt = pyplot()
         self.written: list[Path] = []
+
+    @staticmethod
+    def figure(figsize: tuple[float, float] = (6.5, 4.5)):
+        """A fresh ``(Figure, Axes)``: see :func:`new_figure`."""
+        return new_figure(figsize)
 
     def save(self, fig, name: str) -> list[Path]:
         paths = []
@@ -41,6 +46,5 @@ class FigureWriter:
             path = self.directory / f"{name}.{ext}"
             fig.savefig(path, dpi=self.dpi, bbox_inches="tight")
             paths.append(path)
-        self.plt.close(fig)
         self.written.extend(paths)
         return paths

@@ -15,13 +15,16 @@ region stand in (8-connectivity), computed from the masks in the process pool; t
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
 
-from segdata.format import Dataset, mask_relpath, text_or_none
+from segdata.errors import InputError
+from segdata.format import Dataset, mask_relpath
 from segdata.maskio import read_segment_map
 from segdata.runner import parallel_map
 
@@ -45,13 +48,21 @@ def size_bucket(area) -> np.ndarray:
     return np.where(area < SMALL_MAX, "small", np.where(area < MEDIUM_MAX, "medium", "large")).astype(object)
 
 
-def _components(path: Path, lut: np.ndarray, item) -> tuple[np.ndarray, np.ndarray]:
-    """(class ids, areas) of the connected components of one image's class regions."""
+def _components(root: str, item) -> tuple[np.ndarray, np.ndarray]:
+    """(class ids, areas) of the connected components of one image's class regions.
+
+    ``item`` is ``(mask path relative to root, lut)``: each image travels with its own lookup table
+    (``lut[segment_id] = class_id``), so a task's size does not grow with the dataset.
+    """
     from skimage.measure import label
 
-    image_id, mask_rel = item
-    segmap = read_segment_map(path / mask_rel)
-    semantic = lut[image_id][segmap] if isinstance(lut, dict) else lut[segmap]
+    mask_rel, lut = item
+    path = Path(root) / mask_rel
+    segmap = read_segment_map(path)
+    if segmap.size and int(segmap.max()) >= len(lut):
+        raise InputError(path, f"segment id {int(segmap.max())} has no row in segments.parquet",
+                         "run `segdata validate` on the dataset")  # fmt: skip
+    semantic = lut[segmap]
     comps = label(semantic, background=0, connectivity=2)
     flat = comps.ravel()
     areas = np.bincount(flat)[1:]
@@ -61,16 +72,24 @@ def _components(path: Path, lut: np.ndarray, item) -> tuple[np.ndarray, np.ndarr
 
 
 def object_sizes(
-    ds: Dataset, split: str | None = None, layer: str = "objects", workers: int | None = None
+    ds: Dataset,
+    split: str | None = None,
+    layer: str = "objects",
+    workers: int | None = None,
+    *,
+    executor=None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> tuple[pd.DataFrame, str]:
     """One row per object: ``image_id``, ``class_id``, ``area`` (pixels), ``image_area``,
     ``fraction`` (of the image), ``bucket``.
 
     Returns the table and its unit: ``"instances"`` when the layer has instances, else
-    ``"connected components"``. Rows of area 0 (objects without a visible pixel) are kept with
-    bucket ``zero_area``.
+    ``"connected components"`` (decoded from the masks, in the process pool or on ``executor``,
+    a Dask ``Client.get_executor()``). Rows of area 0 (objects without a visible pixel) are kept
+    with bucket ``zero_area``. A split or layer the dataset lacks raises
+    :class:`segdata.errors.SelectionError`.
     """
-    images = ds.images if split is None else ds.images[ds.images["split"] == split]
+    images = ds.select_images(split, layer)
     seg = ds.read_segments(["image_id", "layer", "segment_id", "class_id", "is_instance", "area"])
     seg = seg[(seg["layer"] == layer) & seg["image_id"].isin(images["image_id"])]
     image_area = dict(zip(images["image_id"], images["width"].astype(np.int64) * images["height"].astype(np.int64)))
@@ -79,24 +98,18 @@ def object_sizes(
         objects = seg[seg["is_instance"]][["image_id", "class_id", "area"]].reset_index(drop=True)
     else:
         unit = "connected components"
-        rows = []
-        items = []
-        luts = {}
-        for image_id, group in seg.groupby("image_id", sort=True):
-            lut = np.zeros(int(group["segment_id"].max()) + 1, dtype=np.int64)
-            lut[group["segment_id"].to_numpy()] = group["class_id"].to_numpy()
-            luts[image_id] = lut
+        ids = sorted(set(seg["image_id"]))  # images with at least one segment in the layer
+        luts = ds.lookup_tables(layer, ids)
         split_of = dict(zip(images["image_id"], images["split"]))
-        has_layer = {
-            i: layer in (text_or_none(l) or "").split(",") for i, l in zip(images["image_id"], images["layers"])
-        }
-        for image_id in luts:
-            if has_layer.get(image_id):
-                items.append((image_id, mask_relpath(layer, split_of[image_id], image_id)))
-        for (image_id, _), (classes, areas) in zip(
-            items, parallel_map(partial(_components, ds.path, luts), items, workers=workers, batch_size=8)
-        ):
+        items = [(mask_relpath(layer, split_of[i], i), luts[i]) for i in ids]
+        results = parallel_map(
+            partial(_components, str(ds.path)), items, workers=workers, executor=executor, batch_size=8, ordered=True
+        )
+        rows = []
+        for done, (image_id, (classes, areas)) in enumerate(zip(ids, results), 1):
             rows.append(pd.DataFrame({"image_id": image_id, "class_id": classes, "area": areas}))
+            if progress is not None:
+                progress(done, len(ids))
         objects = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=["image_id", "class_id", "area"])
     objects["image_area"] = objects["image_id"].map(image_area).astype(np.int64)
     objects["fraction"] = objects["area"] / objects["image_area"]
@@ -149,44 +162,85 @@ def size_summary(objects: pd.DataFrame, classes: pd.DataFrame) -> tuple[dict, pd
     return overall, per_class
 
 
-def report_from(ds: Dataset, split, layer, unit: str, overall: dict, per_class: pd.DataFrame) -> dict:
-    """The JSON-ready report from :func:`object_sizes` and :func:`size_summary` results."""
-    classes = []
-    for r in per_class.itertuples(index=False):
-        classes.append(
-            {
-                "class_id": int(r.class_id),
-                "name": r.name,
-                "instances": int(r.instances),
-                "small": int(r.small),
-                "medium": int(r.medium),
-                "large": int(r.large),
-                "median_area": float(r.median_area),
-                "median_fraction": float(r.median_fraction),
-                "area_quantiles": {f"q{round(q * 100)}": float(getattr(r, f"q{round(q * 100)}")) for q in QUANTILES},
-                "below_stride": {str(s): float(getattr(r, f"below_stride_{s}")) for s in STRIDES},
-            }
-        )
-    return {"dataset": ds.name, "split": split, "layer": layer, "unit": unit, **overall, "classes": classes}
+@dataclass(frozen=True)
+class SizeResult:
+    """What :func:`analyze` measured; :meth:`to_dict` is the JSON report; the terminal table and
+    the plots read these fields and recompute nothing.
+
+    Attributes
+    ----------
+    dataset, split, layer : str
+    unit : str
+        ``"instances"`` or ``"connected components"``.
+    objects : DataFrame
+        :func:`object_sizes`, one row per object.
+    overall : dict
+        :func:`size_summary`'s overall figures.
+    per_class : DataFrame
+        :func:`size_summary`'s per-class table.
+    """
+
+    dataset: str
+    split: str | None
+    layer: str
+    unit: str
+    objects: pd.DataFrame
+    overall: dict
+    per_class: pd.DataFrame
+
+    def to_dict(self) -> dict:
+        """The JSON-ready report (what ``segdata analyze small-objects --json`` prints)."""
+        classes = []
+        for r in self.per_class.itertuples(index=False):
+            classes.append(
+                {
+                    "class_id": int(r.class_id),
+                    "name": r.name,
+                    "instances": int(r.instances),
+                    "small": int(r.small),
+                    "medium": int(r.medium),
+                    "large": int(r.large),
+                    "median_area": float(r.median_area),
+                    "median_fraction": float(r.median_fraction),
+                    "area_quantiles": {f"q{round(q * 100)}": float(getattr(r, f"q{round(q * 100)}")) for q in QUANTILES},
+                    "below_stride": {str(s): float(getattr(r, f"below_stride_{s}")) for s in STRIDES},
+                }
+            )
+        return {"dataset": self.dataset, "split": self.split, "layer": self.layer, "unit": self.unit, **self.overall,
+                "classes": classes}  # fmt: skip
+
+
+def analyze(
+    ds: Dataset,
+    split: str | None = None,
+    layer: str = "objects",
+    workers: int | None = None,
+    *,
+    executor=None,
+    progress: Callable[[int, int], None] | None = None,
+) -> SizeResult:
+    """Object sizes of one layer (and split): :func:`object_sizes` and :func:`size_summary`."""
+    objects, unit = object_sizes(ds, split=split, layer=layer, workers=workers, executor=executor, progress=progress)
+    overall, per_class = size_summary(objects, ds.classes)
+    return SizeResult(ds.name, split, layer, unit, objects, overall, per_class)
 
 
 def small_objects_report(
     ds: Dataset, split: str | None = None, layer: str = "objects", workers: int | None = None
 ) -> dict:
-    """Everything ``segdata analyze small-objects --json`` prints, as one JSON-ready dict."""
-    objects, unit = object_sizes(ds, split=split, layer=layer, workers=workers)
-    overall, per_class = size_summary(objects, ds.classes)
-    return report_from(ds, split, layer, unit, overall, per_class)
+    """Everything ``segdata analyze small-objects --json`` prints, as one JSON-ready dict
+    (``analyze(...).to_dict()``)."""
+    return analyze(ds, split=split, layer=layer, workers=workers).to_dict()
 
 
 def plot_sizes(objects: pd.DataFrame, per_class: pd.DataFrame, directory: str | Path, title: str = "") -> list[Path]:
     """Log-scale size histogram with the COCO and stride thresholds, and per-class median size
     against class frequency (instances); PNG and SVG. Returns the files written."""
     writer = FigureWriter(directory)
-    plt, save = writer.plt, writer.save
+    save = writer.save
 
     areas = objects.loc[objects["area"] > 0, "area"].to_numpy()
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    fig, ax = writer.figure((6.5, 4.5))
     if len(areas):
         bins = np.logspace(0, np.log10(max(areas.max(), 10)) + 0.05, 50)
         ax.hist(areas, bins=bins, color="tab:blue", alpha=0.8)
@@ -201,7 +255,7 @@ def plot_sizes(objects: pd.DataFrame, per_class: pd.DataFrame, directory: str | 
     ax.legend(fontsize=7)
     save(fig, "size_histogram")
 
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    fig, ax = writer.figure((6.5, 4.5))
     if len(per_class):
         ax.loglog(per_class["instances"], per_class["median_area"], ".", ms=4, color="tab:purple")
     ax.axhline(SMALL_MAX, color="k", ls="--", lw=1)

@@ -670,7 +670,7 @@ def write(dataset, out: str | Path, *, overwrite: bool = False, workers: int | N
     dict
         ``path``, ``images``, ``files``, ``layers`` (layer -> annotation folder), ``seconds``.
     """
-    from segdata.format import Dataset, mask_relpath, text_or_none
+    from segdata.format import Dataset, layer_names, mask_relpath, text_or_none
 
     start = time.perf_counter()
     ds = dataset if isinstance(dataset, Dataset) else Dataset(dataset)
@@ -695,7 +695,7 @@ def write(dataset, out: str | Path, *, overwrite: bool = False, workers: int | N
         annotation = text_or_none(img.annotation) or ""
         parts = annotation.split("/")
         city = parts[2] if len(parts) == 4 else img.image_id.rsplit("_", 2)[0]
-        for layer in filter(None, (text_or_none(img.layers) or "").split(",")):
+        for layer in layer_names(img.layers):
             idx = groups.get((img.image_id, layer))
             seg = segments.iloc[idx] if idx is not None else segments.iloc[0:0]
             seg_ids = seg["segment_id"].to_numpy()

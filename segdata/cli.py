@@ -3,6 +3,7 @@ its exceptions into messages and exit codes (1: the data is bad or a check faile
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .errors import SegdataError
+from .errors import SegdataError, SelectionError
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -51,6 +52,27 @@ def _console(stderr: bool = False):
 def _fail(message: str, code: int = 1) -> None:
     _console(stderr=True).print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
     sys.exit(code)
+
+
+@contextlib.contextmanager
+def _errors():
+    """Turn the library's exceptions into one-line messages and exit codes: a split, layer or
+    option the data does not have is a usage error (2), anything else segdata raises on purpose a
+    data or system problem (1)."""
+    try:
+        yield
+    except SelectionError as exc:
+        _fail(str(exc), code=2)
+    except SegdataError as exc:
+        _fail(str(exc))
+
+
+def _scheduler_option(fn):
+    return click.option(
+        "--scheduler", metavar="ADDRESS",
+        help="Run the per-image work on this Dask cluster (tcp://host:8786; needs `pip install 'segdata[dask]'` "
+             "and the paths readable by the workers); the output is the same as in the local process pool.",
+    )(fn)  # fmt: skip
 
 
 class _Progress:
@@ -127,8 +149,9 @@ def main() -> None:
 @click.option("--check-labelids", is_flag=True,
               help="cityscapes: also decode labelIds and check it against instanceIds (which holds every labelId).")
 @click.option("--vocab", type=click.Path(path_type=Path), help="label-png: vocabulary file  [default: ROOT/vocab.json]")
+@_scheduler_option
 def convert(family, root, target, out, split, limit, workers, copy_images, overwrite, resume, on_error, name, as_json,
-            kind, annotations, categories, images, stuff, sbd, aug, coarse, check_labelids, vocab):  # fmt: skip
+            kind, annotations, categories, images, stuff, sbd, aug, coarse, check_labelids, vocab, scheduler):  # fmt: skip
     """Convert the dataset at ROOT, read as it ships, into a unified-format directory OUT.
 
     The layout is detected: ADE20K full (2021_17_01 or 2016_07_26), ADEChallengeData2016, the
@@ -146,6 +169,8 @@ def convert(family, root, target, out, split, limit, workers, copy_images, overw
       segdata convert cityscapes /data/cityscapes cs --coarse
     """
     from .convert import convert as run_convert
+    from .render import text
+    from .runner import executor_for
 
     options = _family_options(family, dict(kind=kind, annotations=annotations, categories=categories, images=images,
                                            stuff=stuff, sbd=sbd, aug=aug, coarse=coarse,
@@ -156,29 +181,19 @@ def convert(family, root, target, out, split, limit, workers, copy_images, overw
         options["stuff"] = False
     module = _converters()[family]
     try:
-        with _Progress(f"converting {root.name}", enabled=not as_json) as progress:
-            report = run_convert(
-                module, root, out, split=split, limit=limit, workers=workers, copy_images=copy_images,
-                overwrite=overwrite, resume=resume, on_error=on_error, name=name, progress=progress,
-                options=options,
-            )  # fmt: skip
+        with _errors(), executor_for(scheduler, workers) as (executor, workers):
+            with _Progress(f"converting {root.name}", enabled=not as_json) as progress:
+                report = run_convert(
+                    module, root, out, split=split, limit=limit, workers=workers, executor=executor,
+                    copy_images=copy_images, overwrite=overwrite, resume=resume, on_error=on_error, name=name,
+                    progress=progress, options=options,
+                )  # fmt: skip
     except KeyboardInterrupt:
         _fail(f"interrupted; rerun with --resume to continue into {out}", code=130)
-    except SegdataError as exc:
-        _fail(str(exc))
     if as_json:
         click.echo(json.dumps(report.as_dict(), indent=1))
         return
-    console = _console()
-    console.print(
-        f"{report.path}: {report.images} images, {report.segments} segments, {report.classes} classes "
-        f"(layout {report.layout}, layers {', '.join(report.layers)}) in {report.seconds:.1f} s"
-        + (f"; {report.resumed_images} images kept from the interrupted run" if report.resumed_images else "")
-    )
-    skipped = [p for p in report.problems if p["action"] == "skipped"]
-    _print_problems(console, report.problems)
-    if skipped:
-        console.print(f"{len(skipped)} image(s) skipped; listed under 'problems' in {report.path / 'segdata.json'}")
+    text.conversion(_console(), report.as_dict())
 
 
 EXPORTERS = {"coco-panoptic": "coco", "label-png": "label-png", "cityscapes": "cityscapes"}
@@ -216,44 +231,22 @@ def export(dataset, target, out, vocab, layer, images_mode, overwrite, workers, 
         options = {"vocab": vocab, "layer": layer, "images": images_mode}
     elif vocab is not None or layer != "objects" or images_mode != "link":
         _fail("--vocab, --layer and --images apply to --to label-png only", code=2)
-    try:
-        with _Progress(f"exporting {dataset.name}", enabled=not as_json) as progress:
-            report = module.write(dataset, out, overwrite=overwrite, workers=workers, progress=progress, **options)
-    except SegdataError as exc:
-        _fail(str(exc))
+    with _errors(), _Progress(f"exporting {dataset.name}", enabled=not as_json) as progress:
+        report = module.write(dataset, out, overwrite=overwrite, workers=workers, progress=progress, **options)
     if as_json:
         click.echo(json.dumps(report, indent=1, default=str))
         return
-    console = _console()
-    console.print(f"{out}: " + ", ".join(f"{k} {v}" for k, v in report.items() if isinstance(v, (int, float, str)) and k != "path"),
-                  soft_wrap=True, markup=False)  # fmt: skip
-    for key in ("missing_images", "problems"):
-        if report.get(key):
-            console.print(f"{key}: {report[key]}", soft_wrap=True, markup=False)
+    from .render import text
 
-
-def _print_problems(console, problems: list[dict], limit: int = 20) -> None:
-    """Every skipped image, and the other findings one per line up to ``limit``; beyond that,
-    one line per kind of finding with its count (the full list is in segdata.json)."""
-    import re
-    from collections import Counter
-
-    notes = [p for p in problems if p["action"] != "skipped"]
-    for p in problems:
-        if p["action"] == "skipped" or len(notes) <= limit:
-            label = "skipped" if p["action"] == "skipped" else "note"
-            console.print(f"  {label}: {p['file']}: {p['problem']}", soft_wrap=True, markup=False)
-    if len(notes) > limit:
-        kinds = Counter(re.sub(r"\d+", "N", p["problem"]) for p in notes)
-        for kind, count in kinds.most_common():
-            console.print(f"  note ({count} images): {kind}", soft_wrap=True, markup=False)
+    text.export(_console(), out, report)
 
 
 @main.command(context_settings=CONTEXT)
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--workers", type=click.IntRange(min=1), help="Worker processes  [default: all cores]")
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as a JSON list.")
-def validate(path, workers, as_json):
+@_scheduler_option
+def validate(path, workers, as_json, scheduler):
     """Check the unified-format dataset at PATH against the specification.
 
     Checks tables and columns, that every mask exists and has its image's size, that every id in
@@ -264,20 +257,17 @@ def validate(path, workers, as_json):
     Example:
       segdata validate ade-unified
     """
+    from .render import text
+    from .runner import executor_for
     from .validate import validate as run_validate
 
-    try:
+    with _errors(), executor_for(scheduler, workers) as (executor, workers):
         with _Progress(f"validating {path.name}", enabled=not as_json) as progress:
-            findings = run_validate(path, workers=workers, progress=progress)
-    except SegdataError as exc:
-        _fail(str(exc))
+            findings = run_validate(path, workers=workers, executor=executor, progress=progress)
     if as_json:
         click.echo(json.dumps([f.as_dict() for f in findings], indent=1))
     else:
-        console = _console()
-        for f in findings:
-            console.print(f"{f.where}: {f.problem}", soft_wrap=True, markup=False)
-        console.print(f"{path}: {'valid' if not findings else f'{len(findings)} problem(s)'}")
+        text.findings(_console(), path, [f.as_dict() for f in findings])
     sys.exit(1 if findings else 0)
 
 
@@ -291,37 +281,15 @@ def info(path, as_json):
     Example:
       segdata info ade-unified --json
     """
+    from .render import text
     from .summary import summarize
 
-    try:
+    with _errors():
         summary = summarize(path)
-    except SegdataError as exc:
-        _fail(str(exc))
     if as_json:
         click.echo(json.dumps(summary, indent=1))
     else:
-        _print_summary(summary)
-
-
-def _print_summary(summary: dict) -> None:
-    from rich.table import Table
-
-    console = _console()
-    console.print(f"[bold]{summary['name']}[/] ({summary['source']['family']} {summary['source']['layout']}): "
-                  f"{summary['images']} images, {summary['classes']} classes, {summary['segments']} segments")  # fmt: skip
-    console.print("splits: " + ", ".join(f"{k} {v}" for k, v in summary["splits"].items()))
-    table = Table("layer", "segments", "instances", "pixels labelled", title="layers")
-    for layer in summary["layers"]:
-        table.add_row(layer["name"], str(layer["segments"]), str(layer["instances"]), f"{layer['labelled_fraction']:.1%}")
-    console.print(table)
-    top = Table("class", "name", "pixels", "share", "images", title=f"top {len(summary['top_classes'])} classes by pixels")
-    for c in summary["top_classes"]:
-        top.add_row(str(c["class_id"]), c["name"], str(c["pixels"]), f"{c['pixel_share']:.2%}", str(c["images"]))
-    console.print(top)
-    if summary["problems"]:
-        console.print(f"{len(summary['problems'])} problem(s) recorded at conversion:")
-        for p in summary["problems"][:20]:
-            console.print(f"  {p['action']}: {p['file']}: {p['problem']}", soft_wrap=True, markup=False)
+        text.summary(_console(), summary)
 
 
 @main.group(context_settings=CONTEXT)
@@ -338,10 +306,8 @@ def analyze() -> None:
 def _open_dataset(path: Path):
     from .format import Dataset
 
-    try:
+    with _errors():
         return Dataset(path)
-    except SegdataError as exc:
-        _fail(str(exc))
 
 
 @analyze.command(context_settings=CONTEXT)
@@ -369,24 +335,24 @@ def longtail(dataset, split, layer, bucket_rule, buckets_out, bootstrap, plots, 
       segdata analyze longtail ade-full --split train --plots plots/ --buckets-out buckets.csv
     """
     from .analyses import longtail as lt
+    from .render import text
 
     ds = _open_dataset(dataset)
     try:
         rule = lt.parse_bucket_rule(bucket_rule)
-        report = lt.longtail_report(ds, split=split, layer=layer, rule=rule, bootstrap=bootstrap)
     except ValueError as exc:
         _fail(str(exc), code=2)
-    if buckets_out or plots:
-        freq = lt.class_frequencies(ds, split=split, layer=layer)
-        buckets = lt.assign_buckets(freq, rule)
-        if buckets_out:
-            lt.write_buckets(buckets_out, freq, buckets)
-        if plots:
-            report["plots"] = [str(p) for p in lt.plot_longtail(freq, buckets, plots, title=ds.name, rule=rule)]
+    with _errors():
+        result = lt.analyze(ds, split=split, layer=layer, rule=rule, bootstrap=bootstrap)
+    report = result.to_dict()
+    if buckets_out:
+        lt.write_buckets(buckets_out, result.frequencies, result.buckets)
+    if plots:
+        report["plots"] = [str(p) for p in lt.plot_longtail(result.frequencies, result.buckets, plots, title=ds.name, rule=rule)]
     if as_json:
         click.echo(json.dumps(report))  # compact: thousands of classes, read by scripts
         return
-    _print_longtail(report, top)
+    text.longtail(_console(), report, top)
 
 
 @analyze.command("small-objects", context_settings=CONTEXT)
@@ -397,7 +363,8 @@ def longtail(dataset, split, layer, bucket_rule, buckets_out, bootstrap, plots, 
 @click.option("--plots", type=click.Path(path_type=Path), help="Write PNG and SVG plots into this directory.")
 @click.option("--top", type=click.IntRange(min=1), default=15, show_default=True, help="Classes listed in the table.")
 @click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
-def small_objects(dataset, split, layer, workers, plots, top, as_json):
+@_scheduler_option
+def small_objects(dataset, split, layer, workers, plots, top, as_json, scheduler):
     """Object sizes: COCO size buckets overall and per class, size quantiles, and the share of
     objects smaller than one cell of a stride-8/16/32 network (area below stride²).
 
@@ -408,33 +375,20 @@ def small_objects(dataset, split, layer, workers, plots, top, as_json):
       segdata analyze small-objects ade-full --plots plots/ --json > sizes.json
     """
     from .analyses import small_objects as so
+    from .render import text
+    from .runner import executor_for
 
     ds = _open_dataset(dataset)
-    objects, unit = so.object_sizes(ds, split=split, layer=layer, workers=workers)
-    overall, per_class = so.size_summary(objects, ds.classes)
-    report = so.report_from(ds, split, layer, unit, overall, per_class)
+    with _errors(), executor_for(scheduler, workers) as (executor, workers):
+        with _Progress("connected components", enabled=not as_json) as progress:
+            result = so.analyze(ds, split=split, layer=layer, workers=workers, executor=executor, progress=progress)
+    report = result.to_dict()
     if plots:
-        report["plots"] = [str(p) for p in so.plot_sizes(objects, per_class, plots, title=ds.name)]
+        report["plots"] = [str(p) for p in so.plot_sizes(result.objects, result.per_class, plots, title=ds.name)]
     if as_json:
         click.echo(json.dumps(report, indent=1))
         return
-    from rich.table import Table
-
-    console = _console()
-    b = report["size_buckets"]
-    n = max(1, report["objects"])
-    console.print(f"[bold]{report['dataset']}[/] layer {layer}: {report['objects']:,} {unit}"
-                  + (f" ({report['zero_area']} listed without visible pixels, left out)" if report["zero_area"] else ""))  # fmt: skip
-    console.print(f"COCO sizes: small {b['small']:,} ({b['small'] / n:.1%}), medium {b['medium']:,} "
-                  f"({b['medium'] / n:.1%}), large {b['large']:,} ({b['large'] / n:.1%})")  # fmt: skip
-    console.print("below one cell of stride " + ", ".join(f"{s}: {v:.1%}" for s, v in report["below_stride"].items()))
-    table = Table("class", "name", report["unit"], "small", "medium", "large", "median px", "< 16² px")
-    for c in report["classes"][:top]:
-        table.add_row(str(c["class_id"]), c["name"], str(c["instances"]), str(c["small"]), str(c["medium"]),
-                      str(c["large"]), f"{c['median_area']:,.0f}", f"{c['below_stride']['16']:.0%}")  # fmt: skip
-    console.print(table)
-    if report.get("plots"):
-        console.print("plots: " + ", ".join(report["plots"]))
+    text.small_objects(_console(), report, top)
 
 
 @analyze.command(context_settings=CONTEXT)
@@ -461,9 +415,7 @@ def small_objects(dataset, split, layer, workers, plots, top, as_json):
 @click.option("--top-images", type=click.IntRange(min=0), default=3, show_default=True,
               help="Images with the most disagreement drawn with --plots.")
 @click.option("--workers", type=click.IntRange(min=1), help="Worker processes  [default: all cores]")
-@click.option("--scheduler", metavar="ADDRESS",
-              help="Run the per-image work on this Dask cluster (tcp://host:8786; needs `pip install "
-                   "'segdata[dask]'` and the dataset paths readable by the workers).")
+@_scheduler_option
 @click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
 def consistency(a, b, layers, class_map, boundary_px, bootstrap, seed, split, bucket_rule, ceiling_out, unlabeled,
                 plots, top_images, workers, scheduler, as_json):  # fmt: skip
@@ -483,6 +435,8 @@ def consistency(a, b, layers, class_map, boundary_px, bootstrap, seed, split, bu
     """
     from .analyses import consistency as cons
     from .analyses import longtail as lt
+    from .render import text
+    from .runner import executor_for
 
     ds_a = _open_dataset(a)
     ds_b = _open_dataset(b) if b is not None else None
@@ -496,27 +450,14 @@ def consistency(a, b, layers, class_map, boundary_px, bootstrap, seed, split, bu
             unlabeled_ids = [int(x) for x in unlabeled.split(",") if x.strip()]
         except ValueError:
             _fail(f"--unlabeled takes class ids separated by commas (1,8), got {unlabeled!r}", code=2)
-    client = executor = None
-    if scheduler:
-        try:
-            client, executor, slots = cons.dask_executor(scheduler)
-        except ImportError:
-            _fail("--scheduler needs dask.distributed: pip install 'segdata[dask]'", code=2)
-        except (OSError, TimeoutError) as exc:
-            _fail(f"cannot reach the Dask scheduler at {scheduler}: {exc}")
-        workers = workers or slots
     try:
-        with _Progress("comparing", enabled=not as_json) as progress:
-            result = cons.compare(ds_a, ds_b, layers=layers, class_map=class_map, split=split, boundary_px=boundary_px,
-                                  bootstrap=bootstrap, seed=seed, bucket_rule=rule, unlabeled=unlabeled_ids,
-                                  workers=workers, executor=executor, progress=progress)  # fmt: skip
+        with _errors(), executor_for(scheduler, workers) as (executor, workers):
+            with _Progress("comparing", enabled=not as_json) as progress:
+                result = cons.compare(ds_a, ds_b, layers=layers, class_map=class_map, split=split,
+                                      boundary_px=boundary_px, bootstrap=bootstrap, seed=seed, bucket_rule=rule,
+                                      unlabeled=unlabeled_ids, workers=workers, executor=executor, progress=progress)  # fmt: skip
     except ValueError as exc:
         _fail(str(exc), code=2)
-    except SegdataError as exc:
-        _fail(str(exc))
-    finally:
-        if client is not None:
-            client.close()
     report = result.report()
     if ceiling_out:
         report["ceiling_file"] = str(cons.write_ceiling(ceiling_out, result))
@@ -525,94 +466,7 @@ def consistency(a, b, layers, class_map, boundary_px, bootstrap, seed, split, bu
     if as_json:
         click.echo(json.dumps(report, indent=1))
         return
-    _print_consistency(report)
-
-
-def _print_consistency(report: dict) -> None:
-    from rich.table import Table
-
-    def pct(x):
-        return "n/a" if x is None else f"{x:.2%}"
-
-    def num(x):
-        return "n/a" if x is None else f"{x:.3f}"
-
-    def interval(key, fmt=pct):
-        lo_hi = report["ci"].get(key)
-        return f" ({fmt(lo_hi[0])}..{fmt(lo_hi[1])})" if lo_hi and lo_hi[0] is not None else ""
-
-    console = _console()
-    a, b = report["a"], report["b"]
-    console.print(f"[bold]{b['dataset']}:{b['layer']}[/] against [bold]{a['dataset']}:{a['layer']}[/]: "
-                  f"{report['images']} images compared", soft_wrap=True)  # fmt: skip
-    unmatched = report["unmatched"]
-    left = {k: len(v) for k, v in unmatched.items() if v}
-    if left:
-        console.print("not compared: " + ", ".join(f"{k.replace('_', ' ')} {n}" for k, n in left.items()))
-    level = report["ci"].get("level", 0.95)
-    console.print(f"pixel agreement {pct(report['pixel_agreement'])}{interval('pixel_agreement')}, leaving out void "
-                  f"{pct(report['pixel_agreement_excluding_void'])}{interval('pixel_agreement_excluding_void')}"
-                  + (f"  [{level:.0%} bootstrap intervals]" if report["ci"].get("bootstrap") else ""), soft_wrap=True)  # fmt: skip
-    console.print(f"B against A: pixel accuracy {pct(report['pixel_accuracy'])}{interval('pixel_accuracy')}, mIoU "
-                  f"{num(report['miou'])}{interval('miou', num)}; symmetric mIoU {num(report['miou_symmetric'])}"
-                  f"{interval('miou_symmetric', num)}; kappa {num(report['kappa'])}{interval('kappa', num)}",
-                  soft_wrap=True)  # fmt: skip
-    bd = report["breakdown"]
-    console.print(f"disagreement {pct(bd['disagreement'])}: segmentation quality {pct(bd['segmentation_quality'])}, "
-                  f"naming {pct(bd['naming'])}, quantity {pct(bd['quantity'])}", soft_wrap=True)  # fmt: skip
-    if report["boundary"]:
-        bnd = report["boundary"]
-        console.print(f"boundary band (K = {bnd['k']} px, {pct(bnd['band']['share'])} of pixels): agreement "
-                      f"{pct(bnd['band']['agreement'])}; interior {pct(bnd['interior']['agreement'])}")  # fmt: skip
-    ceiling = report["ceiling"]
-    table = Table("bucket (of A)", "classes", "pixel accuracy", "mIoU", title="human ceiling for a model scored against A")
-    table.add_row("all", str(len(ceiling["classes"])), pct(ceiling["pixel_accuracy"]), num(ceiling["miou"]))
-    for name in ceiling["buckets"]["order"]:
-        v = ceiling["buckets"]["values"][name]
-        table.add_row(name, str(v["classes"]), pct(v["pixel_accuracy"]), num(v["miou"]))
-    console.print(table)
-    if report.get("pairwise"):
-        pw = report["pairwise"]
-        t = Table("", *pw["annotations"], title="pairwise pixel agreement")
-        for name, row in zip(pw["annotations"], pw["pixel_agreement"]):
-            t.add_row(name, *[pct(x) for x in row])
-        console.print(t)
-        console.print("agreement with the majority-vote consensus: "
-                      + ", ".join(f"{c['annotation']} {pct(c['pixel_agreement'])}" for c in report["consensus"]))  # fmt: skip
-    if report.get("ceiling_file"):
-        console.print(f"ceiling written to {report['ceiling_file']}")
-    if report.get("plots"):
-        console.print("plots: " + ", ".join(report["plots"]), soft_wrap=True)
-
-
-def _print_longtail(report: dict, top: int) -> None:
-    from rich.table import Table
-
-    console = _console()
-    acc = report["accounting"]
-    console.print(f"[bold]{report['dataset']}[/] layer {report['layer']}"
-                  + (f", split {report['split']}" if report["split"] else "")
-                  + f": {report['n_classes_present']} of {report['n_classes']} classes present")  # fmt: skip
-    console.print(f"pixels: {acc['labelled_fraction']:.2%} labelled, {acc['ignore_fraction']:.2%} ignore, "
-                  f"{acc['unlabeled_fraction']:.2%} unlabeled (of {acc['total']:,})")  # fmt: skip
-    cover = report["classes_for_coverage"]
-    console.print(f"coverage: top {cover['0.5']} classes hold 50% of labelled pixels, {cover['0.9']} hold 90%, "
-                  f"{cover['0.95']} hold 95%")  # fmt: skip
-    pl = report["powerlaw"]
-    if "alpha" in pl:
-        p = "n/a" if pl["p_value"] is None else f"{pl['p_value']:.2f}"
-        console.print(f"power law (pixels per class, CSN): alpha {pl['alpha']:.3f} ± {pl['sigma']:.3f} above xmin "
-                      f"{pl['xmin']:,} ({pl['n_tail']} classes), rank exponent {pl['rank_exponent']:.3f}, KS {pl['ks']:.3f}, "
-                      f"p {p}; Gini {report['gini']:.3f}")  # fmt: skip
-    console.print("buckets (" + report["buckets"]["rule"] + "): "
-                  + ", ".join(f"{k} {v}" for k, v in report["buckets"]["counts"].items()))  # fmt: skip
-    table = Table("rank", "class", "name", "pixels", "share", "images", "instances", "bucket")
-    for c in report["classes"][:top]:
-        table.add_row(str(c["rank"]), str(c["class_id"]), c["name"], f"{c['pixels']:,}", f"{c['pixel_share']:.2%}",
-                      str(c["images"]), str(c["instances"]), c["bucket"])  # fmt: skip
-    console.print(table)
-    if report.get("plots"):
-        console.print("plots: " + ", ".join(report["plots"]))
+    text.consistency(_console(), report)
 
 
 @main.command(context_settings=CONTEXT)
@@ -648,12 +502,9 @@ def vocab(dataset, top, coverage, min_images, split, layer, output, as_json):
     if as_json:
         click.echo(json.dumps(report, indent=1))
         return
-    console = _console()
-    console.print(f"{output}: {report['classes']} classes covering {report['pixel_coverage']:.2%} of labelled pixels; "
-                  f"{report['classes_dropped']} classes dropped holding {report['pixels_dropped_share']:.2%}", soft_wrap=True)  # fmt: skip
-    if report["largest_dropped"]:
-        console.print("largest dropped: " + ", ".join(f"{d['name']} ({d['pixel_share']:.3%})" for d in report["largest_dropped"]),
-                      soft_wrap=True, markup=False)  # fmt: skip
+    from .render import text
+
+    text.vocabulary(_console(), report)
 
 
 @main.command(context_settings=CONTEXT)
@@ -679,41 +530,15 @@ def demo(out, n_images, n_consistency, workers, seed, as_json):
       segdata demo --out /tmp/segdata-demo --images 100
     """
     from .demo import run_demo
+    from .render import text
 
-    try:
-        with _Progress("demo: converting", enabled=not as_json) as progress:
-            result = run_demo(out, n_images=n_images, n_consistency=n_consistency, workers=workers, seed=seed,
-                              progress=progress)  # fmt: skip
-    except SegdataError as exc:
-        _fail(str(exc))
+    with _errors(), _Progress("demo: converting", enabled=not as_json) as progress:
+        result = run_demo(out, n_images=n_images, n_consistency=n_consistency, workers=workers, seed=seed,
+                          progress=progress)  # fmt: skip
     if as_json:
         click.echo(json.dumps(result, indent=1))
         return
-    console = _console()
-    console.print(f"generated {result['source']} ({n_images} images, ADE20K 2021_17_01 layout)")
-    console.print(f"converted to {result['dataset']} in {result['convert_seconds']:.1f} s; "
-                  f"validate: {'valid' if not result['validation'] else result['validation']}")  # fmt: skip
-    _print_summary(result["summary"])
-    tail, sizes = result["longtail"], result["small_objects"]
-    cover, pl = tail["classes_for_coverage"], tail["powerlaw"]
-    console.print(f"long tail: {cover['0.9']} classes cover 90% of labelled pixels, {cover['0.95']} cover 95%; "
-                  f"power law alpha {pl['alpha']:.2f} (rank exponent {pl['rank_exponent']:.2f}, p {pl['p_value']:.2f}); "
-                  f"Gini {tail['gini']:.2f}; buckets " + ", ".join(f"{k} {v}" for k, v in tail["buckets"]["counts"].items()))  # fmt: skip
-    b, n = sizes["size_buckets"], max(1, sizes["objects"])
-    console.print(f"object sizes: {b['small'] / n:.0%} small, {b['medium'] / n:.0%} medium, {b['large'] / n:.0%} large "
-                  f"(COCO buckets); {sizes['below_stride']['16']:.0%} below one cell of a stride-16 network")  # fmt: skip
-    c = result["consistency"]
-    if c:
-        gen, pub, br = c["generator"], c["published"], c["breakdown"]
-        console.print(f"annotation ceiling (a simulated re-annotation of {c['images']} images): pixel agreement "
-                      f"{c['pixel_agreement']:.1%} (generated {gen['pixel_agreement']:.1%}, ADE20K's annotator "
-                      f"{pub['pixel_agreement']:.1%}); disagreement " +
-                      ", ".join(f"{k.replace('_', ' ')} {br[k]:.1%} ({gen[k]:.1%}; {pub[k]:.1%})" for k in br) +
-                      f"; mIoU {c['miou']:.3f}; ceiling written to {c['ceiling']}", markup=False)  # fmt: skip
-    console.print("next: segdata analyze longtail " + result["dataset"] + " --plots plots/", markup=False)
-    if c:
-        console.print("      segdata analyze consistency " + c["dataset"] + " --layers objects,reannotation --plots plots/",
-                      markup=False)  # fmt: skip
+    text.demo(_console(), result, n_images)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -49,6 +49,7 @@ from .format import (
     MANIFEST,
     SEGMENT_SCHEMA,
     SEGMENTS_FILE,
+    layer_names,
     mask_relpath,
     table_from_columns,
 )
@@ -311,6 +312,7 @@ def convert(
     split: str | None = None,
     limit: int | None = None,
     workers: int | None = None,
+    executor=None,
     copy_images: bool = False,
     overwrite: bool = False,
     resume: bool = False,
@@ -334,7 +336,10 @@ def convert(
     limit : int, optional
         Convert only the first ``limit`` images (in sorted order) of the selection.
     workers : int, optional
-        Processes; default all cores.
+        Processes; default all cores (with ``executor``: tasks kept in flight per slot).
+    executor : concurrent.futures.Executor, optional
+        Run the per-image work there instead of a local process pool (a Dask
+        ``Client.get_executor()``, see :func:`segdata.runner.executor_for`); the output is the same.
     copy_images : bool
         Copy image files into ``out/images`` instead of referencing them under ``root``.
     overwrite : bool
@@ -408,7 +413,7 @@ def convert(
     if progress:
         progress(done, total)
     try:
-        for result in parallel_map(worker, remaining, workers=workers):
+        for result in parallel_map(worker, remaining, workers=workers, executor=executor):
             writer.add(result)
             done += 1
             if progress:
@@ -447,7 +452,7 @@ def _finalize(module, layout, tmp, rows_dir, out, overwrite, copy_images, name, 
     splits = pd.Series(images.column("split").to_pylist(), dtype=object).value_counts().sort_index()
     used_layers = set()
     for value in images.column("layers").to_pylist():
-        used_layers.update(filter(None, (value or "").split(",")))
+        used_layers.update(layer_names(value))
     layers = [layer for layer in module.layers(layout) if layer["name"] in used_layers]
     problem_rows = problems.to_dict("records")
     manifest = {

@@ -158,15 +158,25 @@ def lookup_tables(
     return [table[offset[k] : offset[k + 1]] for k in range(n_images)]
 
 
+def layer_names(value) -> list[str]:
+    """The layers one ``images.layers`` cell lists (comma-joined names; null or "" = none); the one
+    place that column is parsed.
+
+    >>> layer_names("objects,parts-1"), layer_names(None)
+    (['objects', 'parts-1'], [])
+    """
+    return [name for name in (text_or_none(value) or "").split(",") if name]
+
+
 def layer_flags(layers_column, layer: str) -> np.ndarray:
     """For each row of an ``images.layers`` column (comma-joined layer names, or null), whether it
-    lists ``layer``; the one place that column is parsed.
+    lists ``layer`` (see :func:`layer_names`).
 
     >>> layer_flags(["objects,parts-1", None, "objects"], "parts-1").tolist()
     [True, False, False]
     """
     return np.fromiter(
-        (layer in (text_or_none(v) or "").split(",") for v in layers_column), dtype=bool, count=len(layers_column)
+        (layer in layer_names(v) for v in layers_column), dtype=bool, count=len(layers_column)
     )
 
 

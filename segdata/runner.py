@@ -76,8 +76,10 @@ def parallel_map(
     workers: int | None = None,
     batch_size: int = 4,
     executor: Executor | None = None,
+    ordered: bool = False,
 ) -> Iterator[R]:
-    """Apply ``fn`` to every item; yield the results in completion order.
+    """Apply ``fn`` to every item; yield the results in completion order (``ordered``: in the
+    order of ``items``, holding back results that complete early).
 
     Parameters
     ----------
@@ -92,6 +94,8 @@ def parallel_map(
     executor : concurrent.futures.Executor, optional
         Use this executor instead of a local process pool (for example a Dask
         ``Client.get_executor()``); it is not shut down here.
+    ordered : bool
+        Yield in input order instead of completion order.
 
     Notes
     -----
@@ -105,6 +109,10 @@ def parallel_map(
     own = executor is None
     pool = executor or ProcessPoolExecutor(max_workers=workers, initializer=_init_worker)
     in_flight: set[Future] = set()
+    position: dict[Future, int] = {}  # batch number of each future
+    held: dict[int, list] = {}  # ordered: results of batches that completed ahead of their turn
+    next_out = 0
+    submitted = 0
     limit = 4 * workers
     iterator = iter(items)
     # with a known length the last batches shrink (down to one item), so that no worker sits
@@ -125,12 +133,22 @@ def parallel_map(
                 if not batch:
                     exhausted = True
                     break
-                in_flight.add(pool.submit(_run_batch, fn, batch))
+                future = pool.submit(_run_batch, fn, batch)
+                position[future] = submitted
+                submitted += 1
+                in_flight.add(future)
             if not in_flight:
                 return
             done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
             for future in done:
-                yield from future.result()
+                batch_number = position.pop(future)
+                if not ordered:
+                    yield from future.result()
+                    continue
+                held[batch_number] = future.result()
+                while next_out in held:
+                    yield from held.pop(next_out)
+                    next_out += 1
     finally:
         for future in in_flight:
             future.cancel()

@@ -15,7 +15,7 @@ from typing import Callable
 import numpy as np
 
 from .errors import InputError, SegdataError
-from .format import CLASS_SCHEMA, IMAGE_SCHEMA, NO_PARENT, SEGMENT_SCHEMA, Dataset, mask_relpath, text_or_none
+from .format import CLASS_SCHEMA, IMAGE_SCHEMA, NO_PARENT, SEGMENT_SCHEMA, Dataset, layer_names, mask_relpath, text_or_none
 from .maskio import image_size, read_segment_map
 from .regions import bounding_boxes
 from .runner import parallel_map
@@ -97,7 +97,7 @@ def _check_image(path: Path, image_root: Path, item) -> list[Finding]:
             else:
                 if hw != (height, width):
                     out.append(Finding(str(img), f"image is {hw[1]}x{hw[0]}, images.parquet says {width}x{height}"))
-    listed = [l for l in (layers or "").split(",") if l]
+    listed = layer_names(layers)
     for layer in listed:
         mpath = path / mask_relpath(layer, split, image_id)
         if not mpath.is_file():
@@ -135,7 +135,13 @@ def _check_image(path: Path, image_root: Path, item) -> list[Finding]:
     return out
 
 
-def validate(path: str | Path, *, workers: int | None = None, progress: Callable[[int, int], None] | None = None) -> list[Finding]:
+def validate(
+    path: str | Path,
+    *,
+    workers: int | None = None,
+    executor=None,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[Finding]:
     """Validate the dataset at ``path``; returns the findings (empty list: valid)."""
     path = Path(path)
     try:
@@ -163,7 +169,7 @@ def validate(path: str | Path, *, workers: int | None = None, progress: Callable
 
     check = partial(_check_image, path, image_root)
     total = len(ds.images)
-    for i, result in enumerate(parallel_map(check, items(), workers=workers, batch_size=16), 1):
+    for i, result in enumerate(parallel_map(check, items(), workers=workers, executor=executor, batch_size=16, ordered=True), 1):
         findings.extend(result)
         if progress:
             progress(i, total)

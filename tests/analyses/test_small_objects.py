@@ -4,7 +4,9 @@ independent computations."""
 from __future__ import annotations
 
 import json
+import pickle
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -17,6 +19,7 @@ from segdata.analyses import small_objects as so
 from segdata.cli import main
 from segdata.convert import convert
 from segdata.converters import ade20k
+from segdata.synthetic import generate_ade20k_challenge
 from tests.conftest import require
 from tests.fixtures.ade20k import small_2021_dataset
 
@@ -103,3 +106,60 @@ def test_cli_json_and_plots(tmp_path):
     assert set(report["classes"][0]) >= {"class_id", "name", "instances", "small", "medium", "large", "median_area"}
     for name in ("size_histogram", "median_size_vs_frequency"):
         assert (tmp_path / "p" / f"{name}.png").stat().st_size > 0
+
+
+class _RecordingExecutor(ThreadPoolExecutor):
+    """A thread pool that records the pickled size of every task it is given (what a process pool
+    or a Dask cluster would have to send)."""
+
+    def __init__(self):
+        super().__init__(2)
+        self.task_bytes: list[int] = []
+
+    def submit(self, fn, *args, **kwargs):
+        self.task_bytes.append(len(pickle.dumps((fn, args, kwargs))))
+        return super().submit(fn, *args, **kwargs)
+
+
+def _scene_parsing(tmp_path, n):
+    root = generate_ade20k_challenge(tmp_path / f"src{n}", n_images=n, image_size=((48, 64), (48, 64)), seed=3)
+    convert(ade20k, root, tmp_path / f"u{n}", workers=1)
+    return root, segdata.open(tmp_path / f"u{n}")
+
+
+def test_component_tasks_do_not_grow_with_the_number_of_images(tmp_path):
+    """Each task carries its own images' lookup tables only: a batch of the same size costs the
+    same bytes on 8 images as on 64 (the whole dataset's tables used to travel in every task,
+    which made the analysis quadratic in the number of images)."""
+    sizes = {}
+    for n in (8, 64):
+        _, ds = _scene_parsing(tmp_path, n)
+        with _RecordingExecutor() as pool:
+            objects, unit = so.object_sizes(ds, executor=pool, workers=1)
+        assert unit == "connected components" and len(objects) > 0
+        sizes[n] = sum(pool.task_bytes) / n  # bytes sent per image
+    assert sizes[64] < 1.5 * sizes[8], sizes
+
+
+def test_components_are_booked_to_their_own_image(tmp_path):
+    """Per image, the components counted here with scipy.ndimage (8-connectivity, class by class)
+    on the source PNG equal the rows of that image, with two workers returning out of order."""
+    root, ds = _scene_parsing(tmp_path, 24)
+    objects, _ = so.object_sizes(ds, workers=2)
+    got = objects.groupby("image_id")["area"].apply(sorted).to_dict()
+    for png in sorted((root / "annotations").rglob("*.png")):
+        labels = np.asarray(Image.open(png))
+        sizes = []
+        for c in np.unique(labels[labels > 0]):
+            comps, _ = ndimage.label(labels == c, structure=np.ones((3, 3)))
+            sizes.extend(np.bincount(comps.ravel())[1:].tolist())
+        assert got.get(png.stem, []) == sorted(sizes), png.stem
+
+
+@pytest.mark.parametrize("option,value,listed", [("--split", "tset", "splits: train, val"), ("--layer", "nosuch", "layers: objects")])
+def test_unknown_split_or_layer_is_a_usage_error_listing_what_exists(tmp_path, option, value, listed):
+    _, ds = _scene_parsing(tmp_path, 12)  # 10% validation: train and val
+    with pytest.raises(segdata.SelectionError, match=listed):
+        so.object_sizes(ds, **{option.strip("-"): value})
+    result = CliRunner().invoke(main, ["analyze", "small-objects", str(ds.path), option, value, "--json"])
+    assert result.exit_code == 2 and listed in result.output
