@@ -442,6 +442,8 @@ def _finalize(module, layout, tmp, rows_dir, out, overwrite, copy_images, name, 
     segments = segments.sort_by([("image_id", "ascending"), ("layer", "ascending"), ("segment_id", "ascending")])
     observations = _read_chunks(rows_dir, prefixes, "classes", OBSERVATION_SCHEMA).to_pandas()
     problems = _read_chunks(rows_dir, prefixes, "problems", PROBLEM_SCHEMA).to_pandas()
+    # workers finish in any order: the problems are listed by image (each image's in its own order)
+    problems = problems.sort_values(["image_id", "file"], kind="stable", na_position="first").reset_index(drop=True)
     classes = module.build_classes(layout, observations)
     classes_table = pa.Table.from_pandas(classes[CLASS_SCHEMA.names], schema=CLASS_SCHEMA, preserve_index=False)
     classes_table = classes_table.sort_by("class_id")
