@@ -392,6 +392,25 @@ def test_fixture_stuffthingmaps(tmp_path):
     assert validate(ds.path, workers=1) == []
 
 
+def test_stuff_label_table_matches_labels_txt(tmp_path):
+    """Spot values transcribed from nightrome/cocostuff labels.txt and labels.md (the 11 thing ids
+    marked "Removed from COCO"), and the class table of a stuffthingmaps layout built from it."""
+    from segdata.converters.coco import stuff_labels
+
+    official = {0: "unlabeled", 1: "person", 10: "traffic light", 12: "street sign", 64: "potted plant",
+                91: "hair brush", 92: "banner", 110: "desk-stuff", 133: "mirror-stuff", 145: "playingfield",
+                164: "structural-other", 179: "waterdrops", 182: "wood"}  # fmt: skip
+    assert {i: stuff_labels.LABELS[i].name for i in official} == official
+    assert len(stuff_labels.LABELS) == 183 and len(coco.COCO_STUFF_NAMES) == 182 and 0 not in coco.COCO_STUFF_NAMES
+    removed = {12, 26, 29, 30, 45, 66, 68, 69, 71, 83, 91}
+    assert coco.COCO_UNUSED_THING_IDS == removed
+    assert stuff_labels.LABEL_OF_PNG[148].name == "road" and stuff_labels.LABEL_OF_PNG[255].name == "unlabeled"
+    fx.write_stuffthingmap(tmp_path, "val2017", 1, np.ones((2, 2), np.int64))
+    cats = coco.detect(tmp_path).categories
+    assert len(cats) == 171 and sum(c.is_thing for c in cats) == 80 and not removed & {c.id for c in cats}
+    assert (cats[0].id, cats[0].name, cats[-1].id, cats[-1].name) == (1, "person", 182, "wood")
+
+
 def test_export_of_another_family_reads_as_panopticapi_does(tmp_path):
     from tests.fixtures.ade20k import small_2021_dataset
     from segdata.converters import ade20k
@@ -461,35 +480,9 @@ def test_detect_reads_categories_wherever_they_are(tmp_path):
                         [fx.stuff_annotation(5, 1, 149, np.ones((3, 3), np.uint8))])  # fmt: skip
     layout = coco.detect(tmp_path)
     assert layout.name == "coco-stuff" and [c.id for c in layout.categories] == [149, 157, 183]
-    assert coco._tail_categories(tmp_path / "annotations" / "stuff_val2017.json") is None
+    assert coco.layout._tail_categories(tmp_path / "annotations" / "stuff_val2017.json") is None
     path = fx.write_instances_json(tmp_path / "i.json", [img], [])
-    assert [c["id"] for c in coco._tail_categories(path)] == [1, 3, 18, 62]
-
-
-# --------------------------------------------------------------------------- streaming JSON
-
-
-@pytest.mark.parametrize("chunk", [1, 7, 64, 1 << 20])
-def test_json_stream_spans_and_values_at_any_chunk_size(tmp_path, chunk):
-    doc = {"annotations": [{"id": i, "image_id": 10**12 + i, "segmentation": [[1.5, 2.25, 3, 4, 5, 6]] * i,
-                            "name": "caf\u00e9 \u6f22 \\\" q"} for i in range(12)],  # fmt: skip
-           "images": [{"id": 1, "file_name": "\u00e9t\u00e9.jpg", "width": 3, "height": 2}], "categories": [], "n": 12345}  # fmt: skip
-    for indent in (None, 2):
-        path = tmp_path / f"d{indent}.json"
-        path.write_text(json.dumps(doc, indent=indent, ensure_ascii=False), encoding="utf-8")
-        raw = path.read_bytes()
-        seen = {"annotations": [], "images": []}
-
-        def collect(key):
-            return lambda i, v, s, e: seen[key].append((v, s, e))
-
-        with coco.JsonStream(path, chunk_size=chunk) as js:
-            top = js.walk({"annotations": (collect("annotations"), False), "images": (collect("images"), True)})
-        assert top["n"] == 12345 and top["categories"] == [] and top["__keys__"] == ["annotations", "images", "categories", "n"]
-        for key in seen:
-            assert [json.loads(raw[s:e]) for _, s, e in seen[key]] == doc[key]
-        assert [v for v, _, _ in seen["images"]] == doc["images"]  # exact strings where asked for
-        assert [v["id"] for v, _, _ in seen["annotations"]] == list(range(12))
+    assert [c["id"] for c in coco.layout._tail_categories(path)] == [1, 3, 18, 62]
 
 
 # --------------------------------------------------------------------------- bad input
@@ -560,30 +553,25 @@ def test_panoptic_png_not_rgb(tmp_path):
     assert err.value.path == str(png)
 
 
-def test_panoptic_segment_listed_but_absent(tmp_path):
+@pytest.mark.parametrize(
+    "edit, message, bad_file",
+    [
+        (lambda cats: {**cats, 999: 1}, r"segment id\(s\) \[999\] listed in segments_info .* have no pixel", "png"),
+        (lambda cats: {k: v for k, v in cats.items() if k != 300}, r"segment id\(s\) 300 \(16 px\) in the PNG are not listed",
+         "png"),
+        (lambda cats: {**cats, 5000: 77}, "category_id 77, which is not in the categories", "panoptic_val2017.json"),
+    ],
+    ids=["listed-but-absent", "present-but-unlisted", "dangling-category"],
+)
+def test_panoptic_segments_info_against_the_png(tmp_path, edit, message, bad_file):
     ids, cats = _panoptic_ids()
-    infos = fx.segments_info(ids, {**cats, 999: 1})
-    png = _bad_panoptic(tmp_path, ids, infos)
-    with pytest.raises(segdata.InputError, match=r"segment id\(s\) \[999\] listed in segments_info .* have no pixel") as err:
+    png = _bad_panoptic(tmp_path, ids, fx.segments_info(ids, edit(cats)))
+    with pytest.raises(segdata.InputError, match=message) as err:
         convert(coco, tmp_path, tmp_path / "u", workers=1)
-    assert err.value.path == str(png)
-
-
-def test_panoptic_segment_present_but_unlisted(tmp_path):
-    ids, cats = _panoptic_ids()
-    infos = fx.segments_info(ids, {k: v for k, v in cats.items() if k != 300})
-    png = _bad_panoptic(tmp_path, ids, infos)
-    with pytest.raises(segdata.InputError, match=r"segment id\(s\) 300 \(16 px\) in the PNG are not listed") as err:
-        convert(coco, tmp_path, tmp_path / "u", workers=1)
-    assert err.value.path == str(png)
-
-
-def test_panoptic_dangling_category(tmp_path):
-    ids, cats = _panoptic_ids()
-    _bad_panoptic(tmp_path, ids, fx.segments_info(ids, {**cats, 5000: 77}))
-    with pytest.raises(segdata.InputError, match="category_id 77, which is not in the categories") as err:
-        convert(coco, tmp_path, tmp_path / "u", workers=1)
-    assert err.value.path.endswith("panoptic_val2017.json")
+    if bad_file == "png":
+        assert err.value.path == str(png)
+    else:
+        assert err.value.path.endswith(bad_file)
 
 
 def test_stuffthingmap_with_unknown_value(tmp_path):
