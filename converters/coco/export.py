@@ -16,7 +16,7 @@ from PIL import Image
 from segdata import __version__
 from segdata.convert import atomic_output
 from segdata.errors import FormatError, InputError
-from segdata.format import Dataset, mask_relpath, text_or_none
+from segdata.format import Dataset, layer_flags, mask_relpath, text_or_none
 from segdata.maskio import read_segment_map
 from segdata.regions import bounding_boxes
 from segdata.runner import parallel_map
@@ -134,9 +134,10 @@ def write(dataset, out: str | Path, *, overwrite: bool = False, workers: int | N
     by_image_id = images.groupby("split").size().to_dict()
     clash = {split for split, group in images.assign(_n=names).groupby("split") if group["_n"].nunique() != by_image_id[split]}
     tasks = []
+    masked = layer_flags(images["layers"].tolist(), "objects")
     for k, row in enumerate(images.itertuples(index=False)):
         stem = row.image_id if row.split in clash else names[k]
-        has_mask = "objects" in (text_or_none(row.layers) or "").split(",")
+        has_mask = bool(masked[k])
         rows = groups.get(row.image_id)
         seg = seg_cols[rows] if rows is not None else np.zeros((0, 3), np.int64)
         tasks.append(_ExportTask(row.image_id, row.split, json_ids[k], int(row.width), int(row.height), f"{stem}.png",
