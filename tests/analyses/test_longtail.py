@@ -171,3 +171,47 @@ def test_cli_json_has_the_documented_keys(tmp_path):
         assert (tmp_path / "plots" / f"{name}.png").stat().st_size > 0 and (tmp_path / "plots" / f"{name}.svg").is_file()
     buckets = pd.read_csv(tmp_path / "b.csv")
     assert list(buckets.columns) == ["class_id", "name", "bucket"] and set(buckets.bucket) <= {"rare", "absent"}
+
+
+@pytest.mark.parametrize(
+    "option,value,listed",
+    [("--split", "tset", "no split 'tset'; splits: train, val"), ("--layer", "nosuch", "no layer 'nosuch'; layers: objects")],
+)
+def test_unknown_split_or_layer_is_a_usage_error_listing_what_exists(tmp_path, option, value, listed):
+    """Not an all-zero report with exit code 0: the library raises, the CLI exits 2 naming what
+    the dataset has."""
+    src = small_2021_dataset(tmp_path / "src")
+    convert(ade20k, src, tmp_path / "u", workers=1)
+    ds = segdata.open(tmp_path / "u")
+    with pytest.raises(segdata.SelectionError, match=listed):
+        lt.class_frequencies(ds, **{option.strip("-"): value})
+    for command in (["analyze", "longtail"], ["vocab"]):
+        extra = ["-o", str(tmp_path / "v.json"), "--top", "3"] if command == ["vocab"] else ["--json"]
+        result = CliRunner().invoke(main, [*command, str(tmp_path / "u"), option, value, *extra])
+        assert result.exit_code == 2 and listed in " ".join(result.output.split()), result.output
+        assert not (tmp_path / "v.json").exists()
+
+
+def test_plots_leave_the_matplotlib_backend_alone(tmp_path):
+    """A notebook's backend is the user's: drawing the plots neither imports pyplot nor calls
+    matplotlib.use (checked in a fresh interpreter whose backend is set to a non-Agg one)."""
+    import subprocess
+    import sys
+
+    src = small_2021_dataset(tmp_path / "src")
+    convert(ade20k, src, tmp_path / "u", workers=1)
+    code = f"""
+import sys, matplotlib
+matplotlib.use("svg")
+import segdata
+from segdata.analyses import longtail as lt, small_objects as so
+ds = segdata.open({str(tmp_path / "u")!r})
+r = lt.analyze(ds, bootstrap=0)
+lt.plot_longtail(r.frequencies, r.buckets, {str(tmp_path / "p")!r})
+s = so.analyze(ds, workers=1)
+so.plot_sizes(s.objects, s.per_class, {str(tmp_path / "p")!r})
+print(matplotlib.get_backend(), "matplotlib.pyplot" in sys.modules)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["svg", "False"]
+    assert len(list((tmp_path / "p").glob("*.png"))) == 5
