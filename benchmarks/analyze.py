@@ -4,7 +4,12 @@
    25,000 images), converts it once, then times ``segdata analyze longtail`` and ``segdata analyze
    small-objects`` end to end (a fresh process each, as a user runs them), and Datumaro's
    ``stats`` (``compute_ann_statistics`` after importing the source layout) on the same files.
-2. Accuracy: on generated Cityscapes and VOC data, the share of annotated pixels each tool's
+2. Linearity without instances: a SceneParsing-like dataset (ADEChallengeData2016 layout, class
+   regions only, so ``analyze small-objects`` decodes every mask for its connected components;
+   default 25,000 images) converted at 5,000 images and at all of them; ``analyze small-objects``
+   is timed on both and the seconds per 1,000 images printed: equal when the analysis is linear
+   (it was quadratic when every task carried every image's lookup table).
+3. Accuracy: on generated Cityscapes and VOC data, the share of annotated pixels each tool's
    statistics account for. Datumaro counts no pixel of Cityscapes' classes with instances and
    none of VOC's background; segdata accounts for every pixel (labelled + ignore + unlabeled =
    all), checked here against an independent decode of the label PNGs.
@@ -12,6 +17,7 @@
     pip install -e ".[bench]"
     python benchmarks/analyze.py                       # 25,000 images
     python benchmarks/analyze.py --images 2000 --datumaro-images 500
+    python benchmarks/analyze.py --skip-speed --skip-accuracy      # the linearity check alone
 """
 
 from __future__ import annotations
@@ -106,8 +112,8 @@ def speed(args, work: Path) -> dict:
         "images": len(ds),
         "segments": len(ds.segments),
         "classes": len(ds.classes),
-        "longtail_seconds": min(_run(["analyze", "longtail", str(unified), "--json"]) for _ in range(3)),
-        "small_objects_seconds": min(_run(["analyze", "small-objects", str(unified), "--json"]) for _ in range(3)),
+        "longtail_seconds": min(_run(["analyze", "longtail", str(unified), "--json"]) for _ in range(args.repeat)),
+        "small_objects_seconds": min(_run(["analyze", "small-objects", str(unified), "--json"]) for _ in range(args.repeat)),
     }
     if datumaro_available() and args.datumaro_images:
         n = min(args.datumaro_images, args.images)
@@ -116,6 +122,36 @@ def speed(args, work: Path) -> dict:
         out.update(datumaro_stats_images=dm["images"], datumaro_stats_seconds=round(dm["seconds"], 2),
                    datumaro_stats_seconds_per_image=round(dm["seconds"] / max(1, dm["images"]), 4),
                    datumaro_stats_seconds_extrapolated=round(dm["seconds"] / max(1, dm["images"]) * args.images, 1))  # fmt: skip
+    return out
+
+
+def scaling(args, work: Path) -> dict:
+    """Seconds per 1,000 images of ``analyze small-objects`` on class-region data, at
+    ``--scaling-images`` / 5 and at ``--scaling-images`` images."""
+    from segdata.converters import ade20k
+    from segdata.synthetic import generate_ade20k_challenge
+
+    data = (args.data / "scene-parsing") if args.data else work / "scene-parsing"
+    root = data / "ADEChallengeData2016"
+    n_all = args.scaling_images
+    if not root.is_dir() or len(list((root / "annotations").rglob("*.png"))) != n_all:
+        shutil.rmtree(data, ignore_errors=True)
+        t0 = time.perf_counter()
+        root = generate_ade20k_challenge(data, n_all, image_size=((args.size, args.size * 4 // 3),) * 2, seed=0,
+                                         workers=default_workers())  # fmt: skip
+        print(f"generated {n_all} SceneParsing images in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    out = {}
+    for n in (n_all // 5, n_all):
+        unified = data / f"unified-{n}"
+        if not (unified / "segdata.json").is_file():
+            convert(ade20k, root, unified, limit=n, workers=default_workers(), overwrite=True)
+        seconds = min(_run(["analyze", "small-objects", str(unified), "--json"]) for _ in range(args.repeat))
+        out[f"small_objects_seconds_{n}"] = round(seconds, 3)
+        out[f"small_objects_seconds_per_1000_at_{n}"] = round(seconds / n * 1000, 4)
+    small, large = (out[f"small_objects_seconds_per_1000_at_{n}"] for n in (n_all // 5, n_all))
+    out["per_image_cost_ratio_large_to_small"] = round(large / small, 3)
+    print(f"analyze small-objects on class regions: {small:.3f} s per 1,000 images at {n_all // 5:,}, "
+          f"{large:.3f} s at {n_all:,} (ratio {large / small:.2f}; 1.00 is linear)", file=sys.stderr)  # fmt: skip
     return out
 
 
@@ -177,7 +213,11 @@ def main(argv=None) -> int:
     ap.add_argument("--datumaro-images", type=int, default=1000,
                     help="images Datumaro's stats runs on (its time per image is printed and extrapolated); 0: skip")
     ap.add_argument("--accuracy-images", type=int, default=50)
+    ap.add_argument("--scaling-images", type=int, default=25000,
+                    help="SceneParsing-like images of the linearity check (also timed at a fifth of it)")
+    ap.add_argument("--repeat", type=int, default=3, help="runs of each timed command (the fastest is kept)")
     ap.add_argument("--skip-speed", action="store_true")
+    ap.add_argument("--skip-scaling", action="store_true")
     ap.add_argument("--skip-accuracy", action="store_true")
     args = ap.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="segdata-analyze-"))
@@ -185,6 +225,8 @@ def main(argv=None) -> int:
     try:
         if not args.skip_speed:
             figures["speed"] = speed(args, work)
+        if not args.skip_scaling:
+            figures["scaling"] = scaling(args, work)
         if not args.skip_accuracy:
             figures["accuracy"] = accuracy(args, work)
     finally:
