@@ -670,7 +670,7 @@ def write(dataset, out: str | Path, *, overwrite: bool = False, workers: int | N
     dict
         ``path``, ``images``, ``files``, ``layers`` (layer -> annotation folder), ``seconds``.
     """
-    from segdata.format import Dataset, layer_names, mask_relpath, text_or_none
+    from segdata.format import Dataset, layer_names, lookup_table, mask_relpath, text_or_none
 
     start = time.perf_counter()
     ds = dataset if isinstance(dataset, Dataset) else Dataset(dataset)
@@ -708,11 +708,8 @@ def write(dataset, out: str | Path, *, overwrite: bool = False, workers: int | N
                 raise SegdataError(f"{ds.path}: image {img.image_id} has segments of classes {bad}, which have no labelId 0..33")
             source_inst = seg["source_instance"].astype("Int64").fillna(-1).to_numpy(dtype=np.int64)
             values = _instance_values(label, seg["is_instance"].to_numpy(dtype=bool), source_inst)
-            size = int(seg_ids.max()) + 1 if len(seg_ids) else 1
-            label_lut = np.zeros(size, dtype=np.uint8)
-            value_lut = np.zeros(size, dtype=np.uint16)
-            label_lut[seg_ids] = label
-            value_lut[seg_ids] = values
+            label_lut = lookup_table(seg_ids, label, dtype=np.uint8)
+            value_lut = lookup_table(seg_ids, values, dtype=np.uint16)
             folder = folder_of[layer]
             stem = Path(folder) / img.split / city / f"{img.image_id}_{folder}_"
             tasks.append(_ExportTask(ds.path / mask_relpath(layer, img.split, img.image_id), stem, label_lut, value_lut))

@@ -108,7 +108,7 @@ def mask_relpath(layer: str, split: str, image_id: str) -> str:
 
 
 def lookup_tables(
-    image_index: np.ndarray, segment_ids: np.ndarray, values: np.ndarray, n_images: int, dtype=np.int64
+    image_index: np.ndarray, segment_ids: np.ndarray, values: np.ndarray, n_images: int, dtype=np.int64, fill=0
 ) -> list[np.ndarray]:
     """Per-image lookup tables ``lut[segment_id] = value`` (the one place they are built).
 
@@ -125,12 +125,15 @@ def lookup_tables(
         Number of tables to return.
     dtype : numpy dtype
         Of the tables (int64 by default, the type the consistency kernel reads).
+    fill : scalar
+        The value at every id without a row (id 0 included): 0 by default ("unlabeled"), the
+        ignore value (255) for a table into training ids.
 
     Returns
     -------
     list of ndarray
-        ``n_images`` tables, each of length (largest segment id of the image) + 1, with 0 at
-        every id that has no row (id 0 included). The tables are views of one buffer.
+        ``n_images`` tables, each of length (largest segment id of the image) + 1, with ``fill``
+        at every id that has no row. The tables are views of one buffer.
 
     Raises
     ------
@@ -153,9 +156,19 @@ def lookup_tables(
     np.maximum.at(size, codes, sid + 1)
     offset = np.zeros(n_images + 1, dtype=np.int64)
     np.cumsum(size, out=offset[1:])
-    table = np.zeros(int(offset[-1]), dtype=dtype)
+    table = np.full(int(offset[-1]), fill, dtype=dtype)
     table[offset[codes] + sid] = np.asarray(values)[keep]
     return [table[offset[k] : offset[k + 1]] for k in range(n_images)]
+
+
+def lookup_table(segment_ids: np.ndarray, values: np.ndarray, dtype=np.int64, fill=0) -> np.ndarray:
+    """One image's lookup table ``lut[segment_id] = value`` (see :func:`lookup_tables`).
+
+    >>> lookup_table(np.array([2, 1]), np.array([5, 4]), dtype=np.uint8, fill=255).tolist()
+    [255, 4, 5]
+    """
+    codes = np.zeros(len(segment_ids), dtype=np.int64)
+    return lookup_tables(codes, segment_ids, values, 1, dtype=dtype, fill=fill)[0]
 
 
 def layer_names(value) -> list[str]:
@@ -418,8 +431,7 @@ class Dataset:
         """Per-image lookup table: ``lut[segment_id] = class_id`` (int32, 0 for unused ids)."""
         seg = self._segment_rows(image_id)
         seg = seg[seg["layer"] == layer]
-        codes = np.zeros(len(seg), dtype=np.int64)
-        return lookup_tables(codes, seg["segment_id"].to_numpy(), seg["class_id"].to_numpy(), 1, dtype=np.int32)[0]
+        return lookup_table(seg["segment_id"].to_numpy(), seg["class_id"].to_numpy(), dtype=np.int32)
 
     def semantic(self, image_id: str, layer: str = "objects") -> np.ndarray:
         """The (H, W) int32 map of class ids of one image and layer; 0 = unlabeled."""
