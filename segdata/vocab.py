@@ -98,8 +98,11 @@ def _is_color(value) -> bool:
 
 
 def default_ignore_index(num_classes: int) -> int:
-    """255 for at most 255 classes, 65535 above (outside the train ids ``0..num_classes-1``)."""
-    return IGNORE_INDEX if num_classes <= IGNORE_INDEX else LARGE_IGNORE_INDEX
+    """255 for at most 255 classes, 65535 up to 65535 classes, -1 above: always outside the
+    train ids ``0..num_classes-1``."""
+    if num_classes <= IGNORE_INDEX:
+        return IGNORE_INDEX
+    return LARGE_IGNORE_INDEX if num_classes <= LARGE_IGNORE_INDEX else -1
 
 
 @dataclass(frozen=True)
