@@ -642,6 +642,8 @@ def vocab(dataset, top, coverage, from_train_ids, min_images, split, layer, outp
 
     if sum([top is not None, coverage is not None, from_train_ids]) != 1:
         _fail("give exactly one of --top, --coverage or --from-train-ids", code=2)
+    if from_train_ids and min_images:
+        _fail("--min-images applies to --top and --coverage only", code=2)
     ds = _open_dataset(dataset)
     try:
         vocabulary, report = build_vocabulary(ds, top=top, coverage=coverage, min_images=min_images, split=split, layer=layer,

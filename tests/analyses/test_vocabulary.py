@@ -144,6 +144,8 @@ def test_cli_vocab_usage_errors(ds, tmp_path):
     for args in ([], ["--top", "2", "--from-train-ids"], ["--top", "2", "--coverage", "0.5"]):
         result = CliRunner().invoke(main, ["vocab", str(ds.path), "-o", out, *args])
         assert result.exit_code == 2 and "exactly one of --top, --coverage or --from-train-ids" in result.output
+    result = CliRunner().invoke(main, ["vocab", str(ds.path), "--from-train-ids", "--min-images", "2", "-o", out])
+    assert result.exit_code == 2 and "--min-images applies to --top and --coverage only" in result.output
     result = CliRunner().invoke(main, ["vocab", str(ds.path), "--from-train-ids", "-o", out])
     assert result.exit_code == 1 and "no class has a train_id" in result.output
     assert not (tmp_path / "v.json").exists()
