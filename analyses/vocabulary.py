@@ -5,13 +5,17 @@ The SceneParsing benchmark kept the 150 classes of full ADE20K with the most pix
 the top ``K`` classes by pixels, or the fewest classes reaching a pixel ``coverage``, optionally
 only among classes seen in at least ``min_images`` images. Shares are fractions of the labelled
 pixels (classes flagged ignore and unlabeled pixels left out, see :mod:`.longtail`).
+:func:`build_vocabulary` returns a :class:`segdata.vocab.Vocabulary` (any number of classes: the
+255-class cap belongs to the label-PNG export), or, with ``from_train_ids``, the dataset's own
+vocabulary (``classes.parquet``'s ``train_id``) with the same coverage report.
 """
 
 from __future__ import annotations
 
 import pandas as pd
 
-from segdata.format import Dataset
+from segdata.format import CLASSES_FILE, Dataset
+from segdata.vocab import VocabEntry, Vocabulary
 
 from .longtail import class_frequencies
 
@@ -40,8 +44,8 @@ def select_vocabulary(
     """
     if (top is None) == (coverage is None):
         raise ValueError("give exactly one of top or coverage")
-    if top is not None and not 1 <= top <= 255:
-        raise ValueError(f"top must be 1..255 (label PNGs keep 255 for ignore), got {top}")
+    if top is not None and top < 1:
+        raise ValueError(f"top must be >= 1, got {top}")
     if coverage is not None and not 0 < coverage <= 1:
         raise ValueError(f"coverage must be in (0, 1], got {coverage}")
     eligible = freq[(freq["pixels"] > 0) & (freq["images"] >= min_images)].sort_values("rank")
@@ -52,8 +56,6 @@ def select_vocabulary(
         reach = (cumulative >= coverage - 1e-12).to_numpy()
         n = int(reach.argmax()) + 1 if reach.any() else len(eligible)
         kept = eligible.head(n)
-        if len(kept) > 255:
-            raise ValueError(f"reaching {coverage:.2%} takes {len(kept)} classes; a label PNG holds at most 255")
     kept = kept.assign(cumulative_share=cumulative.loc[kept.index].to_numpy())
     return kept.assign(train_id=range(len(kept))).reset_index(drop=True)
 
@@ -86,12 +88,33 @@ def build_vocabulary(
     min_images: int = 0,
     split: str | None = None,
     layer: str = "objects",
-):
-    """Select a vocabulary on ``ds`` and return ``(Vocabulary, report)``; the vocabulary is what
-    ``segdata export --to label-png --vocab`` reads (see :mod:`segdata.converters.label_png`)."""
-    from segdata.converters.label_png import VocabEntry, Vocabulary
+    from_train_ids: bool = False,
+) -> tuple[Vocabulary, dict]:
+    """Select a vocabulary on ``ds`` and return ``(Vocabulary, report)``.
 
+    Exactly one of ``top``, ``coverage`` (see :func:`select_vocabulary`) or ``from_train_ids``
+    (the dataset's own train ids, :meth:`segdata.vocab.Vocabulary.from_train_ids`; the report
+    then lists its classes in train id order). The vocabulary is what ``segdata export --to
+    label-png --vocab`` reads once written (:meth:`~segdata.vocab.Vocabulary.to_file`), and holds
+    any number of classes; ``ignore_index`` is 255 up to 255 classes, 65535 above.
+
+    Raises
+    ------
+    ValueError
+        Not exactly one rule, or a bad ``top``/``coverage``.
+    InputError
+        ``from_train_ids`` on a dataset whose source defines no train ids (naming classes.parquet).
+    """
+    if sum([top is not None, coverage is not None, bool(from_train_ids)]) != 1:
+        raise ValueError("give exactly one of top, coverage or from_train_ids")
     freq = class_frequencies(ds, split=split, layer=layer)
+    if from_train_ids:
+        vocab = Vocabulary.from_train_ids(ds.classes, source=str(ds.path / CLASSES_FILE))
+        train_id = {c: e.train_id for e in vocab.entries for c in e.class_ids}
+        kept = freq[freq["class_id"].isin(list(train_id))]
+        kept = kept.assign(train_id=kept["class_id"].map(train_id)).sort_values(["train_id", "class_id"])
+        kept = kept.assign(cumulative_share=kept["pixel_share"].cumsum()).reset_index(drop=True)
+        return vocab, vocabulary_report(freq, kept)
     kept = select_vocabulary(freq, top=top, coverage=coverage, min_images=min_images)
     colors = dict(zip(ds.classes["class_id"], ds.classes["color"]))
     entries = tuple(

@@ -4,7 +4,7 @@
 vocabulary of the user's choice (train ids ``0..K-1``, ``255`` = ignore)::
 
     OUT/
-      vocab.json                          the vocabulary (see :func:`read_vocab`)
+      vocab.json                          the vocabulary (:mod:`segdata.vocab`), ignore_index 255
       ann_dir/<split>/<image_id>.png      8-bit grey PNG: train id per pixel, 255 = ignore
       img_dir/<split>/<image_id><ext>     the image: a symlink (default), a copy, or absent
       splits/<split>.txt                  the split's image ids, one per line (an mmseg ann_file)
@@ -15,18 +15,21 @@ same file stem, ``reduce_zero_label=False``, ``ignore_index=255``)::
 
     dict(type="BaseSegDataset", data_root=OUT, img_suffix=".jpg", seg_map_suffix=".png",
          data_prefix=dict(img_path="img_dir/train", seg_map_path="ann_dir/train"),
-         metainfo=dict(classes=[e.name for e in read_vocab(OUT / "vocab.json").entries]))
+         metainfo=dict(classes=segdata.vocab.read_vocab(OUT / "vocab.json").names))
 
 and detectron2 reads it with ``load_sem_seg(OUT/ann_dir/train, OUT/img_dir/train, "png", "jpg")``
 and ``ignore_label=255``.
 
-Mapping of unified class ids to label values:
+Mapping of unified class ids to label values, through a :class:`segdata.vocab.Vocabulary`:
 
 - a vocabulary entry maps one or more unified ``class_id`` (merged classes) to its ``train_id``;
 - every class in no entry, every class flagged ``ignore`` (VOC void, Cityscapes ignoreInEval)
   and unlabeled (``class_id`` 0, no segment) become 255;
 - the default vocabulary is every class of the dataset not flagged ``ignore``, in ``class_id``
-  order (train ids 0..K-1); more than 255 such classes is an error (pass a vocabulary).
+  order (train ids 0..K-1);
+- a label PNG holds at most 255 train ids (0..254): a vocabulary of more classes (full ADE20K's
+  3,688) is refused here, with a hint to build one with ``segdata vocab DATASET --top 150``;
+  the vocabulary written next to the labels always has ``ignore_index`` 255.
 
 Reading back (``segdata convert label-png OUT``, the module functions :func:`detect`,
 :func:`list_images`, :func:`read_image`, :func:`build_classes`, :func:`layers`, :func:`read`):
@@ -59,247 +62,35 @@ from segdata.maskio import GREY, PALETTE, decode_png, encode_png, image_size, pn
 from segdata.palette import class_color
 from segdata.regions import bounding_boxes, compact_labels
 from segdata.runner import parallel_map
+from segdata.vocab import VOCAB_FILE, Vocabulary, as_vocabulary, read_vocab, write_vocab
 
 FAMILY = "label_png"
 IGNORE = 255
 MAX_CLASSES = 255  # train ids 0..254; 255 is ignore
-VOCAB_FORMAT = "segdata-vocab"
-VOCAB_VERSION = 1
-VOCAB_FILE = "vocab.json"
 ANN_DIR = "ann_dir"
 IMG_DIR = "img_dir"
 SPLITS_DIR = "splits"
 EXPORT_FILE = "export.json"
 IMAGE_MODES = ("link", "copy", "none")
-_ENTRY_KEYS = {"train_id", "name", "class_ids", "color"}
 
-# --------------------------------------------------------------------------- vocabulary
-
-
-@dataclass(frozen=True)
-class VocabEntry:
-    """One training class: its ``train_id`` (label value), ``name``, the unified ``class_ids``
-    merged into it (at least one, each >= 1), and an optional ``color`` (``#rrggbb``)."""
-
-    train_id: int
-    name: str
-    class_ids: tuple[int, ...]
-    color: str | None = None
-
-    def as_dict(self) -> dict:
-        out = {"train_id": self.train_id, "name": self.name, "class_ids": list(self.class_ids)}
-        if self.color is not None:
-            out["color"] = self.color
-        return out
+# --------------------------------------------------------------------------- vocabulary (segdata.vocab)
 
 
-def _is_int(value) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
-
-
-def _is_color(value) -> bool:
-    return (
-        isinstance(value, str) and len(value) == 7 and value[0] == "#"
-        and all(ch in "0123456789abcdefABCDEF" for ch in value[1:])
-    )  # fmt: skip
-
-
-@dataclass(frozen=True)
-class Vocabulary:
-    """A class vocabulary: unified class ids -> train ids ``0..K-1``, everything else 255.
-
-    Attributes
-    ----------
-    entries : tuple of VocabEntry
-        Sorted by ``train_id``, which runs ``0..K-1`` without gaps, ``K <= 255``.
-    source : str
-        Where the vocabulary comes from (a file), named in error messages.
-
-    Examples
-    --------
-    >>> v = Vocabulary((VocabEntry(0, "road", (7,)), VocabEntry(1, "vehicle", (26, 27))))
-    >>> v.num_classes, v.names
-    (2, ['road', 'vehicle'])
-    """
-
-    entries: tuple[VocabEntry, ...]
-    source: str = "<vocabulary>"
-
-    def __post_init__(self):
-        entries = tuple(sorted(self.entries, key=lambda e: e.train_id))
-        object.__setattr__(self, "entries", entries)
-        src = self.source
-        if len(entries) > MAX_CLASSES:
-            raise InputError(src, f"{len(entries)} classes; at most {MAX_CLASSES} fit train ids 0..254 (255 is ignore)")
-        ids = [e.train_id for e in entries]
-        if ids != list(range(len(entries))):
-            raise InputError(src, f"train ids must be 0..{len(entries) - 1}, each once; found {ids}")
-        owner: dict[int, int] = {}
-        for e in entries:
-            if not isinstance(e.name, str) or not e.name.strip():
-                raise InputError(src, f"train id {e.train_id}: name must be a non-empty string, got {e.name!r}")
-            if not e.class_ids:
-                raise InputError(src, f"train id {e.train_id} ({e.name}): class_ids is empty")
-            for cid in e.class_ids:
-                if not _is_int(cid) or cid < 1:
-                    raise InputError(src, f"train id {e.train_id} ({e.name}): class id {cid!r} is not an integer >= 1 (0 is unlabeled, always 255)")
-                if cid in owner:
-                    raise InputError(src, f"class id {cid} is in train id {owner[cid]} and in train id {e.train_id}")
-                owner[cid] = e.train_id
-            if e.color is not None and not _is_color(e.color):
-                raise InputError(src, f"train id {e.train_id} ({e.name}): color {e.color!r} is not #rrggbb")
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.entries)
-
-    @property
-    def names(self) -> list[str]:
-        return [e.name for e in self.entries]
-
-    @classmethod
-    def from_classes(cls, classes: pd.DataFrame, source: str = "<dataset>") -> "Vocabulary":
-        """The default vocabulary of a class table: every class not flagged ``ignore``, in
-        ``class_id`` order, one train id each, named and coloured as in the table."""
-        keep = classes[~classes["ignore"].fillna(False).astype(bool)].sort_values("class_id")
-        if len(keep) > MAX_CLASSES:
-            raise InputError(source, f"{len(keep)} classes do not fit train ids 0..254 (255 is ignore)",
-                             "pass a vocabulary that keeps or merges at most 255 classes")  # fmt: skip
-        entries = tuple(
-            VocabEntry(i, str(row.name), (int(row.class_id),), text_or_none(row.color))
-            for i, row in enumerate(keep.itertuples(index=False))
-        )
-        return cls(entries, source)
-
-    def lut(self, classes: pd.DataFrame) -> np.ndarray:
-        """Lookup ``label = lut[class_id]`` (uint8) for a dataset's class table.
-
-        Index 0 (unlabeled), classes in no entry and classes flagged ``ignore`` give 255.
-
-        Raises
-        ------
-        InputError
-            A class id of the vocabulary is not in ``classes``, or is flagged ``ignore`` there.
-        """
-        known = dict(zip(classes["class_id"].astype(int), classes["ignore"].fillna(False).astype(bool)))
-        names = dict(zip(classes["class_id"].astype(int), classes["name"]))
-        size = max([0, *known, *(c for e in self.entries for c in e.class_ids)]) + 1
-        lut = np.full(size, IGNORE, dtype=np.uint8)
-        for e in self.entries:
-            for cid in e.class_ids:
-                if cid not in known:
-                    raise InputError(self.source, f"train id {e.train_id} ({e.name}): class id {cid} is not in the dataset's class table")
-                if known[cid]:
-                    raise InputError(self.source, f"train id {e.train_id} ({e.name}): class {cid} ({names[cid]}) is flagged ignore in the dataset and always maps to 255; remove it")
-                lut[cid] = e.train_id
-        return lut
-
-
-def _entry_from_dict(item, index: int, source: str) -> VocabEntry:
-    if not isinstance(item, dict):
-        raise InputError(source, f"classes[{index}] is {type(item).__name__}, expected an object with train_id, name, class_ids")
-    unknown = sorted(set(item) - _ENTRY_KEYS)
-    if unknown:
-        raise InputError(source, f"classes[{index}]: unknown key(s) {unknown}; allowed: {sorted(_ENTRY_KEYS)}")
-    missing = sorted({"train_id", "name", "class_ids"} - set(item))
-    if missing:
-        raise InputError(source, f"classes[{index}]: missing key(s) {missing}")
-    if not _is_int(item["train_id"]):
-        raise InputError(source, f"classes[{index}]: train_id {item['train_id']!r} is not an integer")
-    class_ids = item["class_ids"]
-    if not isinstance(class_ids, list):
-        raise InputError(source, f"classes[{index}]: class_ids must be a list of integers, got {class_ids!r}")
-    return VocabEntry(int(item["train_id"]), item["name"], tuple(class_ids), item.get("color"))
-
-
-def read_vocab(path: str | Path) -> Vocabulary:
-    """Read a vocabulary file.
-
-    The file is JSON, one class per line when segdata writes it::
-
-        {
-         "format": "segdata-vocab",
-         "format_version": 1,
-         "ignore_index": 255,
-         "classes": [
-          {"train_id": 0, "name": "background", "class_ids": [1], "color": "#000000"},
-          {"train_id": 1, "name": "vehicle", "class_ids": [7, 8]}
-         ]
-        }
-
-    ``class_ids`` are unified class ids (several merge into one train id); every other class,
-    unlabeled and classes flagged ``ignore`` map to ``ignore_index`` (always 255). ``format``,
-    ``format_version``, ``ignore_index`` and ``color`` may be left out.
-
-    Raises
-    ------
-    InputError
-        Naming the file: malformed JSON, unknown keys, train ids not ``0..K-1``, a class id in two
-        entries, more than 255 classes.
-    """
-    path = Path(path)
-    src = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(path, "vocabulary file not found") from None
-    except UnicodeDecodeError:
-        raise InputError(path, "vocabulary file is not UTF-8 text") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(path, f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
-    if not isinstance(data, dict) or "classes" not in data:
-        raise InputError(path, 'expected a JSON object with a "classes" list')
-    unknown = sorted(set(data) - {"format", "format_version", "ignore_index", "classes"})
-    if unknown:
-        raise InputError(path, f"unknown key(s) {unknown}")
-    if data.get("format", VOCAB_FORMAT) != VOCAB_FORMAT:
-        raise InputError(path, f"format is {data['format']!r}, expected {VOCAB_FORMAT!r}")
-    if data.get("format_version", VOCAB_VERSION) != VOCAB_VERSION:
-        raise InputError(path, f"format_version {data['format_version']!r}; this segdata reads version {VOCAB_VERSION}")
-    if data.get("ignore_index", IGNORE) != IGNORE:
-        raise InputError(path, f"ignore_index {data['ignore_index']!r}: only 255 is supported")
-    if not isinstance(data["classes"], list):
-        raise InputError(path, '"classes" must be a list')
-    entries = tuple(_entry_from_dict(item, i, src) for i, item in enumerate(data["classes"]))
-    return Vocabulary(entries, src)
-
-
-def write_vocab(path: str | Path, vocab: Vocabulary | Iterable[VocabEntry | dict]) -> Path:
-    """Write ``vocab`` (a :class:`Vocabulary`, or entries / dicts with ``train_id``, ``name``,
-    ``class_ids``, optional ``color``) to ``path`` in the format :func:`read_vocab` reads,
-    one class per line, atomically. Returns the path."""
-    path = Path(path)
-    if not isinstance(vocab, Vocabulary):
-        entries = tuple(e if isinstance(e, VocabEntry) else _entry_from_dict(e, i, str(path)) for i, e in enumerate(vocab))
-        vocab = Vocabulary(entries, str(path))
-    lines = [
-        "{",
-        f' "format": {json.dumps(VOCAB_FORMAT)},',
-        f' "format_version": {VOCAB_VERSION},',
-        f' "ignore_index": {IGNORE},',
-        ' "classes": [',
-        ",\n".join("  " + json.dumps(e.as_dict(), ensure_ascii=False) for e in vocab.entries),
-        " ]",
-        "}",
-    ]
-    if not vocab.entries:
-        del lines[5]
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+def _label_png_vocabulary(vocabulary: Vocabulary) -> Vocabulary:
+    """``vocabulary`` with ``ignore_index`` 255, checked to fit 8-bit labels (train ids 0..254)."""
+    if vocabulary.num_classes > MAX_CLASSES:
+        raise InputError(vocabulary.source, f"{vocabulary.num_classes} classes; a label PNG holds at most {MAX_CLASSES} "
+                         "(train ids 0..254, 255 is ignore)",
+                         "build a smaller vocabulary, e.g. `segdata vocab DATASET --top 150 -o vocab.json`, and pass it with --vocab")  # fmt: skip
+    return vocabulary if vocabulary.ignore_index == IGNORE else vocabulary.with_ignore_index(IGNORE)
 
 
 def _as_vocabulary(vocab, ds: Dataset) -> Vocabulary:
     if vocab is None:
-        return Vocabulary.from_classes(ds.classes, source=str(ds.path / CLASSES_FILE))
-    if isinstance(vocab, Vocabulary):
-        return vocab
-    if isinstance(vocab, (str, Path)):
-        return read_vocab(vocab)
-    return Vocabulary(tuple(e if isinstance(e, VocabEntry) else _entry_from_dict(e, i, "<vocabulary>") for i, e in enumerate(vocab)))
+        vocabulary = Vocabulary.default(ds.classes, source=str(ds.path / CLASSES_FILE))
+    else:
+        vocabulary = as_vocabulary(vocab)
+    return _label_png_vocabulary(vocabulary)
 
 
 # --------------------------------------------------------------------------- export
@@ -398,7 +189,7 @@ def write(
         and renamed when complete. Must not exist unless ``overwrite``.
     vocab : Vocabulary, path or list of entries, optional
         Unified class ids -> train ids. Default: every class not flagged ignore, in class_id
-        order (:meth:`Vocabulary.from_classes`).
+        order (:meth:`Vocabulary.default`). At most 255 classes; its ``ignore_index`` becomes 255.
     layer : str
         The layer whose semantic map is exported (``objects``, ``sbd``, ``parts-1``, ...).
     images : {"link", "copy", "none"}
@@ -425,7 +216,7 @@ def write(
     if layer not in ds.layers:
         raise SegdataError(f"{ds.path}: no layer {layer!r}; layers: {', '.join(ds.layers) or 'none'}")
     vocabulary = _as_vocabulary(vocab, ds)
-    class_lut = vocabulary.lut(ds.classes)
+    class_lut = vocabulary.lookup(ds.classes, dtype=np.uint8)
     items = _export_items(ds, layer, class_lut)
     counts = np.zeros(256, dtype=np.int64)
     missing: list[str] = []
@@ -518,7 +309,7 @@ def detect(root: str | Path, *, vocab: str | Path | None = None) -> Layout:
     vocab_file = Path(vocab) if vocab is not None else root / VOCAB_FILE
     if not vocab_file.is_file():
         raise LayoutNotFoundError(f"{root}: label PNGs found but no vocabulary at {vocab_file}; pass vocab=PATH (--vocab)")
-    vocabulary = read_vocab(vocab_file)
+    vocabulary = _label_png_vocabulary(read_vocab(vocab_file))
     return Layout("label-png", root, root, "label-png", vocab_file, vocabulary.num_classes)
 
 
@@ -606,8 +397,7 @@ def layers(layout: Layout) -> list[dict]:
 def build_classes(layout: Layout, observations: pd.DataFrame) -> pd.DataFrame:
     """One class per vocabulary entry (``class_id = train_id + 1``) and ``ignore`` (class 256,
     label value 255, flagged ignore), whether seen or not."""
-    vocab = read_vocab(layout.vocab_file)
-    entries = vocab.entries
+    entries = read_vocab(layout.vocab_file).entries
     return pd.DataFrame(
         {
             "class_id": pd.array([e.train_id + 1 for e in entries] + [IGNORE + 1], dtype="int32"),

@@ -471,32 +471,41 @@ def consistency(a, b, layers, class_map, boundary_px, bootstrap, seed, split, bu
 
 @main.command(context_settings=CONTEXT)
 @click.argument("dataset", type=click.Path(path_type=Path))
-@click.option("--top", type=click.IntRange(1, 255), help="Keep the K classes with most pixels.")
+@click.option("--top", type=click.IntRange(min=1), help="Keep the K classes with most pixels.")
 @click.option("--coverage", type=click.FloatRange(0, 1, min_open=True), help="Keep the fewest classes covering this fraction of labelled pixels.")
+@click.option("--from-train-ids", is_flag=True, help="The dataset's own train ids (classes.parquet train_id: Cityscapes trainId, ADE20K-150, VOC).")
 @click.option("--min-images", type=click.IntRange(min=0), default=0, show_default=True, help="Only classes in at least N images.")
 @click.option("--split", help="Count pixels in this split only  [default: all images]")
 @click.option("--layer", default="objects", show_default=True, help="Annotation layer.")
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="Vocabulary file to write (JSON).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def vocab(dataset, top, coverage, min_images, split, layer, output, as_json):
+def vocab(dataset, top, coverage, from_train_ids, min_images, split, layer, output, as_json):
     """Build a class vocabulary by pixel share, the way ADE20K's 150 benchmark classes were chosen,
-    report what it covers and drops, and write it for `segdata export --to label-png --vocab`.
+    or from the dataset's own train ids; report what it covers and drops, and write it for
+    `segdata export --to label-png --vocab` (label PNGs hold at most 255 classes; the vocabulary
+    itself any number, ignore_index 255 up to 255 classes, 65535 above).
 
     \b
     Examples:
       segdata vocab ade-full --top 150 -o ade150.json
       segdata vocab ade-full --coverage 0.95 --min-images 10 -o ade95.json
+      segdata vocab cityscapes --from-train-ids -o cityscapes19.json
     """
     from .analyses.vocabulary import build_vocabulary
-    from .converters.label_png import write_vocab
+    from .vocab import write_vocab
 
-    if (top is None) == (coverage is None):
-        _fail("give exactly one of --top or --coverage", code=2)
+    if sum([top is not None, coverage is not None, from_train_ids]) != 1:
+        _fail("give exactly one of --top, --coverage or --from-train-ids", code=2)
+    if from_train_ids and min_images:
+        _fail("--min-images applies to --top and --coverage only", code=2)
     ds = _open_dataset(dataset)
     try:
-        vocabulary, report = build_vocabulary(ds, top=top, coverage=coverage, min_images=min_images, split=split, layer=layer)
+        vocabulary, report = build_vocabulary(ds, top=top, coverage=coverage, min_images=min_images, split=split, layer=layer,
+                                              from_train_ids=from_train_ids)  # fmt: skip
     except ValueError as exc:
         _fail(str(exc), code=2)
+    except SegdataError as exc:
+        _fail(str(exc))
     write_vocab(output, vocabulary)
     report["file"] = str(output)
     if as_json:

@@ -11,15 +11,18 @@ import os
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
 import segdata
 from segdata.convert import convert, partial_path
 from segdata.converters import label_png, voc
-from segdata.converters.label_png import VocabEntry, Vocabulary, read_vocab, write_vocab
 from segdata.errors import InputError, LayoutNotFoundError, OutputExistsError
+from segdata.format import CLASS_SCHEMA
 from segdata.validate import validate
+from segdata.vocab import VocabEntry, Vocabulary, read_vocab, write_vocab
 from tests.fixtures.voc import VOC_NAMES, sbd_images, small_voc, voc_images, write_sbd
 
 
@@ -135,58 +138,56 @@ def test_corrupt_mask_fails_cleanly(tmp_path):
     assert not out.exists() and not partial_path(out).exists()
 
 
-# --------------------------------------------------------------------------- vocabulary files
+# --------------------------------------------------------------------------- the 255-class cap
+# (vocabulary files themselves are tested in tests/test_vocab.py: they hold any number of classes)
 
 
-def test_vocab_file_round_trip_and_format(tmp_path):
-    vocab = Vocabulary((VocabEntry(1, "vehicle", (7, 8), "#ff0000"), VocabEntry(0, "road", (3,))))
-    path = write_vocab(tmp_path / "v.json", vocab)
-    lines = path.read_text().splitlines()
-    assert lines[5] == '  {"train_id": 0, "name": "road", "class_ids": [3]},'  # one class per line
-    assert lines[6] == '  {"train_id": 1, "name": "vehicle", "class_ids": [7, 8], "color": "#ff0000"}'
-    again = read_vocab(path)
-    assert again.entries == vocab.entries and again.source == str(path)
-    minimal = tmp_path / "m.json"
-    minimal.write_text('{"classes": [{"train_id": 0, "name": "a", "class_ids": [2]}]}')
-    assert read_vocab(minimal).entries == (VocabEntry(0, "a", (2,)),)
+def _many_classes_dataset(tmp_path, n: int):
+    """A one-image unified dataset whose class table has ``n`` classes (copied from the VOC one
+    with the class table replaced: the exporter reads the table, not the source)."""
+    small_voc(tmp_path / "src")
+    convert(voc, tmp_path / "src", tmp_path / "u", workers=1)
+    classes = pd.DataFrame({
+        "class_id": pd.array(range(1, n + 1), dtype="int32"), "name": [f"c{i}" for i in range(1, n + 1)],
+        "source_id": pd.array(range(1, n + 1), dtype="int64"), "source_name": [f"c{i}" for i in range(1, n + 1)],
+        "is_thing": pd.array([None] * n, dtype="boolean"), "ignore": False,
+        "train_id": pd.array([None] * n, dtype="Int32"), "color": "#000000",
+    })  # fmt: skip
+    pq.write_table(pa.Table.from_pandas(classes, schema=CLASS_SCHEMA, preserve_index=False), tmp_path / "u" / "classes.parquet")
+    return segdata.open(tmp_path / "u")
 
 
-@pytest.mark.parametrize(
-    "text, message",
-    [
-        ("{", "malformed JSON"),
-        ("[]", 'expected a JSON object with a "classes" list'),
-        ('{"classes": [{"train_id": 1, "name": "a", "class_ids": [2]}]}', r"train ids must be 0..0"),
-        ('{"classes": [{"train_id": 0, "name": "a", "class_ids": [2]}, {"train_id": 1, "name": "b", "class_ids": [2]}]}',
-         "class id 2 is in train id 0 and in train id 1"),
-        ('{"classes": [{"train_id": 0, "name": "a", "class_id": [2]}]}', r"unknown key\(s\) \['class_id'\]"),
-        ('{"classes": [{"train_id": 0, "name": "a", "class_ids": [0]}]}', "0 is unlabeled"),
-        ('{"classes": [{"train_id": 0, "name": "", "class_ids": [1]}]}', "non-empty string"),
-        ('{"ignore_index": 0, "classes": []}', "only 255"),
-        ('{"classes": [{"train_id": 0, "name": "a", "class_ids": [1], "color": "red"}]}', "not #rrggbb"),
-        ('{"classes": [' + ",".join(f'{{"train_id": {i}, "name": "c{i}", "class_ids": [{i + 1}]}}' for i in range(256)) + "]}",
-         "at most 255"),
-    ],
-    ids=["json", "not-object", "gap", "duplicate", "typo", "zero", "name", "ignore-index", "color", "too-many"],
-)
-def test_bad_vocab_file_names_the_file(tmp_path, text, message):
-    path = tmp_path / "v.json"
-    path.write_text(text)
-    with pytest.raises(InputError, match=message) as exc:
-        read_vocab(path)
-    assert exc.value.path == str(path)
+def test_label_png_refuses_more_than_255_classes(tmp_path):
+    """The cap is the exporter's: a 300-class default vocabulary or a 256-entry vocabulary file
+    is refused with a hint to build a smaller one; the vocabulary itself is valid."""
+    ds = _many_classes_dataset(tmp_path, 300)
+    assert Vocabulary.default(ds.classes).num_classes == 300  # the vocabulary holds them
+    with pytest.raises(InputError, match=r"300 classes; a label PNG holds at most 255") as exc:
+        label_png.write(ds, tmp_path / "x", workers=1)
+    assert "segdata vocab DATASET --top 150" in str(exc.value)
+    assert exc.value.path == str(ds.path / "classes.parquet")
+    big = write_vocab(tmp_path / "big.json", [{"train_id": i, "name": f"c{i}", "class_ids": [i + 1]} for i in range(256)])
+    with pytest.raises(InputError, match="256 classes; a label PNG holds at most 255") as exc:
+        label_png.write(ds, tmp_path / "x", vocab=big, workers=1)
+    assert exc.value.path == str(big)
+    assert not (tmp_path / "x").exists() and not partial_path(tmp_path / "x").exists()
 
 
-def test_vocab_against_a_class_table():
-    classes = pd.DataFrame({"class_id": [1, 2, 5], "name": ["a", "b", "void"], "ignore": [False, False, True], "color": ["#000000"] * 3})
-    default = Vocabulary.from_classes(classes)
-    assert [(e.train_id, e.class_ids) for e in default.entries] == [(0, (1,)), (1, (2,))]
-    assert default.lut(classes).tolist() == [255, 0, 1, 255, 255, 255]
-    with pytest.raises(InputError, match="class id 9 is not in the dataset"):
-        Vocabulary((VocabEntry(0, "x", (9,)),)).lut(classes)
-    many = pd.DataFrame({"class_id": range(1, 301), "name": [f"c{i}" for i in range(300)], "ignore": False, "color": "#000000"})
-    with pytest.raises(InputError, match="300 classes do not fit"):
-        Vocabulary.from_classes(many)
+def test_label_png_writes_ignore_255_whatever_the_vocabulary_says(unified, tmp_path):
+    """A vocabulary with ignore_index -1 exports as 255 (the label PNG's ignore) and the written
+    vocab.json says 255; reading a label-PNG directory with a 256-class vocabulary fails."""
+    vocab = Vocabulary((VocabEntry(0, "background", (1,)), VocabEntry(1, "person", (16,))), ignore_index=-1)
+    out = tmp_path / "lp"
+    label_png.write(unified, out, vocab=vocab, images="none", workers=1)
+    assert json.loads((out / "vocab.json").read_text())["ignore_index"] == 255
+    mapping = np.full(256, 255, np.uint8)
+    mapping[[0, 15]] = [0, 1]  # VOC index -> expected label
+    for image_id, (cls, _) in voc_images().items():
+        split = "val" if image_id == "2007_000039" else "train"
+        assert np.array_equal(read_labels(out / "ann_dir" / split / f"{image_id}.png"), mapping[cls]), image_id
+    write_vocab(out / "vocab.json", [{"train_id": i, "name": f"c{i}", "class_ids": [i + 1]} for i in range(256)])
+    with pytest.raises(InputError, match="256 classes; a label PNG holds at most 255"):
+        label_png.detect(out)
 
 
 # --------------------------------------------------------------------------- reading back, round trip
