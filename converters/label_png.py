@@ -136,33 +136,28 @@ def _export_one(tmp: str, images: str, item: _ExportItem) -> tuple[str, np.ndarr
 
 def _export_items(ds: Dataset, layer: str, class_lut: np.ndarray) -> list[_ExportItem]:
     images = ds.images.sort_values(["split", "image_id"])
-    seg = ds.segments[ds.segments["layer"] == layer]
-    class_ids = seg["class_id"].to_numpy()
-    if class_ids.size and (class_ids.min() < 0 or class_ids.max() >= len(class_lut)):
-        bad = sorted(set(class_ids[(class_ids < 0) | (class_ids >= len(class_lut))].tolist()))[:5]
-        raise InputError(ds.path / "segments.parquet", f"class ids {bad} have no row in classes.parquet")
-    labels = class_lut[class_ids] if class_ids.size else np.zeros(0, np.uint8)
-    seg_ids = seg["segment_id"].to_numpy()
-    groups = seg.groupby("image_id", sort=False).indices
+
+    def label_of(class_ids: np.ndarray) -> np.ndarray:
+        bad = (class_ids < 0) | (class_ids >= len(class_lut))
+        if bad.any():
+            raise InputError(ds.path / "segments.parquet", f"class ids {sorted(set(class_ids[bad].tolist()))[:5]} have no row in classes.parquet")
+        return class_lut[class_ids]
+
+    # per image: segment id -> label value, 255 for ids without a row
+    luts = ds.lookup_tables(layer, images["image_id"], label_of, dtype=np.uint8, fill=IGNORE)
+    masked = ds.has_layer(layer)[images.index.to_numpy()]
     image_root = Path(ds.manifest.get("image_root", "."))
     if not image_root.is_absolute():
         image_root = ds.path / image_root
     items = []
-    for row in images.itertuples(index=False):
-        idx = groups.get(row.image_id)
-        has_mask = layer in (text_or_none(row.layers) or "").split(",")
-        if idx is not None and len(idx):
-            lut = np.full(int(seg_ids[idx].max()) + 1, IGNORE, dtype=np.uint8)
-            lut[seg_ids[idx]] = labels[idx]
-        else:
-            lut = np.full(1, IGNORE, dtype=np.uint8)
+    for k, row in enumerate(images.itertuples(index=False)):
         file = text_or_none(row.file)
         image = None
         if file is not None:
             image = str(Path(file) if Path(file).is_absolute() else image_root / file)
         items.append(_ExportItem(
             row.image_id, row.split, int(row.height), int(row.width),
-            str(ds.mask_path(row.image_id, layer)) if has_mask else None, lut, image,
+            str(ds.mask_path(row.image_id, layer)) if masked[k] else None, luts[row.image_id], image,
         ))  # fmt: skip
     return items
 

@@ -500,12 +500,11 @@ def vocab(dataset, top, coverage, from_train_ids, min_images, split, layer, outp
         _fail("--min-images applies to --top and --coverage only", code=2)
     ds = _open_dataset(dataset)
     try:
-        vocabulary, report = build_vocabulary(ds, top=top, coverage=coverage, min_images=min_images, split=split, layer=layer,
-                                              from_train_ids=from_train_ids)  # fmt: skip
+        with _errors():
+            vocabulary, report = build_vocabulary(ds, top=top, coverage=coverage, min_images=min_images, split=split,
+                                                  layer=layer, from_train_ids=from_train_ids)  # fmt: skip
     except ValueError as exc:
         _fail(str(exc), code=2)
-    except SegdataError as exc:
-        _fail(str(exc))
     write_vocab(output, vocabulary)
     report["file"] = str(output)
     if as_json:

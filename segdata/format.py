@@ -348,6 +348,7 @@ class Dataset:
         column: str = "class_id",
         table: pa.Table | None = None,
         dtype=np.int64,
+        fill=0,
     ) -> dict[str, np.ndarray]:
         """Per image of ``image_ids``: ``lut[segment_id] = class_id`` of ``layer`` (0 where an id
         has no segment row), from the segment table alone (see :func:`lookup_tables`).
@@ -355,7 +356,8 @@ class Dataset:
         ``to_value`` maps an array of class ids to what the tables should hold instead (a class
         index, a training id); ``column`` names another segment column to look up instead of
         ``class_id`` (``is_instance``, ``area``); ``table`` is the segment table with columns
-        ``image_id``, ``segment_id``, ``layer`` and ``column`` when the caller has read it already.
+        ``image_id``, ``segment_id``, ``layer`` and ``column`` when the caller has read it already;
+        ``dtype`` and ``fill`` (the value of ids without a row) are those of :func:`lookup_tables`.
         """
         image_ids = list(image_ids)
         if table is None:
@@ -369,7 +371,7 @@ class Dataset:
         raw = raw.astype(np.int64) if raw.dtype.kind in "iu" else raw
         values = to_value(raw) if to_value is not None and len(raw) else raw
         try:
-            tables = lookup_tables(codes, seg["segment_id"].to_numpy(), values, len(image_ids), dtype=dtype)
+            tables = lookup_tables(codes, seg["segment_id"].to_numpy(), values, len(image_ids), dtype=dtype, fill=fill)
         except ValueError as exc:
             raise FormatError(f"{self.path / SEGMENTS_FILE}: layer {layer}: {exc}") from None
         return dict(zip(image_ids, tables))
