@@ -15,6 +15,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from segdata.synthetic import ade20k as syn
+from segdata.synthetic.ade20k.generate import _draw_size as draw_size
 from tests.conftest import require
 
 SMALL = ((40, 56), (120, 160))
@@ -150,7 +151,7 @@ def test_class_vocabulary():
 
 def test_varied_sizes_span_tiny_to_megapixels():
     rng = np.random.default_rng(0)
-    sizes = [syn._draw_size("varied", rng) for _ in range(400)]
+    sizes = [draw_size("varied", rng) for _ in range(400)]
     areas = np.array([h * w for h, w in sizes])
     assert areas.min() < 2000 and areas.max() > 2_000_000
     assert all(h >= 4 and w >= 4 for h, w in sizes)
