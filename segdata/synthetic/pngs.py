@@ -150,10 +150,10 @@ class PngEncoder:
     def encode_array(self, arr: np.ndarray) -> bytes:
         """PNG bytes of a whole ``(H, W)``, ``(H, W, 3)`` or ``(H, W, 4)`` array (uint8, or uint16 grey)."""
         arr = np.asarray(arr)
-        channels = 1 if arr.ndim == 2 else arr.shape[2]
-        depth = 16 if arr.dtype == np.uint16 else 8
         if arr.dtype not in (np.uint8, np.uint16) or arr.ndim not in (2, 3):
             raise ValueError(f"expected an (H, W[, C]) uint8 or uint16 array, got {arr.dtype} of shape {arr.shape}")
+        channels = 1 if arr.ndim == 2 else arr.shape[2]
+        depth = 16 if arr.dtype == np.uint16 else 8
         return self.encode(arr.shape[0], arr.shape[1], channels, arr, depth=depth)
 
 
