@@ -25,7 +25,6 @@ import struct
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 from PIL import Image
@@ -38,7 +37,7 @@ __all__ = ["ENCODINGS", "PngEncoder", "png_bytes", "write_png"]
 ENCODINGS = ("fast", "pillow")
 _COLOR_TYPES = {1: GREY, 3: RGB, 4: RGBA}
 
-Block = Union[np.ndarray, Sequence[np.ndarray], None]
+Block = np.ndarray | Sequence[np.ndarray] | None
 
 
 def _chunk(kind: bytes, payload: bytes) -> bytes:

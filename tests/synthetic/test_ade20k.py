@@ -544,7 +544,7 @@ def file_hashes(root: Path) -> dict[str, str]:
 def test_challenge_and_consistency_do_not_depend_on_workers(tmp_path):
     """The runner yields results as workers finish: the dataset files (sceneCategories.txt in stem order, the
     objectInfo150 counts) and the consistency summary must still be those of one in-process worker."""
-    kw = dict(image_size=((20, 24), (90, 120)), seed=6)
+    kw = {"image_size": ((20, 24), (90, 120)), "seed": 6}
     one = syn.generate_ade20k_challenge(tmp_path / "c1", 14, workers=1, **kw)
     three = syn.generate_ade20k_challenge(tmp_path / "c3", 14, workers=3, **kw)
     hashes = file_hashes(one)

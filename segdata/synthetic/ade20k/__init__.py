@@ -36,17 +36,34 @@ re-exported here.
 
 from __future__ import annotations
 
-from .encoding import ADE_MAX_CODE, ade_instance_b_values, encode_ade_rgb, write_atr
-from .encoding import PathLike  # noqa: F401
-from .generate import ImageSizeSpec  # noqa: F401
-from .generate import (generate_ade20k_2016, generate_ade20k_2021, generate_ade20k_challenge,
-                       generate_ade20k_consistency)
+from .encoding import (
+    ADE_MAX_CODE,
+    PathLike,  # noqa: F401
+    ade_instance_b_values,
+    encode_ade_rgb,
+    write_atr,
+)
+from .generate import (
+    ImageSizeSpec,  # noqa: F401
+    generate_ade20k_2016,
+    generate_ade20k_2021,
+    generate_ade20k_challenge,
+    generate_ade20k_consistency,
+)
 from .names import ClassInfo, class_details, class_vocabulary
 from .perturbation import ConsistencyPerturbation, ConsistencySummary, ImagePerturbation
 from .render import RenderedImage, SyntheticObject, render_objects
-from .writers import (CONSISTENCY_ORIGINAL, CONSISTENCY_REANNOTATION, DIR_2016, DIR_2021,  # noqa: F401
-                      DIR_CHALLENGE, DIR_CONSISTENCY)
-from .writers import write_ade2016_image, write_ade2021_image, write_challenge_image
+from .writers import (
+    CONSISTENCY_ORIGINAL,  # noqa: F401
+    CONSISTENCY_REANNOTATION,  # noqa: F401
+    DIR_2016,  # noqa: F401
+    DIR_2021,  # noqa: F401
+    DIR_CHALLENGE,  # noqa: F401
+    DIR_CONSISTENCY,  # noqa: F401
+    write_ade2016_image,
+    write_ade2021_image,
+    write_challenge_image,
+)
 
 __all__ = [
     "ADE_MAX_CODE",
