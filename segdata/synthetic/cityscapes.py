@@ -32,7 +32,7 @@ not depend on the number of workers):
   as slowly as the real ones (about 8 ms for a labelIds and 17 ms for an instanceIds file of
   2048x1024 here). ``png="fast"`` writes unfiltered rows at zlib level 1: the same pixels and PNG
   types, files twice the size, about 4x faster to write and 5x faster to decode; do not time
-  decoders on those.
+  decoders on those. Both go through the generators' shared writer, :mod:`segdata.synthetic.pngs`.
 
 Arrays are ``(row, col)``; sizes ``(height, width)`` in pixels; polygon points ``[x, y]`` integer
 pixel coordinates, inside the image.
@@ -42,15 +42,15 @@ from __future__ import annotations
 
 import json
 import os
-import struct
-import zlib
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
+
+from ..runner import parallel_map
+from .pngs import write_png
 
 __all__ = [
     "CITIES",
@@ -382,29 +382,9 @@ def render_instance_ids(objects: list[SceneObject], image_size: tuple[int, int])
     return np.asarray(canvas).astype(np.uint16)
 
 
-def _chunk(kind: bytes, payload: bytes) -> bytes:
-    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload) & 0xFFFFFFFF)
-
-
-def _encode_fast(arr: np.ndarray) -> bytes:
-    """PNG of a (H, W) uint8/uint16 grey or (H, W, 4) uint8 RGBA array: no row filters, zlib level 1."""
-    h, w = arr.shape[:2]
-    if arr.ndim == 3:
-        depth, ctype = 8, 6
-    else:
-        depth, ctype = (16, 0) if arr.dtype == np.uint16 else (8, 0)
-    rows = np.ascontiguousarray(arr.astype(">u2") if depth == 16 else arr).view(np.uint8).reshape(h, -1)
-    raw = np.zeros((h, rows.shape[1] + 1), dtype=np.uint8)
-    raw[:, 1:] = rows
-    ihdr = struct.pack(">IIBBBBB", w, h, depth, ctype, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", zlib.compress(raw, 1)) + _chunk(b"IEND", b"")
-
-
 def _save(path: Path, arr: np.ndarray, png: str) -> None:
-    if png == "fast":
-        path.write_bytes(_encode_fast(arr))
-    else:
-        Image.fromarray(arr).save(path)  # uint8 -> L, uint16 -> I;16, (H, W, 4) uint8 -> RGBA
+    """uint8 -> L, uint16 -> I;16 (16-bit grey), (H, W, 4) uint8 -> RGBA; ``png`` as in :func:`generate_cityscapes`."""
+    write_png(path, arr, encoding="fast" if png == "fast" else "pillow")
 
 
 def color_image(labels: np.ndarray) -> np.ndarray:
@@ -461,7 +441,7 @@ def _generate_one(root: Path, image_size: tuple[int, int], seed: int, polygons: 
         folder = root / "leftImg8bit" / split / city
         folder.mkdir(parents=True, exist_ok=True)
         rgb = _left_image(color_image(np.take(_LABEL_OF_VALUE, inst))[..., :3], rng)
-        Image.fromarray(rgb).save(folder / f"{image_id}_leftImg8bit.png", compress_level=1)
+        write_png(folder / f"{image_id}_leftImg8bit.png", rgb, encoding="pillow", compress_level=1)
 
 
 def generate_cityscapes(root: str | os.PathLike, n_images: int = 50, *, image_size: tuple[int, int] = (1024, 2048),
@@ -508,12 +488,8 @@ def generate_cityscapes(root: str | os.PathLike, n_images: int = 50, *, image_si
     root = Path(root)
     (root / "gtFine").mkdir(parents=True, exist_ok=True)
     job = partial(_generate_one, root, (h, w), int(seed), polygons, png, left_images)
-    if workers <= 1 or n_images <= 1:
-        for i in range(n_images):
-            job(i)
-    else:
-        with ProcessPoolExecutor(max_workers=int(workers)) as pool:
-            list(pool.map(job, range(n_images), chunksize=max(1, n_images // (4 * int(workers)))))
+    for _ in parallel_map(job, range(n_images), workers=max(1, min(int(workers), n_images))):
+        pass
     if left_images == "dirs":
         for split in sorted({_image_name(i)[0] for i in range(n_images)}):
             (root / "leftImg8bit" / split).mkdir(parents=True, exist_ok=True)

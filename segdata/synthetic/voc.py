@@ -4,12 +4,12 @@
 8-bit palette PNGs with the devkit colormap (class index 0..20, object number 1..n, 255 void),
 ``JPEGImages/<id>.jpg``, ``ImageSets/Segmentation/{train,val,trainval}.txt``. As in the real
 annotations, a void band (255) of a few pixels is drawn along every object's border, in both maps.
-Objects are filled ellipses of varied size over background, painted back to front.
+Objects are filled ellipses of varied size over background, painted back to front. The PNGs are
+written with Pillow's default encoder through the generators' shared writer (:mod:`segdata.synthetic.pngs`).
 """
 
 from __future__ import annotations
 
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -18,14 +18,11 @@ from scipy import ndimage
 
 from segdata.converters.voc import voc_colormap as colormap
 
+from ..runner import parallel_map
+from .pngs import write_png
+
 VOID = 255
 N_CLASSES = 20  # object classes 1..20; 0 is background
-
-
-def _palette_png(path: Path, arr: np.ndarray, palette: list[int]) -> None:
-    im = Image.frombytes("P", (arr.shape[1], arr.shape[0]), np.ascontiguousarray(arr, dtype=np.uint8).tobytes())
-    im.putpalette(palette)
-    im.save(path)
 
 
 def render_voc(seed: int, size: tuple[int, int] = (375, 500), band: int = 2) -> tuple[np.ndarray, np.ndarray]:
@@ -58,8 +55,8 @@ def _write_one(args) -> str:
     base, image_id, seed, size = args
     palette = colormap().ravel().tolist()
     classes, objects = render_voc(seed, size)
-    _palette_png(base / "SegmentationClass" / f"{image_id}.png", classes, palette)
-    _palette_png(base / "SegmentationObject" / f"{image_id}.png", objects, palette)
+    write_png(base / "SegmentationClass" / f"{image_id}.png", classes, encoding="pillow", palette=palette)
+    write_png(base / "SegmentationObject" / f"{image_id}.png", objects, encoding="pillow", palette=palette)
     rgb = colormap()[classes]
     Image.fromarray(rgb).save(base / "JPEGImages" / f"{image_id}.jpg", quality=75)
     return image_id
@@ -75,12 +72,8 @@ def generate_voc(
         (base / sub).mkdir(parents=True, exist_ok=True)
     ids = [f"2007_{i:06d}" for i in range(n_images)]
     jobs = [(base, image_id, seed * 1_000_003 + i, size) for i, image_id in enumerate(ids)]
-    if workers > 1:
-        with ProcessPoolExecutor(workers) as pool:
-            list(pool.map(_write_one, jobs, chunksize=8))
-    else:
-        for job in jobs:
-            _write_one(job)
+    for _ in parallel_map(_write_one, jobs, workers=max(1, min(int(workers), n_images)), batch_size=8):
+        pass
     n_val = int(round(n_images * val_fraction))
     lists = base / "ImageSets" / "Segmentation"
     (lists / "train.txt").write_text("".join(f"{i}\n" for i in ids[n_val:]))

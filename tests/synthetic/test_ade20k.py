@@ -3,6 +3,7 @@ module's own helpers, and checked against the invariants of the real ADE20K file
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import struct
@@ -15,6 +16,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from segdata.synthetic import ade20k as syn
+from segdata.synthetic.ade20k.generate import _draw_size as draw_size
 from tests.conftest import require
 
 SMALL = ((40, 56), (120, 160))
@@ -150,7 +152,7 @@ def test_class_vocabulary():
 
 def test_varied_sizes_span_tiny_to_megapixels():
     rng = np.random.default_rng(0)
-    sizes = [syn._draw_size("varied", rng) for _ in range(400)]
+    sizes = [draw_size("varied", rng) for _ in range(400)]
     areas = np.array([h * w for h, w in sizes])
     assert areas.min() < 2000 and areas.max() > 2_000_000
     assert all(h >= 4 and w >= 4 for h, w in sizes)
@@ -532,3 +534,25 @@ def test_consistency_perturbation_is_controllable(tmp_path):
     assert only.naming > 0 and only.segmentation_quality == only.quantity == 0
     with pytest.raises(ValueError):
         syn.ConsistencyPerturbation(0.5, 0.5, 0.1)
+
+
+def file_hashes(root: Path) -> dict[str, str]:
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_challenge_and_consistency_do_not_depend_on_workers(tmp_path):
+    """The runner yields results as workers finish: the dataset files (sceneCategories.txt in stem order, the
+    objectInfo150 counts) and the consistency summary must still be those of one in-process worker."""
+    kw = {"image_size": ((20, 24), (90, 120)), "seed": 6}
+    one = syn.generate_ade20k_challenge(tmp_path / "c1", 14, workers=1, **kw)
+    three = syn.generate_ade20k_challenge(tmp_path / "c3", 14, workers=3, **kw)
+    hashes = file_hashes(one)
+    assert len(hashes) == 2 * 14 + 3 and hashes == file_hashes(three)
+    stems = [line.split(" ")[0] for line in (one / "sceneCategories.txt").read_text().splitlines()]
+    assert stems == [f"ADE_train_{i:08d}" for i in range(1, 14)] + ["ADE_val_00000001"]
+    s1 = syn.generate_ade20k_consistency(tmp_path / "k1", 7, workers=1, **kw)
+    s2 = syn.generate_ade20k_consistency(tmp_path / "k2", 7, workers=2, **kw)
+    assert [r.stem for r in s1.images] == [f"ADE_train_{i:08d}" for i in range(1, 8)]
+    assert s1.images == s2.images and s1.changed > 0
+    assert file_hashes(s1.path) == file_hashes(s2.path)
