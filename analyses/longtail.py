@@ -52,7 +52,9 @@ class BucketRule:
     description: str
 
 
-LVIS = BucketRule("train_images", LVIS_EDGES, LVIS_NAMES, "LVIS: rare 1-10, common 11-100, frequent > 100 training images")
+LVIS = BucketRule(
+    "train_images", LVIS_EDGES, LVIS_NAMES, "LVIS: rare 1-10, common 11-100, frequent > 100 training images"
+)
 TERCILES = BucketRule("pixel_share", None, ("low", "mid", "high"), "terciles of pixel share")
 
 
@@ -169,7 +171,9 @@ def class_frequencies(
     # (class, image) pairs one np.unique over int64 keys
     image_code = pc.dictionary_encode(table["image_id"]).combine_chunks().indices.to_numpy().astype(np.int64)
     n_codes = int(image_code.max()) + 1 if len(image_code) else 1
-    selected = pc.is_in(table["image_id"], value_set=pa.array(images["image_id"], type=pa.string())).to_numpy(zero_copy_only=False)
+    selected = pc.is_in(table["image_id"], value_set=pa.array(images["image_id"], type=pa.string())).to_numpy(
+        zero_copy_only=False
+    )
     train = pc.is_in(table["image_id"], value_set=pa.array(train_ids, type=pa.string())).to_numpy(zero_copy_only=False)
     class_id = table["class_id"].to_numpy().astype(np.int64)
     area = table["area"].to_numpy().astype(np.int64)

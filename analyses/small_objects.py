@@ -15,10 +15,10 @@ region stand in (8-connectivity), computed from the masks in the process pool; t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -60,8 +60,11 @@ def _components(root: str, item) -> tuple[np.ndarray, np.ndarray]:
     path = Path(root) / mask_rel
     segmap = read_segment_map(path)
     if segmap.size and int(segmap.max()) >= len(lut):
-        raise InputError(path, f"segment id {int(segmap.max())} has no row in segments.parquet",
-                         "run `segdata validate` on the dataset")  # fmt: skip
+        raise InputError(
+            path,
+            f"segment id {int(segmap.max())} has no row in segments.parquet",
+            "run `segdata validate` on the dataset",
+        )
     semantic = lut[segmap]
     comps = label(semantic, background=0, connectivity=2)
     flat = comps.ravel()
@@ -139,8 +142,12 @@ def size_summary(objects: pd.DataFrame, classes: pd.DataFrame) -> tuple[dict, pd
         "zero_area": int((objects["area"] == 0).sum()),
         "size_buckets": {b: int(counts.get(b, 0)) for b in BUCKETS},
         "below_stride": {str(s): float((visible["area"] < s * s).mean()) if len(visible) else 0.0 for s in STRIDES},
-        "area_quantiles": {f"q{round(q * 100)}": float(visible["area"].quantile(q)) if len(visible) else 0.0 for q in QUANTILES},
-        "fraction_quantiles": {f"q{round(q * 100)}": float(visible["fraction"].quantile(q)) if len(visible) else 0.0 for q in QUANTILES},
+        "area_quantiles": {
+            f"q{round(q * 100)}": float(visible["area"].quantile(q)) if len(visible) else 0.0 for q in QUANTILES
+        },
+        "fraction_quantiles": {
+            f"q{round(q * 100)}": float(visible["fraction"].quantile(q)) if len(visible) else 0.0 for q in QUANTILES
+        },
     }
     names = dict(zip(classes["class_id"], classes["name"]))
     if len(visible):
@@ -202,12 +209,20 @@ class SizeResult:
                     "large": int(r.large),
                     "median_area": float(r.median_area),
                     "median_fraction": float(r.median_fraction),
-                    "area_quantiles": {f"q{round(q * 100)}": float(getattr(r, f"q{round(q * 100)}")) for q in QUANTILES},
+                    "area_quantiles": {
+                        f"q{round(q * 100)}": float(getattr(r, f"q{round(q * 100)}")) for q in QUANTILES
+                    },
                     "below_stride": {str(s): float(getattr(r, f"below_stride_{s}")) for s in STRIDES},
                 }
             )
-        return {"dataset": self.dataset, "split": self.split, "layer": self.layer, "unit": self.unit, **self.overall,
-                "classes": classes}  # fmt: skip
+        return {
+            "dataset": self.dataset,
+            "split": self.split,
+            "layer": self.layer,
+            "unit": self.unit,
+            **self.overall,
+            "classes": classes,
+        }
 
 
 def analyze(

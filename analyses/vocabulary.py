@@ -73,10 +73,16 @@ def vocabulary_report(freq: pd.DataFrame, kept: pd.DataFrame) -> dict:
             for r in dropped.sort_values("rank").head(10).itertuples()
         ],
         "vocabulary": [
-            {"train_id": int(r.train_id), "class_id": int(r.class_id), "name": r.name, "pixel_share": float(r.pixel_share),
-             "cumulative_share": float(r.cumulative_share), "images": int(r.images)}
+            {
+                "train_id": int(r.train_id),
+                "class_id": int(r.class_id),
+                "name": r.name,
+                "pixel_share": float(r.pixel_share),
+                "cumulative_share": float(r.cumulative_share),
+                "images": int(r.images),
+            }
             for r in kept.itertuples()
-        ],  # fmt: skip
+        ],
     }
 
 

@@ -37,12 +37,12 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from datumaro_runner import datumaro_available, datumaro_root, ensure_cityscapes_image_dirs  # noqa: E402
+from datumaro_runner import datumaro_available, datumaro_root, ensure_cityscapes_image_dirs
 
-import segdata  # noqa: E402
-from segdata.analyses.longtail import pixel_accounting  # noqa: E402
-from segdata.convert import convert  # noqa: E402
-from segdata.runner import default_workers  # noqa: E402
+import segdata
+from segdata.analyses.longtail import pixel_accounting
+from segdata.convert import convert
+from segdata.runner import default_workers
 
 
 def _run(args: list[str]) -> float:
@@ -99,8 +99,16 @@ def speed(args, work: Path) -> dict:
     if not release.is_dir() or len(list(release.rglob("*_seg.png"))) != args.images:
         shutil.rmtree(data, ignore_errors=True)
         t0 = time.perf_counter()
-        release = generate_ade20k_2021(data, args.images, image_size=(args.size, args.size * 4 // 3), n_classes=3000,
-                                       zipf_exponent=1.0, parts=False, seed=0, workers=default_workers())  # fmt: skip
+        release = generate_ade20k_2021(
+            data,
+            args.images,
+            image_size=(args.size, args.size * 4 // 3),
+            n_classes=3000,
+            zipf_exponent=1.0,
+            parts=False,
+            seed=0,
+            workers=default_workers(),
+        )
         print(f"generated {args.images} images in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     unified = data / "unified"
     if not (unified / "segdata.json").is_file():
@@ -113,15 +121,20 @@ def speed(args, work: Path) -> dict:
         "segments": len(ds.segments),
         "classes": len(ds.classes),
         "longtail_seconds": min(_run(["analyze", "longtail", str(unified), "--json"]) for _ in range(args.repeat)),
-        "small_objects_seconds": min(_run(["analyze", "small-objects", str(unified), "--json"]) for _ in range(args.repeat)),
+        "small_objects_seconds": min(
+            _run(["analyze", "small-objects", str(unified), "--json"]) for _ in range(args.repeat)
+        ),
     }
     if datumaro_available() and args.datumaro_images:
         n = min(args.datumaro_images, args.images)
         src = release if n == args.images else _subset(release, n, work / "dm-ade" / "ADE20K_2021_17_01")
         dm = datumaro_stats(src, "ade20k2020")
-        out.update(datumaro_stats_images=dm["images"], datumaro_stats_seconds=round(dm["seconds"], 2),
-                   datumaro_stats_seconds_per_image=round(dm["seconds"] / max(1, dm["images"]), 4),
-                   datumaro_stats_seconds_extrapolated=round(dm["seconds"] / max(1, dm["images"]) * args.images, 1))  # fmt: skip
+        out.update(
+            datumaro_stats_images=dm["images"],
+            datumaro_stats_seconds=round(dm["seconds"], 2),
+            datumaro_stats_seconds_per_image=round(dm["seconds"] / max(1, dm["images"]), 4),
+            datumaro_stats_seconds_extrapolated=round(dm["seconds"] / max(1, dm["images"]) * args.images, 1),
+        )
     return out
 
 
@@ -137,8 +150,9 @@ def scaling(args, work: Path) -> dict:
     if not root.is_dir() or len(list((root / "annotations").rglob("*.png"))) != n_all:
         shutil.rmtree(data, ignore_errors=True)
         t0 = time.perf_counter()
-        root = generate_ade20k_challenge(data, n_all, image_size=((args.size, args.size * 4 // 3),) * 2, seed=0,
-                                         workers=default_workers())  # fmt: skip
+        root = generate_ade20k_challenge(
+            data, n_all, image_size=((args.size, args.size * 4 // 3),) * 2, seed=0, workers=default_workers()
+        )
         print(f"generated {n_all} SceneParsing images in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     out = {}
     for n in (n_all // 5, n_all):
@@ -150,8 +164,11 @@ def scaling(args, work: Path) -> dict:
         out[f"small_objects_seconds_per_1000_at_{n}"] = round(seconds / n * 1000, 4)
     small, large = (out[f"small_objects_seconds_per_1000_at_{n}"] for n in (n_all // 5, n_all))
     out["per_image_cost_ratio_large_to_small"] = round(large / small, 3)
-    print(f"analyze small-objects on class regions: {small:.3f} s per 1,000 images at {n_all // 5:,}, "
-          f"{large:.3f} s at {n_all:,} (ratio {large / small:.2f}; 1.00 is linear)", file=sys.stderr)  # fmt: skip
+    print(
+        f"analyze small-objects on class regions: {small:.3f} s per 1,000 images at {n_all // 5:,}, "
+        f"{large:.3f} s at {n_all:,} (ratio {large / small:.2f}; 1.00 is linear)",
+        file=sys.stderr,
+    )
     return out
 
 
@@ -210,11 +227,19 @@ def main(argv=None) -> int:
     ap.add_argument("--images", type=int, default=25000)
     ap.add_argument("--size", type=int, default=48, help="image height in pixels (width 4/3 of it)")
     ap.add_argument("--data", type=Path, help="keep the generated ADE data here (reused when present)")
-    ap.add_argument("--datumaro-images", type=int, default=1000,
-                    help="images Datumaro's stats runs on (its time per image is printed and extrapolated); 0: skip")
+    ap.add_argument(
+        "--datumaro-images",
+        type=int,
+        default=1000,
+        help="images Datumaro's stats runs on (its time per image is printed and extrapolated); 0: skip",
+    )
     ap.add_argument("--accuracy-images", type=int, default=50)
-    ap.add_argument("--scaling-images", type=int, default=25000,
-                    help="SceneParsing-like images of the linearity check (also timed at a fifth of it)")
+    ap.add_argument(
+        "--scaling-images",
+        type=int,
+        default=25000,
+        help="SceneParsing-like images of the linearity check (also timed at a fifth of it)",
+    )
     ap.add_argument("--repeat", type=int, default=3, help="runs of each timed command (the fastest is kept)")
     ap.add_argument("--skip-speed", action="store_true")
     ap.add_argument("--skip-scaling", action="store_true")

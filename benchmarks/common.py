@@ -95,5 +95,7 @@ def print_figures(figures: dict, as_json: bool, width: int = 34) -> None:
 
 
 def ratio_line(figures: dict, workers: int) -> str:
-    return (f"segdata converts {figures['ratio']}x as many images per second as Datumaro "
-            f"({workers} workers, {os.cpu_count()} cores)")  # fmt: skip
+    return (
+        f"segdata converts {figures['ratio']}x as many images per second as Datumaro "
+        f"({workers} workers, {os.cpu_count()} cores)"
+    )

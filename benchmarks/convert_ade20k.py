@@ -23,13 +23,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import TreeMemory, print_figures, ratio_line  # noqa: E402
-from datumaro_runner import datumaro_available, datumaro_convert  # noqa: E402
+from common import TreeMemory, print_figures, ratio_line
+from datumaro_runner import datumaro_available, datumaro_convert
 
-from segdata.convert import convert  # noqa: E402
-from segdata.converters import ade20k  # noqa: E402
-from segdata.runner import default_workers  # noqa: E402
-from segdata.synthetic import generate_ade20k_2021  # noqa: E402
+from segdata.convert import convert
+from segdata.converters import ade20k
+from segdata.runner import default_workers
+from segdata.synthetic import generate_ade20k_2021
 
 
 def main(argv=None) -> int:
@@ -40,7 +40,9 @@ def main(argv=None) -> int:
     ap.add_argument("--workers", type=int, default=default_workers(), help="segdata workers (default: all cores)")
     ap.add_argument("--data", type=Path, help="where to generate the source data (default: a temporary directory)")
     ap.add_argument("--no-datumaro", action="store_true", help="time segdata only")
-    ap.add_argument("--datumaro-images", type=int, help="time Datumaro on the first N images only (its rate is per image)")
+    ap.add_argument(
+        "--datumaro-images", type=int, help="time Datumaro on the first N images only (its rate is per image)"
+    )
     ap.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = ap.parse_args(argv)
 
@@ -50,10 +52,13 @@ def main(argv=None) -> int:
     if not release.is_dir() or len(list(release.rglob("*_seg.png"))) != args.images:
         shutil.rmtree(data, ignore_errors=True)
         t0 = time.perf_counter()
-        release = generate_ade20k_2021(data, args.images, image_size=(args.height, args.width), seed=0,
-                                       workers=default_workers())  # fmt: skip
-        print(f"generated {args.images} images of {args.width}x{args.height} in {time.perf_counter() - t0:.0f} s",
-              file=sys.stderr)  # fmt: skip
+        release = generate_ade20k_2021(
+            data, args.images, image_size=(args.height, args.width), seed=0, workers=default_workers()
+        )
+        print(
+            f"generated {args.images} images of {args.width}x{args.height} in {time.perf_counter() - t0:.0f} s",
+            file=sys.stderr,
+        )
 
     out = work / "segdata-out"
     with TreeMemory(os.getpid(), interval=0.01) as mem:

@@ -35,14 +35,14 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import print_figures, ratio_line  # noqa: E402
-from datumaro_runner import datumaro_available, datumaro_convert  # noqa: E402
+from common import print_figures, ratio_line
+from datumaro_runner import datumaro_available, datumaro_convert
 
-import segdata  # noqa: E402
-from segdata.convert import convert  # noqa: E402
-from segdata.converters import cityscapes  # noqa: E402
-from segdata.runner import default_workers  # noqa: E402
-from segdata.synthetic.cityscapes import generate_cityscapes  # noqa: E402
+import segdata
+from segdata.convert import convert
+from segdata.converters import cityscapes
+from segdata.runner import default_workers
+from segdata.synthetic.cityscapes import generate_cityscapes
 
 _IMAGE_ID = re.compile(r"([A-Za-z-]+_\d{6}_\d{6})")
 
@@ -111,7 +111,9 @@ def _matched(source: np.ndarray, ids: np.ndarray, segments: list[dict], names: d
     seg_ids = np.array([s["id"] for s in segments])
     # compact both maps, then one joint bincount
     s_index = np.searchsorted(inst_values, source)
-    s_index = np.where((source >= 1000) & (inst_values[np.minimum(s_index, len(inst_values) - 1)] == source), s_index + 1, 0)
+    s_index = np.where(
+        (source >= 1000) & (inst_values[np.minimum(s_index, len(inst_values) - 1)] == source), s_index + 1, 0
+    )
     order = np.argsort(seg_ids)
     e_pos = np.searchsorted(seg_ids[order], ids)
     e_ok = seg_ids[order][np.minimum(e_pos, len(seg_ids) - 1)] == ids
@@ -192,17 +194,27 @@ def main(argv=None) -> int:
     ap.add_argument("--height", type=int, default=1024)
     ap.add_argument("--width", type=int, default=2048)
     ap.add_argument("--workers", type=int, default=default_workers(), help="segdata workers (default: all cores)")
-    ap.add_argument("--png", choices=["cityscapes", "fast"], default="cityscapes",
-                    help="PNG encoding of the generated files (default: as the real files)")
+    ap.add_argument(
+        "--png",
+        choices=["cityscapes", "fast"],
+        default="cityscapes",
+        help="PNG encoding of the generated files (default: as the real files)",
+    )
     ap.add_argument("--data", type=Path, help="where to generate the source data (default: a temporary directory)")
     ap.add_argument("--no-datumaro", action="store_true", help="time segdata only")
-    ap.add_argument("--instance-images", type=int, default=50,
-                    help="images over which kept instances are counted (0: skip)")
+    ap.add_argument(
+        "--instance-images", type=int, default=50, help="images over which kept instances are counted (0: skip)"
+    )
     ap.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = ap.parse_args(argv)
 
     stamp_name = ".segdata-bench.json"
-    if args.data is not None and args.data.is_dir() and any(args.data.iterdir()) and not (args.data / stamp_name).is_file():
+    if (
+        args.data is not None
+        and args.data.is_dir()
+        and any(args.data.iterdir())
+        and not (args.data / stamp_name).is_file()
+    ):
         ap.error(f"--data {args.data} holds files this benchmark did not generate; give an empty or new folder")
     work = Path(tempfile.mkdtemp(prefix="segdata-bench-cs-"))
     data = args.data or work / "src"
@@ -211,11 +223,21 @@ def main(argv=None) -> int:
     if not (stamp.is_file() and json.loads(stamp.read_text()) == wanted):
         shutil.rmtree(data, ignore_errors=True)
         t0 = time.perf_counter()
-        generate_cityscapes(data, args.images, image_size=(args.height, args.width), seed=0,
-                            workers=default_workers(), png=args.png, left_images="dirs")  # fmt: skip
+        generate_cityscapes(
+            data,
+            args.images,
+            image_size=(args.height, args.width),
+            seed=0,
+            workers=default_workers(),
+            png=args.png,
+            left_images="dirs",
+        )
         stamp.write_text(json.dumps(wanted))
-        print(f"generated {args.images} images of {args.width}x{args.height} ({args.png} PNGs) in "
-              f"{time.perf_counter() - t0:.1f} s", file=sys.stderr)  # fmt: skip
+        print(
+            f"generated {args.images} images of {args.width}x{args.height} ({args.png} PNGs) in "
+            f"{time.perf_counter() - t0:.1f} s",
+            file=sys.stderr,
+        )
 
     out = work / "segdata-out"
     cpu0, t0 = _cpu_seconds(), time.perf_counter()
@@ -253,7 +275,11 @@ def main(argv=None) -> int:
         # CPU time per image does not depend on what else the machine runs: the ratio a quiet
         # machine with this many cores would show (Datumaro runs on one core)
         figures["ratio_from_cpu_time"] = round(
-            min(args.workers, os.cpu_count() or 1) * figures["datumaro_cpu_ms_per_image"] / figures["segdata_cpu_ms_per_image"], 1)
+            min(args.workers, os.cpu_count() or 1)
+            * figures["datumaro_cpu_ms_per_image"]
+            / figures["segdata_cpu_ms_per_image"],
+            1,
+        )
         shutil.rmtree(work / "dm-out", ignore_errors=True)
 
     if args.instance_images > 0:

@@ -51,7 +51,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import TreeMemory, _status_kib, print_figures  # noqa: E402
+from common import TreeMemory, _status_kib, print_figures
 
 
 def _child(src: str, out: str, workers: int) -> int:
@@ -85,8 +85,12 @@ def main(argv=None) -> int:
     ap.add_argument("--annotations", type=int, default=860_001)
     ap.add_argument("--size", default="64x48", help="image size WxH (default 64x48)")
     ap.add_argument("--workers", type=int, help="conversion workers (default: all cores)")
-    ap.add_argument("--data", type=Path, help="where to generate the source (kept and reused; default: a temporary directory)")
-    ap.add_argument("--no-image-files", action="store_true", help="do not write the image files (each is then a problem)")
+    ap.add_argument(
+        "--data", type=Path, help="where to generate the source (kept and reused; default: a temporary directory)"
+    )
+    ap.add_argument(
+        "--no-image-files", action="store_true", help="do not write the image files (each is then a problem)"
+    )
     ap.add_argument("--budget-gib", type=float, default=3.0)
     ap.add_argument("--json", action="store_true", help="print the figures as JSON")
     ap.add_argument("--child", nargs=3, metavar=("SRC", "OUT", "WORKERS"), help=argparse.SUPPRESS)
@@ -102,18 +106,30 @@ def main(argv=None) -> int:
     work = Path(tempfile.mkdtemp(prefix="segdata-coco-mem-"))
     data = args.data or work / "src"
     marker = data / "segdata-benchmark.json"
-    params = {"images": args.images, "annotations": args.annotations, "size": [h, w], "image_files": not args.no_image_files}
+    params = {
+        "images": args.images,
+        "annotations": args.annotations,
+        "size": [h, w],
+        "image_files": not args.no_image_files,
+    }
     if not marker.is_file() or json.loads(marker.read_text()) != params:
         shutil.rmtree(data, ignore_errors=True)
         t0 = time.perf_counter()
-        generate_coco_instances(data, args.images, args.annotations, image_size=(h, w), image_files=not args.no_image_files)
+        generate_coco_instances(
+            data, args.images, args.annotations, image_size=(h, w), image_files=not args.no_image_files
+        )
         marker.write_text(json.dumps(params))
-        print(f"generated {args.images} images, {args.annotations} annotations in {time.perf_counter() - t0:.0f} s",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"generated {args.images} images, {args.annotations} annotations in {time.perf_counter() - t0:.0f} s",
+            file=sys.stderr,
+        )
     json_path = data / "annotations" / "instances_train2017.json"
     out = work / "unified"
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", str(data), str(out), str(workers)]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")]))
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join([str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")]),
+    )
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
     with TreeMemory(proc.pid) as mem:
@@ -143,8 +159,10 @@ def main(argv=None) -> int:
     print_figures(figures, args.json, width=22)
     if not args.json:
         verdict = "within" if figures["peak_rss_tree_mib"] <= figures["budget_mib"] else "OVER"
-        print(f"\npeak memory of the process tree: {figures['peak_rss_tree_mib']:.0f} MiB RSS "
-              f"({figures['peak_pss_tree_mib']:.0f} MiB PSS), {verdict} the {args.budget_gib:g} GiB budget")  # fmt: skip
+        print(
+            f"\npeak memory of the process tree: {figures['peak_rss_tree_mib']:.0f} MiB RSS "
+            f"({figures['peak_pss_tree_mib']:.0f} MiB PSS), {verdict} the {args.budget_gib:g} GiB budget"
+        )
     return 0 if figures["peak_rss_tree_mib"] <= figures["budget_mib"] else 1
 
 

@@ -114,8 +114,15 @@ def main(argv=None) -> int:
                 ms[name] = statistics.median(times)
             others = {k: v for k, v in ms.items() if k != "segdata"}
             best = min(others, key=others.get)
-            rows.append({"kind": kind, "files": len(datas), "ms": ms, "fastest_other": best,
-                         "speedup": others[best] / ms["segdata"]})  # fmt: skip
+            rows.append(
+                {
+                    "kind": kind,
+                    "files": len(datas),
+                    "ms": ms,
+                    "fastest_other": best,
+                    "speedup": others[best] / ms["segdata"],
+                }
+            )
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0

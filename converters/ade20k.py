@@ -194,9 +194,7 @@ def detect(root: str | Path) -> Layout:
         release = _release_root(seg, root)
         if (seg.parent / f"{stem}.json").is_file():
             index = release / "index_ade20k.pkl"
-            return Layout(
-                "ade20k-2021", root, release, "2021_17_01", index_file=index if index.is_file() else None
-            )
+            return Layout("ade20k-2021", root, release, "2021_17_01", index_file=index if index.is_file() else None)
         if (seg.parent / f"{stem}_atr.txt").is_file():
             return Layout("ade20k-2016", root, release, "2016_07_26")
         raise LayoutNotFoundError(
@@ -309,7 +307,9 @@ def _iter_levels(base: Path, counts: dict[int, int], listed_in: Path, image: Pat
             if level == 0:
                 raise InputError(png, "segmentation PNG not found")
             if level in counts:
-                raise InputError(png, f"not found, but {listed_in.name} lists {counts[level]} object(s) of level {level}")
+                raise InputError(
+                    png, f"not found, but {listed_in.name} lists {counts[level]} object(s) of level {level}"
+                )
             if level > max_level:
                 break
             continue
@@ -323,7 +323,13 @@ def _iter_levels(base: Path, counts: dict[int, int], listed_in: Path, image: Pat
         yield level, png, decoded
 
 
-def _check_size(mask_path: Path, mask_hw: tuple[int, int], image: Path | None, stated: tuple[int, int] | None, stated_in: Path | None):
+def _check_size(
+    mask_path: Path,
+    mask_hw: tuple[int, int],
+    image: Path | None,
+    stated: tuple[int, int] | None,
+    stated_in: Path | None,
+):
     if stated is not None and tuple(stated) != tuple(mask_hw):
         raise InputError(
             mask_path,
@@ -488,7 +494,12 @@ def _read_2021(layout: Layout, task: Task) -> ConvertedImage:
                             f"unknown class code {code} ({int(areas[seg_id - 1])} pixels): no object of "
                             f"{json_path.name} has name_ndx {code} and there is no index_ade20k.pkl to name it",
                         )
-                problems.append((str(png), f"region of class {code} with B={int(_b[seg_id - 1])} matches no object of level {level} in {json_path.name}"))
+                problems.append(
+                    (
+                        str(png),
+                        f"region of class {code} with B={int(_b[seg_id - 1])} matches no object of level {level} in {json_path.name}",
+                    )
+                )
                 rows.add(layer, seg_id, code, False, areas[seg_id - 1], boxes[seg_id - 1], part_level=level)
                 continue
             obj = level_objects[oi]
@@ -497,11 +508,19 @@ def _read_2021(layout: Layout, task: Task) -> ConvertedImage:
             if level > 0:
                 pending_parents.append((level, len(rows.cols["segment_id"]), obj))
             rows.add(
-                layer, seg_id, code, True, areas[seg_id - 1], boxes[seg_id - 1],
-                source_instance=int(obj["id"]), part_level=level, occluded=_as_bool(obj.get("occluded")),
-                crop=_as_bool(obj.get("crop")), raw_name=obj.get("raw_name"),
+                layer,
+                seg_id,
+                code,
+                True,
+                areas[seg_id - 1],
+                boxes[seg_id - 1],
+                source_instance=int(obj["id"]),
+                part_level=level,
+                occluded=_as_bool(obj.get("occluded")),
+                crop=_as_bool(obj.get("crop")),
+                raw_name=obj.get("raw_name"),
                 attributes=_attributes_text(obj.get("attributes")),
-            )  # fmt: skip
+            )
         # objects without a visible pixel: rows of area 0
         linked = set(links.values())
         next_id = len(codes) + 1
@@ -514,10 +533,19 @@ def _read_2021(layout: Layout, task: Task) -> ConvertedImage:
             if level > 0:
                 pending_parents.append((level, len(rows.cols["segment_id"]), obj))
             rows.add(
-                layer, next_id, code, True, 0, (0, 0, 0, 0), source_instance=int(obj["id"]), part_level=level,
-                occluded=_as_bool(obj.get("occluded")), crop=_as_bool(obj.get("crop")),
-                raw_name=obj.get("raw_name"), attributes=_attributes_text(obj.get("attributes")),
-            )  # fmt: skip
+                layer,
+                next_id,
+                code,
+                True,
+                0,
+                (0, 0, 0, 0),
+                source_instance=int(obj["id"]),
+                part_level=level,
+                occluded=_as_bool(obj.get("occluded")),
+                crop=_as_bool(obj.get("crop")),
+                raw_name=obj.get("raw_name"),
+                attributes=_attributes_text(obj.get("attributes")),
+            )
             next_id += 1
         masks[layer] = segmap
     for level, row, obj in pending_parents:
@@ -526,14 +554,20 @@ def _read_2021(layout: Layout, task: Task) -> ConvertedImage:
             parent_id = parent_id[0] if parent_id else None
         parent = seg_of_object.get(int(parent_id)) if parent_id is not None else None
         if parent is None or parent[0] != level - 1:
-            problems.append((str(json_path), f"part {obj['id']} (level {level}) has no parent object of level {level - 1} (ispartof={parent_id!r})"))
+            problems.append(
+                (
+                    str(json_path),
+                    f"part {obj['id']} (level {level}) has no parent object of level {level - 1} (ispartof={parent_id!r})",
+                )
+            )
             continue
         rows.cols["parent_segment"][row] = parent[1]
     scene = ann.get("scene")
     scene = "/".join(scene) if isinstance(scene, list) else (scene or task.scene)
     return ConvertedImage(
-        image=_image_row(layout, task, segmap_shape=masks["objects"].shape, image=image,
-                         annotation=json_path, scene=scene),  # fmt: skip
+        image=_image_row(
+            layout, task, segmap_shape=masks["objects"].shape, image=image, annotation=json_path, scene=scene
+        ),
         segments=rows.cols,
         masks=masks,
         classes=[{"source_id": c, "name": n, "source_name": s, "is_thing": None} for c, (n, s) in observed.items()],
@@ -545,8 +579,9 @@ def _image_row(layout: Layout, task: Task, *, segmap_shape, image: Path | None, 
     file = None
     if image is not None and image.is_file():
         file = image.relative_to(layout.image_root).as_posix()
-    return image_row(task.image_id, task.split, segmap_shape, file,
-                     annotation.relative_to(layout.image_root).as_posix(), scene)
+    return image_row(
+        task.image_id, task.split, segmap_shape, file, annotation.relative_to(layout.image_root).as_posix(), scene
+    )
 
 
 def _missing_image(image: Path | None) -> list[tuple[str, str]]:
@@ -570,21 +605,34 @@ def parse_atr(path: Path) -> list[dict]:
             continue
         cols = [c.strip() for c in _ATR_LINE.split(line.strip(), maxsplit=5)]
         if len(cols) != 6:
-            raise InputError(path, f"line {lineno}: expected 6 ' # '-separated columns, found {len(cols)}: {line.strip()!r}")
+            raise InputError(
+                path, f"line {lineno}: expected 6 ' # '-separated columns, found {len(cols)}: {line.strip()!r}"
+            )
         try:
             instance, level, occluded = int(cols[0]), int(cols[1]), int(cols[2])
         except ValueError:
-            raise InputError(path, f"line {lineno}: instance, part level and occluded must be integers: {line.strip()!r}") from None
+            raise InputError(
+                path, f"line {lineno}: instance, part level and occluded must be integers: {line.strip()!r}"
+            ) from None
         attrs = cols[5]
         if len(attrs) >= 2 and attrs[0] == '"' and attrs[-1] == '"':
             attrs = attrs[1:-1]
-        rows.append({"instance": instance, "part_level": level, "occluded": bool(occluded), "name": cols[3],
-                     "raw_name": cols[4], "attributes": attrs or None})  # fmt: skip
+        rows.append(
+            {
+                "instance": instance,
+                "part_level": level,
+                "occluded": bool(occluded),
+                "name": cols[3],
+                "raw_name": cols[4],
+                "attributes": attrs or None,
+            }
+        )
     return rows
 
 
-def _read_2016_annotation(base: Path, image: Path | None, rows: SegmentRows, prefix: str, observed: dict,
-                          problems: list) -> dict[str, np.ndarray]:  # fmt: skip
+def _read_2016_annotation(
+    base: Path, image: Path | None, rows: SegmentRows, prefix: str, observed: dict, problems: list
+) -> dict[str, np.ndarray]:
     """Read one 2016-layout annotation (``<base>_seg.png``, ``_parts_N.png``, ``_atr.txt``)."""
     atr_path = base.with_name(base.name + "_atr.txt")
     atr = parse_atr(atr_path)
@@ -609,18 +657,31 @@ def _read_2016_annotation(base: Path, image: Path | None, rows: SegmentRows, pre
             k = k_of_b.get(b)
             line = lines.get(k)
             if line is None:
-                raise InputError(atr_path, f"no line for instance {k} of level {level} (class code {code}, B={b} in {png.name})")
+                raise InputError(
+                    atr_path, f"no line for instance {k} of level {level} (class code {code}, B={b} in {png.name})"
+                )
             used.add(k)
             observed.setdefault(code, {}).setdefault((_short_name(line["name"]), line["name"]), 0)
             observed[code][(_short_name(line["name"]), line["name"])] += 1
             rows.add(
-                layer, seg_id, code, True, areas[seg_id - 1], boxes[seg_id - 1],
-                parent=int(parents[seg_id]) if parents is not None else 0, source_instance=k, part_level=level,
-                occluded=line["occluded"], raw_name=line["raw_name"], attributes=line["attributes"],
-            )  # fmt: skip
+                layer,
+                seg_id,
+                code,
+                True,
+                areas[seg_id - 1],
+                boxes[seg_id - 1],
+                parent=int(parents[seg_id]) if parents is not None else 0,
+                source_instance=k,
+                part_level=level,
+                occluded=line["occluded"],
+                raw_name=line["raw_name"],
+                attributes=line["attributes"],
+            )
         for k, line in sorted(lines.items()):
             if k not in used:
-                problems.append((str(atr_path), f"instance {k} of level {level} ({line['name']}) has no pixels in {png.name}"))
+                problems.append(
+                    (str(atr_path), f"instance {k} of level {level} ({line['name']}) has no pixels in {png.name}")
+                )
         masks[layer] = segmap
         prev_segmap, prev_n = segmap, len(codes)
     return masks
@@ -630,7 +691,9 @@ def _observed_classes(observed: dict) -> list[dict]:
     out = []
     for code, names in observed.items():
         for (name, source_name), count in names.items():
-            out.extend({"source_id": code, "name": name, "source_name": source_name, "is_thing": None} for _ in range(count))
+            out.extend(
+                {"source_id": code, "name": name, "source_name": source_name, "is_thing": None} for _ in range(count)
+            )
     return out
 
 
@@ -642,8 +705,14 @@ def _read_2016(layout: Layout, task: Task) -> ConvertedImage:
     problems: list = []
     masks = _read_2016_annotation(base, image, rows, "", observed, problems)
     return ConvertedImage(
-        image=_image_row(layout, task, segmap_shape=masks["objects"].shape, image=image,
-                         annotation=base.with_name(base.name + "_atr.txt"), scene=task.scene),  # fmt: skip
+        image=_image_row(
+            layout,
+            task,
+            segmap_shape=masks["objects"].shape,
+            image=image,
+            annotation=base.with_name(base.name + "_atr.txt"),
+            scene=task.scene,
+        ),
         segments=rows.cols,
         masks=masks,
         classes=_observed_classes(observed),
@@ -669,16 +738,27 @@ def _read_consistency(layout: Layout, task: Task) -> ConvertedImage:
         jpg = base.with_name(base.name + ".jpg")
         if image is None and jpg.is_file():
             image = jpg
-        got = _read_2016_annotation(base, jpg if jpg.is_file() else None, rows, _consistency_prefix(layout, folder), observed, problems)
+        got = _read_2016_annotation(
+            base, jpg if jpg.is_file() else None, rows, _consistency_prefix(layout, folder), observed, problems
+        )
         for layer, segmap in got.items():
             first = next(iter(masks.values()), None)
             if first is not None and first.shape != segmap.shape:
-                raise InputError(base.with_name(base.name + _SEG_SUFFIX), f"annotation is {segmap.shape[1]}x{segmap.shape[0]}, another annotation of the same image is {first.shape[1]}x{first.shape[0]}")
+                raise InputError(
+                    base.with_name(base.name + _SEG_SUFFIX),
+                    f"annotation is {segmap.shape[1]}x{segmap.shape[0]}, another annotation of the same image is {first.shape[1]}x{first.shape[0]}",
+                )
             masks[layer] = segmap
     shape = next(iter(masks.values())).shape
     return ConvertedImage(
-        image=_image_row(layout, task, segmap_shape=shape, image=image,
-                         annotation=layout.root / layout.annotations[0] / f"{task.stem}_atr.txt", scene=None),  # fmt: skip
+        image=_image_row(
+            layout,
+            task,
+            segmap_shape=shape,
+            image=image,
+            annotation=layout.root / layout.annotations[0] / f"{task.stem}_atr.txt",
+            scene=None,
+        ),
         segments=rows.cols,
         masks=masks,
         classes=_observed_classes(observed),
@@ -734,7 +814,9 @@ def _read_challenge(layout: Layout, task: Task) -> ConvertedImage:
     counts = np.bincount(labels.ravel(), minlength=256)
     bad = np.flatnonzero(counts[151:])
     if bad.size:
-        raise InputError(png, f"unknown class value(s) {(bad + 151).tolist()[:5]}: ADEChallengeData2016 labels are 0..150")
+        raise InputError(
+            png, f"unknown class value(s) {(bad + 151).tolist()[:5]}: ADEChallengeData2016 labels are 0..150"
+        )
     image = layout.root / "images" / sub / f"{stem}.jpg"
     _check_size(png, labels.shape, image, None, None)
     rows = SegmentRows(task.image_id)
@@ -778,7 +860,9 @@ def read(root: str | Path, split: str | None = None):
 
 def layers(layout: Layout) -> list[dict]:
     """The layers this layout can produce, with their parent layer."""
-    prefixes = [""] if layout.name != "ade20k-consistency" else [_consistency_prefix(layout, f) for f in layout.annotations]
+    prefixes = (
+        [""] if layout.name != "ade20k-consistency" else [_consistency_prefix(layout, f) for f in layout.annotations]
+    )
     out = []
     for folder, prefix in zip(layout.annotations or ("",), prefixes):
         for level in range(0, MAX_PART_LEVELS + 1):

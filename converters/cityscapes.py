@@ -52,15 +52,16 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
-from segdata.convert import ConvertedImage, SegmentRows, image_row, atomic_output
+from segdata.convert import ConvertedImage, SegmentRows, atomic_output, image_row
 from segdata.errors import InputError, LayoutNotFoundError, SegdataError
 from segdata.maskio import png_size, read_png, read_segment_map
 from segdata.runner import parallel_map
@@ -181,8 +182,12 @@ def _check_labels() -> None:
     train = sorted(label.trainId for label in LABELS if label.trainId not in (255, -1))
     need(train == list(range(19)), f"train ids 0..18 must each be used once, found {train}")
     for label in LABELS:
-        need(label.ignoreInEval == (label.trainId in (255, -1)), f"{label.name}: ignoreInEval must equal trainId == 255")
-        need(all(0 <= c <= 255 for c in label.color) and len(label.color) == 3, f"{label.name}: bad colour {label.color}")
+        need(
+            label.ignoreInEval == (label.trainId in (255, -1)), f"{label.name}: ignoreInEval must equal trainId == 255"
+        )
+        need(
+            all(0 <= c <= 255 for c in label.color) and len(label.color) == 3, f"{label.name}: bad colour {label.color}"
+        )
     category_ids = {(label.category, label.categoryId) for label in LABELS}
     need(len({c for c, _ in category_ids}) == len(category_ids), "a category has two category ids")
     class_ids = [class_id_of(i) for i in ids]
@@ -306,7 +311,10 @@ def _suffix(annotation: str, kind: str) -> str:
 
 def _label_pair(root: Path, annotation: str, split: str, city: str, image_id: str) -> tuple[Path, Path]:
     folder = root / annotation / split / city
-    return folder / f"{image_id}{_suffix(annotation, 'labelIds')}", folder / f"{image_id}{_suffix(annotation, 'instanceIds')}"
+    return (
+        folder / f"{image_id}{_suffix(annotation, 'labelIds')}",
+        folder / f"{image_id}{_suffix(annotation, 'instanceIds')}",
+    )
 
 
 def list_images(layout: Layout, split: str | None = None) -> list[Task]:
@@ -479,7 +487,8 @@ def read_label_pair(
         inst = read_png(inst_path, expect="grey16")
     if lab is not None and lab.shape != inst.shape:
         raise InputError(
-            inst_path, f"instanceIds is {inst.shape[1]}x{inst.shape[0]} but {lab_path.name} is {lab.shape[1]}x{lab.shape[0]}"
+            inst_path,
+            f"instanceIds is {inst.shape[1]}x{inst.shape[0]} but {lab_path.name} is {lab.shape[1]}x{lab.shape[0]}",
         )
     if inst.size == 0:
         raise InputError(inst_path, "image has no pixels")
@@ -524,8 +533,16 @@ def _add_segments(rows: SegmentRows, layer: str, values: np.ndarray, areas: np.n
         # a class region of a class with instances is a group ("cargroup"): a crowd, as
         # cityscapesScripts' createPanopticImgs.py marks it (iscrowd 1)
         crowd = not is_instance and bool(_HAS_INSTANCES[label])
-        rows.add(layer, i + 1, label + 1, is_instance, areas[i], boxes[i],
-                 source_instance=v if is_instance else None, iscrowd=crowd)  # fmt: skip
+        rows.add(
+            layer,
+            i + 1,
+            label + 1,
+            is_instance,
+            areas[i],
+            boxes[i],
+            source_instance=v if is_instance else None,
+            iscrowd=crowd,
+        )
 
 
 def read_image(layout: Layout, task: Task) -> ConvertedImage:
@@ -540,7 +557,8 @@ def read_image(layout: Layout, task: Task) -> ConvertedImage:
         c_map, c_values, c_areas, c_boxes = read_label_pair(c_lab, c_inst, layout.check_labelids)
         if c_map.shape != segmap.shape:
             raise InputError(
-                c_lab, f"gtCoarse annotation is {c_map.shape[1]}x{c_map.shape[0]}, gtFine is {segmap.shape[1]}x{segmap.shape[0]}"
+                c_lab,
+                f"gtCoarse annotation is {c_map.shape[1]}x{c_map.shape[0]}, gtFine is {segmap.shape[1]}x{segmap.shape[0]}",
             )
         _add_segments(rows, "coarse", c_values, c_areas, c_boxes)
         masks["coarse"] = c_map
@@ -550,7 +568,9 @@ def read_image(layout: Layout, task: Task) -> ConvertedImage:
     if image.is_file():
         hw = png_size(image)
         if hw != segmap.shape:
-            raise InputError(lab_path, f"annotation is {segmap.shape[1]}x{segmap.shape[0]} but image {image.name} is {hw[1]}x{hw[0]}")
+            raise InputError(
+                lab_path, f"annotation is {segmap.shape[1]}x{segmap.shape[0]} but image {image.name} is {hw[1]}x{hw[0]}"
+            )
         file = image.relative_to(layout.root).as_posix()
     else:
         problems.append((str(image), "image file missing; annotation converted without it"))
@@ -640,8 +660,15 @@ def _instance_values(label: np.ndarray, is_instance: np.ndarray, source: np.ndar
     return values
 
 
-def write(dataset, out: str | Path, *, overwrite: bool = False, workers: int | None = None,
-          progress: Callable[[int, int], None] | None = None, color: bool = True) -> dict:  # fmt: skip
+def write(
+    dataset,
+    out: str | Path,
+    *,
+    overwrite: bool = False,
+    workers: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    color: bool = True,
+) -> dict:
     """Export a unified dataset converted from Cityscapes back to Cityscapes label PNGs.
 
     Writes, for every image and annotation layer, ``<ann>/<split>/<city>/<id>_<ann>_labelIds.png``
@@ -705,14 +732,18 @@ def write(dataset, out: str | Path, *, overwrite: bool = False, workers: int | N
             label = label_of_class[class_ids]
             if ((label < 0) | (label > MAX_LABEL_ID)).any():
                 bad = sorted(set(class_ids[(label < 0) | (label > MAX_LABEL_ID)].tolist()))
-                raise SegdataError(f"{ds.path}: image {img.image_id} has segments of classes {bad}, which have no labelId 0..33")
+                raise SegdataError(
+                    f"{ds.path}: image {img.image_id} has segments of classes {bad}, which have no labelId 0..33"
+                )
             source_inst = seg["source_instance"].astype("Int64").fillna(-1).to_numpy(dtype=np.int64)
             values = _instance_values(label, seg["is_instance"].to_numpy(dtype=bool), source_inst)
             label_lut = lookup_table(seg_ids, label, dtype=np.uint8)
             value_lut = lookup_table(seg_ids, values, dtype=np.uint16)
             folder = folder_of[layer]
             stem = Path(folder) / img.split / city / f"{img.image_id}_{folder}_"
-            tasks.append(_ExportTask(ds.path / mask_relpath(layer, img.split, img.image_id), stem, label_lut, value_lut))
+            tasks.append(
+                _ExportTask(ds.path / mask_relpath(layer, img.split, img.image_id), stem, label_lut, value_lut)
+            )
 
     files = 0
     with atomic_output(out, overwrite=overwrite) as tmp:
@@ -722,7 +753,7 @@ def write(dataset, out: str | Path, *, overwrite: bool = False, workers: int | N
             files += n
             if progress:
                 progress(done, len(tasks))
-    used = sorted({layer for layer in ds.layers})
+    used = sorted(set(ds.layers))
     return {
         "path": str(out),
         "images": len(ds.images),

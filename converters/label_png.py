@@ -46,16 +46,16 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Callable, Iterable
 
 import numpy as np
 import pandas as pd
 
 from segdata import __version__
-from segdata.convert import ConvertedImage, SegmentRows, image_row, atomic_output
+from segdata.convert import ConvertedImage, SegmentRows, atomic_output, image_row
 from segdata.errors import InputError, LayoutNotFoundError, SegdataError
 from segdata.format import CLASSES_FILE, Dataset, text_or_none
 from segdata.maskio import GREY, PALETTE, decode_png, encode_png, image_size, png_header, read_segment_map
@@ -79,9 +79,12 @@ IMAGE_MODES = ("link", "copy", "none")
 def _label_png_vocabulary(vocabulary: Vocabulary) -> Vocabulary:
     """``vocabulary`` with ``ignore_index`` 255, checked to fit 8-bit labels (train ids 0..254)."""
     if vocabulary.num_classes > MAX_CLASSES:
-        raise InputError(vocabulary.source, f"{vocabulary.num_classes} classes; a label PNG holds at most {MAX_CLASSES} "
-                         "(train ids 0..254, 255 is ignore)",
-                         "build a smaller vocabulary, e.g. `segdata vocab DATASET --top 150 -o vocab.json`, and pass it with --vocab")  # fmt: skip
+        raise InputError(
+            vocabulary.source,
+            f"{vocabulary.num_classes} classes; a label PNG holds at most {MAX_CLASSES} "
+            "(train ids 0..254, 255 is ignore)",
+            "build a smaller vocabulary, e.g. `segdata vocab DATASET --top 150 -o vocab.json`, and pass it with --vocab",
+        )
     return vocabulary if vocabulary.ignore_index == IGNORE else vocabulary.with_ignore_index(IGNORE)
 
 
@@ -114,7 +117,10 @@ def _export_one(tmp: str, images: str, item: _ExportItem) -> tuple[str, np.ndarr
     else:
         segmap = read_segment_map(item.mask)
         if segmap.shape != (item.height, item.width):
-            raise InputError(item.mask, f"mask is {segmap.shape[1]}x{segmap.shape[0]}, images.parquet says {item.width}x{item.height}")
+            raise InputError(
+                item.mask,
+                f"mask is {segmap.shape[1]}x{segmap.shape[0]}, images.parquet says {item.width}x{item.height}",
+            )
         top = int(segmap.max()) if segmap.size else 0
         if top >= len(item.lut):
             raise InputError(item.mask, f"segment id {top} has no row in segments.parquet")
@@ -140,7 +146,10 @@ def _export_items(ds: Dataset, layer: str, class_lut: np.ndarray) -> list[_Expor
     def label_of(class_ids: np.ndarray) -> np.ndarray:
         bad = (class_ids < 0) | (class_ids >= len(class_lut))
         if bad.any():
-            raise InputError(ds.path / "segments.parquet", f"class ids {sorted(set(class_ids[bad].tolist()))[:5]} have no row in classes.parquet")
+            raise InputError(
+                ds.path / "segments.parquet",
+                f"class ids {sorted(set(class_ids[bad].tolist()))[:5]} have no row in classes.parquet",
+            )
         return class_lut[class_ids]
 
     # per image: segment id -> label value, 255 for ids without a row
@@ -155,10 +164,17 @@ def _export_items(ds: Dataset, layer: str, class_lut: np.ndarray) -> list[_Expor
         image = None
         if file is not None:
             image = str(Path(file) if Path(file).is_absolute() else image_root / file)
-        items.append(_ExportItem(
-            row.image_id, row.split, int(row.height), int(row.width),
-            str(ds.mask_path(row.image_id, layer)) if masked[k] else None, luts[row.image_id], image,
-        ))  # fmt: skip
+        items.append(
+            _ExportItem(
+                row.image_id,
+                row.split,
+                int(row.height),
+                int(row.width),
+                str(ds.mask_path(row.image_id, layer)) if masked[k] else None,
+                luts[row.image_id],
+                image,
+            )
+        )
     return items
 
 
@@ -253,7 +269,18 @@ def write(
             "source": ds.manifest.get("source"),
             "layer": layer,
             "images_mode": images,
-            **{key: result[key] for key in ("images", "splits", "num_classes", "ignore_index", "pixels_per_train_id", "ignored_pixels", "missing_images")},
+            **{
+                key: result[key]
+                for key in (
+                    "images",
+                    "splits",
+                    "num_classes",
+                    "ignore_index",
+                    "pixels_per_train_id",
+                    "ignored_pixels",
+                    "missing_images",
+                )
+            },
             "segdata_version": __version__,
         }
         (tmp / EXPORT_FILE).write_text(json.dumps(provenance, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -303,7 +330,9 @@ def detect(root: str | Path, *, vocab: str | Path | None = None) -> Layout:
         )
     vocab_file = Path(vocab) if vocab is not None else root / VOCAB_FILE
     if not vocab_file.is_file():
-        raise LayoutNotFoundError(f"{root}: label PNGs found but no vocabulary at {vocab_file}; pass vocab=PATH (--vocab)")
+        raise LayoutNotFoundError(
+            f"{root}: label PNGs found but no vocabulary at {vocab_file}; pass vocab=PATH (--vocab)"
+        )
     vocabulary = _label_png_vocabulary(read_vocab(vocab_file))
     return Layout("label-png", root, root, "label-png", vocab_file, vocabulary.num_classes)
 
@@ -325,7 +354,10 @@ def list_images(layout: Layout, split: str | None = None) -> list[Task]:
     seen: dict[str, str] = {}
     for t in tasks:
         if t.image_id in seen:
-            raise InputError(layout.root / ANN_DIR / t.split / f"{t.image_id}.png", f"image id {t.image_id} is also in {ANN_DIR}/{seen[t.image_id]}/")
+            raise InputError(
+                layout.root / ANN_DIR / t.split / f"{t.image_id}.png",
+                f"image id {t.image_id} is also in {ANN_DIR}/{seen[t.image_id]}/",
+            )
         seen[t.image_id] = t.split
     return tasks
 
@@ -341,7 +373,9 @@ def read_label_png(path: Path) -> np.ndarray:
     _, _, depth, ctype = png_header(data, path)
     if ctype not in (GREY, PALETTE) or depth > 8 or (ctype == GREY and depth != 8):
         kind = {GREY: "grey", PALETTE: "palette"}.get(ctype, "colour" if ctype in (2, 6) else f"colour type {ctype}")
-        raise InputError(path, f"{depth}-bit {kind} PNG, expected an 8-bit single-channel label map (train ids, 255 = ignore)")
+        raise InputError(
+            path, f"{depth}-bit {kind} PNG, expected an 8-bit single-channel label map (train ids, 255 = ignore)"
+        )
     arr = decode_png(data, path)
     if arr.ndim != 2 or arr.dtype != np.uint8:
         raise InputError(path, f"expected a single-channel 8-bit label map, decoded {arr.dtype} of shape {arr.shape}")
@@ -357,7 +391,10 @@ def read_image(layout: Layout, task: Task) -> ConvertedImage:
     k = layout.num_classes
     bad = np.flatnonzero(counts[k:IGNORE]) + k
     if bad.size:
-        raise InputError(path, f"label value(s) {bad.tolist()[:8]} are neither train ids of {layout.vocab_file.name} (0..{k - 1}) nor 255 (ignore)")
+        raise InputError(
+            path,
+            f"label value(s) {bad.tolist()[:8]} are neither train ids of {layout.vocab_file.name} (0..{k - 1}) nor 255 (ignore)",
+        )
     keys = labels.astype(np.int32) + 1  # class_id = value + 1
     segmap, present, areas = compact_labels(keys, max_key=IGNORE + 1)
     boxes = bounding_boxes(segmap, len(present))
@@ -367,7 +404,9 @@ def read_image(layout: Layout, task: Task) -> ConvertedImage:
     problems: list[tuple[str, str]] = []
     file = task.image
     if file is None or not (layout.image_root / file).is_file():
-        problems.append((str(layout.root / IMG_DIR / task.split / task.image_id), "image file missing; labels converted without it"))
+        problems.append(
+            (str(layout.root / IMG_DIR / task.split / task.image_id), "image file missing; labels converted without it")
+        )
         file = None
     else:
         ih, iw = image_size(layout.image_root / file)
@@ -386,7 +425,9 @@ def read(root: str | Path, split: str | None = None, **options):
 
 
 def layers(layout: Layout) -> list[dict]:
-    return [{"name": "objects", "parent": None, "description": f"label PNGs in the vocabulary {layout.vocab_file.name}"}]
+    return [
+        {"name": "objects", "parent": None, "description": f"label PNGs in the vocabulary {layout.vocab_file.name}"}
+    ]
 
 
 def build_classes(layout: Layout, observations: pd.DataFrame) -> pd.DataFrame:

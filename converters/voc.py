@@ -235,7 +235,9 @@ def detect(root: str | Path, *, sbd: str | Path | None = None, aug: bool = False
     if sbd is not None:
         sbd_dir = _sbd_root(Path(sbd))
         if sbd_dir is None:
-            raise LayoutNotFoundError(f"{sbd}: not SBD (looked for cls/ in it, in dataset/ and in benchmark_RELEASE/dataset/)")
+            raise LayoutNotFoundError(
+                f"{sbd}: not SBD (looked for cls/ in it, in dataset/ and in benchmark_RELEASE/dataset/)"
+            )
     voc = _voc_root(root)
     if voc is not None:
         release = voc.name if re.fullmatch(r"VOC\d{4}", voc.name) else "unknown"
@@ -311,7 +313,9 @@ def list_images(layout: Layout, split: str | None = None) -> list[Task]:
                 continue
             prev = split_of.get(image_id)
             if prev is not None and prev[0] != name:
-                raise InputError(path, f"image {image_id} is listed for {name} here and for {prev[0]} in {prev[1].name}")
+                raise InputError(
+                    path, f"image {image_id} is listed for {name} here and for {prev[0]} in {prev[1].name}"
+                )
             split_of.setdefault(image_id, (name, path))
     listed = set(split_of) | set(weak)
     sbd_ids: set[str] = set()
@@ -394,7 +398,9 @@ def _mat_struct(path: Path, name: str, fields: tuple[str, ...]) -> dict:
     except FileNotFoundError:
         raise InputError(path, "file not found") from None
     except NotImplementedError as exc:  # MATLAB v7.3 (HDF5) files
-        raise InputError(path, f"unsupported .mat file ({exc})", "SBD ships MATLAB v5 files; re-save with save(..., '-v7')") from None
+        raise InputError(
+            path, f"unsupported .mat file ({exc})", "SBD ships MATLAB v5 files; re-save with save(..., '-v7')"
+        ) from None
     except Exception as exc:  # scipy raises many types for broken files
         raise InputError(path, f"corrupt or unreadable .mat file ({type(exc).__name__}: {exc})") from None
     if name not in mat:
@@ -511,7 +517,12 @@ def build_layer(
         area = int(region_counts[c])
         rows.add(layer, sid, CLASS_ID_OF_INDEX[c], False, area, boxes[sid - 1])
         if objects is not None and 1 <= c < N_CLASSES:
-            problems.append((object_file, f"{area} pixel(s) of class {_class_name(c)} in {class_file} belong to no object; kept as a class region"))
+            problems.append(
+                (
+                    object_file,
+                    f"{area} pixel(s) of class {_class_name(c)} in {class_file} belong to no object; kept as a class region",
+                )
+            )
     for sid, k in enumerate(object_ids.tolist(), len(region_classes) + 1):
         row = counts[k]
         area = int(object_counts[k - 1])
@@ -520,21 +531,41 @@ def build_layer(
         other = area - int(row[index])
         if other:
             found = {_class_name(int(c)): int(row[c]) for c in np.flatnonzero(row) if c != index}
-            problems.append((object_file, f"object {k} is {_class_name(index)} by most of its pixels; {other} of its {area} pixels carry {found} in {class_file} and are kept as {_class_name(index)}"))
+            problems.append(
+                (
+                    object_file,
+                    f"object {k} is {_class_name(index)} by most of its pixels; {other} of its {area} pixels carry {found} in {class_file} and are kept as {_class_name(index)}",
+                )
+            )
         if stated is not None:
             if k > len(stated):
                 problems.append((object_file, f"object {k} has no entry in Categories ({len(stated)} entries)"))
             elif int(stated[k - 1]) != index:
-                problems.append((object_file, f"Categories says object {k} is {_class_name(int(stated[k - 1]))}, its pixels in {class_file} are {_class_name(index)}; the pixels' class is kept"))
+                problems.append(
+                    (
+                        object_file,
+                        f"Categories says object {k} is {_class_name(int(stated[k - 1]))}, its pixels in {class_file} are {_class_name(index)}; the pixels' class is kept",
+                    )
+                )
         rows.add(layer, sid, CLASS_ID_OF_INDEX[index], True, area, boxes[sid - 1], source_instance=k)
     if objects is not None:
         void_diff = int(counts[VOID, :VOID].sum() + counts[:VOID, VOID].sum())
         if void_diff:
-            problems.append((object_file, f"the void band differs from {class_file}'s in {void_diff} pixel(s); {class_file}'s is kept"))
+            problems.append(
+                (
+                    object_file,
+                    f"the void band differs from {class_file}'s in {void_diff} pixel(s); {class_file}'s is kept",
+                )
+            )
         if stated is not None:
             for k in range(1, len(stated) + 1):
                 if k >= VOID or not object_counts[k - 1]:
-                    problems.append((object_file, f"object {k} ({_class_name(int(stated[k - 1]))}) is listed in Categories but has no pixels"))
+                    problems.append(
+                        (
+                            object_file,
+                            f"object {k} ({_class_name(int(stated[k - 1]))}) is listed in Categories but has no pixels",
+                        )
+                    )
     return segmap
 
 
@@ -543,7 +574,9 @@ def build_layer(
 
 def _check_same_size(path: Path, arr: np.ndarray, ref_name: str, ref: np.ndarray, what: str) -> None:
     if arr.shape != ref.shape:
-        raise InputError(path, f"{what} is {arr.shape[1]}x{arr.shape[0]} but {ref_name} is {ref.shape[1]}x{ref.shape[0]}")
+        raise InputError(
+            path, f"{what} is {arr.shape[1]}x{arr.shape[0]} but {ref_name} is {ref.shape[1]}x{ref.shape[0]}"
+        )
 
 
 def _read_voc_layer(layout: Layout, task: Task, rows: SegmentRows, problems: list) -> tuple[np.ndarray, np.ndarray]:
@@ -560,14 +593,19 @@ def _read_voc_layer(layout: Layout, task: Task, rows: SegmentRows, problems: lis
         object_rel = str(object_path)
         if object_path.is_file():
             objects = read_label_png(object_path)
-            _check_same_size(object_path, objects, f"{layout.class_dir}/{task.image_id}.png", classes, layout.object_dir)
+            _check_same_size(
+                object_path, objects, f"{layout.class_dir}/{task.image_id}.png", classes, layout.object_dir
+            )
         elif layout.name == "voc":
             problems.append((str(object_path), "object map missing: classes converted as regions, without instances"))
-    return build_layer(rows, "objects", classes, objects, f"{layout.class_dir}/{task.image_id}.png", object_rel, problems), classes
+    return build_layer(
+        rows, "objects", classes, objects, f"{layout.class_dir}/{task.image_id}.png", object_rel, problems
+    ), classes
 
 
-def _read_sbd_layer(sbd: Path, image_id: str, layer: str, rows: SegmentRows, problems: list,
-                    has_inst: bool) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+def _read_sbd_layer(
+    sbd: Path, image_id: str, layer: str, rows: SegmentRows, problems: list, has_inst: bool
+) -> tuple[np.ndarray, np.ndarray]:
     """One layer from SBD's ``cls``/``inst`` files: ``(segment map, class map)``."""
     cls_path = sbd / "cls" / f"{image_id}.mat"
     if not cls_path.is_file():
@@ -577,7 +615,9 @@ def _read_sbd_layer(sbd: Path, image_id: str, layer: str, rows: SegmentRows, pro
     seen = set((np.flatnonzero(np.bincount(classes.ravel(), minlength=256)[1:N_CLASSES]) + 1).tolist())
     stated_present = {int(c) for c in present if 1 <= c < N_CLASSES}
     if stated_present != seen:
-        problems.append((str(cls_path), f"CategoriesPresent lists {sorted(stated_present)}, the pixels hold classes {sorted(seen)}"))
+        problems.append(
+            (str(cls_path), f"CategoriesPresent lists {sorted(stated_present)}, the pixels hold classes {sorted(seen)}")
+        )
     objects = stated = None
     inst_path = sbd / "inst" / f"{image_id}.mat"
     if inst_path.is_file():
@@ -607,7 +647,9 @@ def read_image(layout: Layout, task: Task) -> ConvertedImage:
     problems: list[tuple[str, str]] = []
     masks: dict[str, np.ndarray] = {}
     if layout.name == "sbd":
-        segmap, classes = _read_sbd_layer(layout.root, task.image_id, "objects", rows, problems, layout.object_dir is not None)
+        segmap, classes = _read_sbd_layer(
+            layout.root, task.image_id, "objects", rows, problems, layout.object_dir is not None
+        )
         annotation = f"cls/{task.image_id}.mat"
         mask_path = layout.root / annotation
     else:
@@ -617,7 +659,9 @@ def read_image(layout: Layout, task: Task) -> ConvertedImage:
     masks["objects"] = segmap
     if layout.sbd is not None and task.in_sbd:
         sbd_map, sbd_classes = _read_sbd_layer(layout.sbd, task.image_id, "sbd", rows, problems, True)
-        _check_same_size(layout.sbd / "cls" / f"{task.image_id}.mat", sbd_classes, annotation, classes, "the SBD annotation")
+        _check_same_size(
+            layout.sbd / "cls" / f"{task.image_id}.mat", sbd_classes, annotation, classes, "the SBD annotation"
+        )
         masks["sbd"] = sbd_map
     file = _image_file(layout, task, mask_path, classes.shape, problems)
     image = image_row(task.image_id, task.split, classes.shape, file, annotation)

@@ -1,7 +1,7 @@
 """A tour of a converted ADE20K dataset, top to bottom (run it as a script or cell by cell).
 
-    segdata demo --out /tmp/segdata-demo            # or convert a real ADE20K release
-    python examples/ade20k_tour.py /tmp/segdata-demo/ade20k-unified
+segdata demo --out /tmp/segdata-demo            # or convert a real ADE20K release
+python examples/ade20k_tour.py /tmp/segdata-demo/ade20k-unified
 """
 
 import sys

@@ -8,7 +8,7 @@
 
 __version__ = "0.1.0"
 
-from .errors import (  # noqa: E402
+from .errors import (
     FormatError,
     InputError,
     LayoutNotFoundError,
@@ -16,7 +16,8 @@ from .errors import (  # noqa: E402
     SegdataError,
     SelectionError,
 )
-from .format import Dataset, ImageRecord, open_dataset as open  # noqa: E402,A001
+from .format import Dataset, ImageRecord
+from .format import open_dataset as open
 
 __all__ = [
     "Dataset",

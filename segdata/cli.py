@@ -69,10 +69,11 @@ def _errors():
 
 def _scheduler_option(fn):
     return click.option(
-        "--scheduler", metavar="ADDRESS",
+        "--scheduler",
+        metavar="ADDRESS",
         help="Run the per-image work on this Dask cluster (tcp://host:8786; needs `pip install 'segdata[dask]'` "
-             "and the paths readable by the workers); the output is the same as in the local process pool.",
-    )(fn)  # fmt: skip
+        "and the paths readable by the workers); the output is the same as in the local process pool.",
+    )(fn)
 
 
 class _Progress:
@@ -89,9 +90,13 @@ class _Progress:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
             self.bar = Progress(
-                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                console=_console(stderr=True), transient=False,
-            )  # fmt: skip
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                console=_console(stderr=True),
+                transient=False,
+            )
             self.bar.__enter__()
             self.task = self.bar.add_task(self.description, total=None)
         return self
@@ -122,8 +127,9 @@ def main() -> None:
 @main.command(context_settings=CONTEXT)
 @click.argument("family", type=click.Choice(FAMILIES))
 @click.argument("root", type=click.Path(path_type=Path))
-@click.option("--to", "target", type=click.Choice(["unified"]), default="unified", show_default=True,
-              help="Output format.")
+@click.option(
+    "--to", "target", type=click.Choice(["unified"]), default="unified", show_default=True, help="Output format."
+)
 @click.argument("out", type=click.Path(path_type=Path))
 @click.option("--split", help="Convert only this split (train, val; ADE folder names training/validation work too).")
 @click.option("--limit", type=click.IntRange(min=0), help="Convert only the first N images (sorted by split, id).")
@@ -131,27 +137,73 @@ def main() -> None:
 @click.option("--copy-images", is_flag=True, help="Copy image files into OUT/images instead of referencing them.")
 @click.option("--overwrite", is_flag=True, help="Replace OUT if it exists (only once the new one is complete).")
 @click.option("--resume", is_flag=True, help="Continue an interrupted conversion into OUT.")
-@click.option("--on-error", type=click.Choice(["fail", "skip"]), default="fail", show_default=True,
-              help="On a bad image: stop and leave nothing behind, or skip it and list it under problems.")
+@click.option(
+    "--on-error",
+    type=click.Choice(["fail", "skip"]),
+    default="fail",
+    show_default=True,
+    help="On a bad image: stop and leave nothing behind, or skip it and list it under problems.",
+)
 @click.option("--name", help="Dataset name stored in the manifest  [default: OUT's name]")
 @click.option("--json", "as_json", is_flag=True, help="Print the conversion report as JSON.")
-@click.option("--kind", type=click.Choice(["instances", "panoptic", "stuffthingmaps", "stuff"]),
-              help="coco: which annotation to read when several are present.")
-@click.option("--annotations", type=click.Path(path_type=Path), multiple=True,
-              help="coco: read exactly this JSON file (repeatable).")
-@click.option("--categories", type=click.Path(path_type=Path),
-              help="coco: panoptic categories file for JSONs without 'categories'.")
+@click.option(
+    "--kind",
+    type=click.Choice(["instances", "panoptic", "stuffthingmaps", "stuff"]),
+    help="coco: which annotation to read when several are present.",
+)
+@click.option(
+    "--annotations",
+    type=click.Path(path_type=Path),
+    multiple=True,
+    help="coco: read exactly this JSON file (repeatable).",
+)
+@click.option(
+    "--categories",
+    type=click.Path(path_type=Path),
+    help="coco: panoptic categories file for JSONs without 'categories'.",
+)
 @click.option("--images", type=click.Path(path_type=Path), help="coco: where the image files are.")
-@click.option("--stuff/--no-stuff", default=None, help="coco: merge the stuff JSON into the instances layer  [default: when present]")
+@click.option(
+    "--stuff/--no-stuff",
+    default=None,
+    help="coco: merge the stuff JSON into the instances layer  [default: when present]",
+)
 @click.option("--sbd", type=click.Path(path_type=Path), help="voc: SBD root; its annotation becomes layer 'sbd'.")
 @click.option("--aug", is_flag=True, help="voc: read SegmentationClassAug.")
 @click.option("--coarse", is_flag=True, help="cityscapes: add gtCoarse as layer 'coarse' next to gtFine.")
-@click.option("--check-labelids", is_flag=True,
-              help="cityscapes: also decode labelIds and check it against instanceIds (which holds every labelId).")
+@click.option(
+    "--check-labelids",
+    is_flag=True,
+    help="cityscapes: also decode labelIds and check it against instanceIds (which holds every labelId).",
+)
 @click.option("--vocab", type=click.Path(path_type=Path), help="label-png: vocabulary file  [default: ROOT/vocab.json]")
 @_scheduler_option
-def convert(family, root, target, out, split, limit, workers, copy_images, overwrite, resume, on_error, name, as_json,
-            kind, annotations, categories, images, stuff, sbd, aug, coarse, check_labelids, vocab, scheduler):  # fmt: skip
+def convert(
+    family,
+    root,
+    target,
+    out,
+    split,
+    limit,
+    workers,
+    copy_images,
+    overwrite,
+    resume,
+    on_error,
+    name,
+    as_json,
+    kind,
+    annotations,
+    categories,
+    images,
+    stuff,
+    sbd,
+    aug,
+    coarse,
+    check_labelids,
+    vocab,
+    scheduler,
+):
     """Convert the dataset at ROOT, read as it ships, into a unified-format directory OUT.
 
     The layout is detected: ADE20K full (2021_17_01 or 2016_07_26), ADEChallengeData2016, the
@@ -172,9 +224,21 @@ def convert(family, root, target, out, split, limit, workers, copy_images, overw
     from .render import text
     from .runner import executor_for
 
-    options = _family_options(family, dict(kind=kind, annotations=annotations, categories=categories, images=images,
-                                           stuff=stuff, sbd=sbd, aug=aug, coarse=coarse,
-                                           check_labelids=check_labelids, vocab=vocab))  # fmt: skip
+    options = _family_options(
+        family,
+        {
+            "kind": kind,
+            "annotations": annotations,
+            "categories": categories,
+            "images": images,
+            "stuff": stuff,
+            "sbd": sbd,
+            "aug": aug,
+            "coarse": coarse,
+            "check_labelids": check_labelids,
+            "vocab": vocab,
+        },
+    )
     if "annotations" in options:
         options["annotations"] = list(options["annotations"])
     if family == "coco" and stuff is False:
@@ -184,10 +248,21 @@ def convert(family, root, target, out, split, limit, workers, copy_images, overw
         with _errors(), executor_for(scheduler, workers) as (executor, workers):
             with _Progress(f"converting {root.name}", enabled=not as_json) as progress:
                 report = run_convert(
-                    module, root, out, split=split, limit=limit, workers=workers, executor=executor,
-                    copy_images=copy_images, overwrite=overwrite, resume=resume, on_error=on_error, name=name,
-                    progress=progress, options=options,
-                )  # fmt: skip
+                    module,
+                    root,
+                    out,
+                    split=split,
+                    limit=limit,
+                    workers=workers,
+                    executor=executor,
+                    copy_images=copy_images,
+                    overwrite=overwrite,
+                    resume=resume,
+                    on_error=on_error,
+                    name=name,
+                    progress=progress,
+                    options=options,
+                )
     except KeyboardInterrupt:
         _fail(f"interrupted; rerun with --resume to continue into {out}", code=130)
     if as_json:
@@ -203,11 +278,20 @@ EXPORTERS = {"coco-panoptic": "coco", "label-png": "label-png", "cityscapes": "c
 @click.argument("dataset", type=click.Path(path_type=Path))
 @click.option("--to", "target", type=click.Choice(sorted(EXPORTERS)), required=True, help="Target layout.")
 @click.argument("out", type=click.Path(path_type=Path))
-@click.option("--vocab", type=click.Path(path_type=Path),
-              help="label-png: class vocabulary file (from `segdata vocab`)  [default: every class]")
+@click.option(
+    "--vocab",
+    type=click.Path(path_type=Path),
+    help="label-png: class vocabulary file (from `segdata vocab`)  [default: every class]",
+)
 @click.option("--layer", default="objects", show_default=True, help="label-png: layer to export.")
-@click.option("--images", "images_mode", type=click.Choice(["link", "copy", "none"]), default="link",
-              show_default=True, help="label-png: how image files reach img_dir/.")
+@click.option(
+    "--images",
+    "images_mode",
+    type=click.Choice(["link", "copy", "none"]),
+    default="link",
+    show_default=True,
+    help="label-png: how image files reach img_dir/.",
+)
 @click.option("--overwrite", is_flag=True, help="Replace OUT if it exists (only once the new one is complete).")
 @click.option("--workers", type=click.IntRange(min=1), help="Worker processes  [default: all cores]")
 @click.option("--json", "as_json", is_flag=True, help="Print the export report as JSON.")
@@ -314,12 +398,22 @@ def _open_dataset(path: Path):
 @click.argument("dataset", type=click.Path(path_type=Path))
 @click.option("--split", help="Only this split  [default: all images]")
 @click.option("--layer", default="objects", show_default=True, help="Annotation layer.")
-@click.option("--buckets", "bucket_rule", default="lvis", show_default=True,
-              help="Frequency buckets: lvis (rare 1-10 / common 11-100 / frequent >100 training images), "
-                   "terciles (of pixel share), images:E1,E2,... or share:E1,E2,...")
+@click.option(
+    "--buckets",
+    "bucket_rule",
+    default="lvis",
+    show_default=True,
+    help="Frequency buckets: lvis (rare 1-10 / common 11-100 / frequent >100 training images), "
+    "terciles (of pixel share), images:E1,E2,... or share:E1,E2,...",
+)
 @click.option("--buckets-out", type=click.Path(path_type=Path), help="Write class_id,name,bucket as CSV here.")
-@click.option("--bootstrap", type=click.IntRange(min=0), default=100, show_default=True,
-              help="Synthetic data sets for the power-law goodness-of-fit p-value (0: skip).")
+@click.option(
+    "--bootstrap",
+    type=click.IntRange(min=0),
+    default=100,
+    show_default=True,
+    help="Synthetic data sets for the power-law goodness-of-fit p-value (0: skip).",
+)
 @click.option("--plots", type=click.Path(path_type=Path), help="Write PNG and SVG plots into this directory.")
 @click.option("--top", type=click.IntRange(min=1), default=15, show_default=True, help="Classes listed in the table.")
 @click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
@@ -348,7 +442,9 @@ def longtail(dataset, split, layer, bucket_rule, buckets_out, bootstrap, plots, 
     if buckets_out:
         lt.write_buckets(buckets_out, result.frequencies, result.buckets)
     if plots:
-        report["plots"] = [str(p) for p in lt.plot_longtail(result.frequencies, result.buckets, plots, title=ds.name, rule=rule)]
+        report["plots"] = [
+            str(p) for p in lt.plot_longtail(result.frequencies, result.buckets, plots, title=ds.name, rule=rule)
+        ]
     if as_json:
         click.echo(json.dumps(report))  # compact: thousands of classes, read by scripts
         return
@@ -359,7 +455,9 @@ def longtail(dataset, split, layer, bucket_rule, buckets_out, bootstrap, plots, 
 @click.argument("dataset", type=click.Path(path_type=Path))
 @click.option("--split", help="Only this split  [default: all images]")
 @click.option("--layer", default="objects", show_default=True, help="Annotation layer.")
-@click.option("--workers", type=click.IntRange(min=1), help="Worker processes for connected components  [default: all cores]")
+@click.option(
+    "--workers", type=click.IntRange(min=1), help="Worker processes for connected components  [default: all cores]"
+)
 @click.option("--plots", type=click.Path(path_type=Path), help="Write PNG and SVG plots into this directory.")
 @click.option("--top", type=click.IntRange(min=1), default=15, show_default=True, help="Classes listed in the table.")
 @click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
@@ -394,31 +492,79 @@ def small_objects(dataset, split, layer, workers, plots, top, as_json, scheduler
 @analyze.command(context_settings=CONTEXT)
 @click.argument("a", type=click.Path(path_type=Path))
 @click.argument("b", type=click.Path(path_type=Path), required=False)
-@click.option("--layers", help="One dataset: the layers to compare, reference first (L1,L2[,L3...]; default: its "
-                               "top-level layers). Two datasets: LA,LB or one layer for both  [default: objects]")
-@click.option("--class-map", type=click.Path(path_type=Path),
-              help="CSV b_class_id,a_class_id mapping B's classes onto A's (two datasets with different vocabularies).")
-@click.option("--boundary-px", type=click.IntRange(min=0), default=3, show_default=True,
-              help="Half-width K of the boundary band, in pixels.")
-@click.option("--bootstrap", type=click.IntRange(min=0), default=1000, show_default=True,
-              help="Bootstrap resamples of the images for the 95% intervals (0: none).")
+@click.option(
+    "--layers",
+    help="One dataset: the layers to compare, reference first (L1,L2[,L3...]; default: its "
+    "top-level layers). Two datasets: LA,LB or one layer for both  [default: objects]",
+)
+@click.option(
+    "--class-map",
+    type=click.Path(path_type=Path),
+    help="CSV b_class_id,a_class_id mapping B's classes onto A's (two datasets with different vocabularies).",
+)
+@click.option(
+    "--boundary-px",
+    type=click.IntRange(min=0),
+    default=3,
+    show_default=True,
+    help="Half-width K of the boundary band, in pixels.",
+)
+@click.option(
+    "--bootstrap",
+    type=click.IntRange(min=0),
+    default=1000,
+    show_default=True,
+    help="Bootstrap resamples of the images for the 95% intervals (0: none).",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap.")
 @click.option("--split", help="Only images of this split  [default: all images]")
-@click.option("--buckets", "bucket_rule", default="lvis", show_default=True,
-              help="Frequency buckets of A's classes for the ceiling (as in `analyze longtail`).")
-@click.option("--ceiling-out", type=click.Path(path_type=Path),
-              help="Write the human ceiling (B scored against A, overall and per bucket) as JSON here.")
-@click.option("--unlabeled", metavar="IDS",
-              help="Class ids (comma-separated) that mean 'no annotation' and count as unlabeled  "
-                   "[default: the classes named unlabeled]")
+@click.option(
+    "--buckets",
+    "bucket_rule",
+    default="lvis",
+    show_default=True,
+    help="Frequency buckets of A's classes for the ceiling (as in `analyze longtail`).",
+)
+@click.option(
+    "--ceiling-out",
+    type=click.Path(path_type=Path),
+    help="Write the human ceiling (B scored against A, overall and per bucket) as JSON here.",
+)
+@click.option(
+    "--unlabeled",
+    metavar="IDS",
+    help="Class ids (comma-separated) that mean 'no annotation' and count as unlabeled  "
+    "[default: the classes named unlabeled]",
+)
 @click.option("--plots", type=click.Path(path_type=Path), help="Write plots into this directory.")
-@click.option("--top-images", type=click.IntRange(min=0), default=3, show_default=True,
-              help="Images with the most disagreement drawn with --plots.")
+@click.option(
+    "--top-images",
+    type=click.IntRange(min=0),
+    default=3,
+    show_default=True,
+    help="Images with the most disagreement drawn with --plots.",
+)
 @click.option("--workers", type=click.IntRange(min=1), help="Worker processes  [default: all cores]")
 @_scheduler_option
 @click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
-def consistency(a, b, layers, class_map, boundary_px, bootstrap, seed, split, bucket_rule, ceiling_out, unlabeled,
-                plots, top_images, workers, scheduler, as_json):  # fmt: skip
+def consistency(
+    a,
+    b,
+    layers,
+    class_map,
+    boundary_px,
+    bootstrap,
+    seed,
+    split,
+    bucket_rule,
+    ceiling_out,
+    unlabeled,
+    plots,
+    top_images,
+    workers,
+    scheduler,
+    as_json,
+):
     """Compare two (or more) annotations of the same images: two layers of dataset A
     (re-annotation, SBD next to VOC, coarse next to fine) or datasets A and B matched by image id.
 
@@ -453,9 +599,21 @@ def consistency(a, b, layers, class_map, boundary_px, bootstrap, seed, split, bu
     try:
         with _errors(), executor_for(scheduler, workers) as (executor, workers):
             with _Progress("comparing", enabled=not as_json) as progress:
-                result = cons.compare(ds_a, ds_b, layers=layers, class_map=class_map, split=split,
-                                      boundary_px=boundary_px, bootstrap=bootstrap, seed=seed, bucket_rule=rule,
-                                      unlabeled=unlabeled_ids, workers=workers, executor=executor, progress=progress)  # fmt: skip
+                result = cons.compare(
+                    ds_a,
+                    ds_b,
+                    layers=layers,
+                    class_map=class_map,
+                    split=split,
+                    boundary_px=boundary_px,
+                    bootstrap=bootstrap,
+                    seed=seed,
+                    bucket_rule=rule,
+                    unlabeled=unlabeled_ids,
+                    workers=workers,
+                    executor=executor,
+                    progress=progress,
+                )
     except ValueError as exc:
         _fail(str(exc), code=2)
     report = result.report()
@@ -472,9 +630,19 @@ def consistency(a, b, layers, class_map, boundary_px, bootstrap, seed, split, bu
 @main.command(context_settings=CONTEXT)
 @click.argument("dataset", type=click.Path(path_type=Path))
 @click.option("--top", type=click.IntRange(min=1), help="Keep the K classes with most pixels.")
-@click.option("--coverage", type=click.FloatRange(0, 1, min_open=True), help="Keep the fewest classes covering this fraction of labelled pixels.")
-@click.option("--from-train-ids", is_flag=True, help="The dataset's own train ids (classes.parquet train_id: Cityscapes trainId, ADE20K-150, VOC).")
-@click.option("--min-images", type=click.IntRange(min=0), default=0, show_default=True, help="Only classes in at least N images.")
+@click.option(
+    "--coverage",
+    type=click.FloatRange(0, 1, min_open=True),
+    help="Keep the fewest classes covering this fraction of labelled pixels.",
+)
+@click.option(
+    "--from-train-ids",
+    is_flag=True,
+    help="The dataset's own train ids (classes.parquet train_id: Cityscapes trainId, ADE20K-150, VOC).",
+)
+@click.option(
+    "--min-images", type=click.IntRange(min=0), default=0, show_default=True, help="Only classes in at least N images."
+)
 @click.option("--split", help="Count pixels in this split only  [default: all images]")
 @click.option("--layer", default="objects", show_default=True, help="Annotation layer.")
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="Vocabulary file to write (JSON).")
@@ -501,8 +669,15 @@ def vocab(dataset, top, coverage, from_train_ids, min_images, split, layer, outp
     ds = _open_dataset(dataset)
     try:
         with _errors():
-            vocabulary, report = build_vocabulary(ds, top=top, coverage=coverage, min_images=min_images, split=split,
-                                                  layer=layer, from_train_ids=from_train_ids)  # fmt: skip
+            vocabulary, report = build_vocabulary(
+                ds,
+                top=top,
+                coverage=coverage,
+                min_images=min_images,
+                split=split,
+                layer=layer,
+                from_train_ids=from_train_ids,
+            )
     except ValueError as exc:
         _fail(str(exc), code=2)
     write_vocab(output, vocabulary)
@@ -516,12 +691,29 @@ def vocab(dataset, top, coverage, from_train_ids, min_images, split, layer, outp
 
 
 @main.command(context_settings=CONTEXT)
-@click.option("--out", type=click.Path(path_type=Path), default=Path("segdata-demo"), show_default=True,
-              help="Directory for the generated source data and the converted dataset.")
-@click.option("--images", "n_images", type=click.IntRange(min=1), default=60, show_default=True,
-              help="Number of synthetic images.")
-@click.option("--consistency-images", "n_consistency", type=click.IntRange(min=0), default=4, show_default=True,
-              help="Images (1024x768) of the simulated re-annotation; 0 skips the ceiling.")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("segdata-demo"),
+    show_default=True,
+    help="Directory for the generated source data and the converted dataset.",
+)
+@click.option(
+    "--images",
+    "n_images",
+    type=click.IntRange(min=1),
+    default=60,
+    show_default=True,
+    help="Number of synthetic images.",
+)
+@click.option(
+    "--consistency-images",
+    "n_consistency",
+    type=click.IntRange(min=0),
+    default=4,
+    show_default=True,
+    help="Images (1024x768) of the simulated re-annotation; 0 skips the ceiling.",
+)
 @click.option("--workers", type=click.IntRange(min=1), help="Worker processes  [default: all cores]")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
@@ -541,8 +733,9 @@ def demo(out, n_images, n_consistency, workers, seed, as_json):
     from .render import text
 
     with _errors(), _Progress("demo: converting", enabled=not as_json) as progress:
-        result = run_demo(out, n_images=n_images, n_consistency=n_consistency, workers=workers, seed=seed,
-                          progress=progress)  # fmt: skip
+        result = run_demo(
+            out, n_images=n_images, n_consistency=n_consistency, workers=workers, seed=seed, progress=progress
+        )
     if as_json:
         click.echo(json.dumps(result, indent=1))
         return

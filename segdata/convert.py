@@ -26,11 +26,11 @@ import importlib
 import json
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from types import ModuleType
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -73,14 +73,22 @@ PROBLEM_SCHEMA = pa.schema(
 )
 
 
-def image_row(image_id: str, split: str, shape: tuple[int, ...], file: str | None, annotation: str,
-              scene: str | None = None) -> dict:
+def image_row(
+    image_id: str, split: str, shape: tuple[int, ...], file: str | None, annotation: str, scene: str | None = None
+) -> dict:
     """One row of the images table (``IMAGE_SCHEMA`` without ``layers``, which the driver fills).
 
     ``shape`` is the label map's ``(H, W)`` in pixels; ``file`` and ``annotation`` are paths
     relative to the source root (``file`` None when the image file is missing)."""
-    return {"image_id": image_id, "split": split, "width": int(shape[1]), "height": int(shape[0]), "file": file,
-            "annotation": annotation, "scene": scene}  # fmt: skip
+    return {
+        "image_id": image_id,
+        "split": split,
+        "width": int(shape[1]),
+        "height": int(shape[0]),
+        "file": file,
+        "annotation": annotation,
+        "scene": scene,
+    }
 
 
 @dataclass
@@ -117,18 +125,51 @@ class SegmentRows:
     """
 
     COLUMNS = (
-        "image_id", "layer", "segment_id", "class_id", "is_instance", "iscrowd", "area",
-        "bbox_x", "bbox_y", "bbox_w", "bbox_h", "parent_segment", "source_instance",
-        "part_level", "occluded", "crop", "raw_name", "attributes", "source_area", "pixels_lost",
-    )  # fmt: skip
+        "image_id",
+        "layer",
+        "segment_id",
+        "class_id",
+        "is_instance",
+        "iscrowd",
+        "area",
+        "bbox_x",
+        "bbox_y",
+        "bbox_w",
+        "bbox_h",
+        "parent_segment",
+        "source_instance",
+        "part_level",
+        "occluded",
+        "crop",
+        "raw_name",
+        "attributes",
+        "source_area",
+        "pixels_lost",
+    )
 
     def __init__(self, image_id: str):
         self.image_id = image_id
         self.cols: dict[str, list] = {c: [] for c in self.COLUMNS}
 
-    def add(self, layer, segment_id, class_id, is_instance, area, box, parent=0, source_instance=None,
-            part_level=None, occluded=None, crop=None, raw_name=None, attributes=None, iscrowd=False,
-            source_area=None, pixels_lost=None):  # fmt: skip
+    def add(
+        self,
+        layer,
+        segment_id,
+        class_id,
+        is_instance,
+        area,
+        box,
+        parent=0,
+        source_instance=None,
+        part_level=None,
+        occluded=None,
+        crop=None,
+        raw_name=None,
+        attributes=None,
+        iscrowd=False,
+        source_area=None,
+        pixels_lost=None,
+    ):
         c = self.cols
         c["image_id"].append(self.image_id)
         c["layer"].append(layer)
@@ -151,7 +192,6 @@ class SegmentRows:
 
     def __len__(self) -> int:
         return len(self.cols["segment_id"])
-
 
 
 @dataclass
@@ -363,7 +403,9 @@ def convert(
     tmp = partial_path(out)
     if out.exists() and not overwrite:
         if resume and (out / MANIFEST).is_file():
-            raise OutputExistsError(f"{out} is already a complete dataset; nothing to resume (use --overwrite to redo it)")
+            raise OutputExistsError(
+                f"{out} is already a complete dataset; nothing to resume (use --overwrite to redo it)"
+            )
         raise OutputExistsError(f"{out} exists; pass --overwrite to replace it")
     layout = layout if layout is not None else module.detect(root, **(options or {}))
     tasks = module.list_images(layout, split=split)

@@ -22,9 +22,9 @@ Conventions used throughout:
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -188,9 +188,7 @@ def layer_flags(layers_column, layer: str) -> np.ndarray:
     >>> layer_flags(["objects,parts-1", None, "objects"], "parts-1").tolist()
     [True, False, False]
     """
-    return np.fromiter(
-        (layer in layer_names(v) for v in layers_column), dtype=bool, count=len(layers_column)
-    )
+    return np.fromiter((layer in layer_names(v) for v in layers_column), dtype=bool, count=len(layers_column))
 
 
 def table_from_columns(columns: dict[str, list], schema: pa.Schema) -> pa.Table:
@@ -221,7 +219,7 @@ class ImageRecord:
     width: int
     height: int
     segments: pd.DataFrame
-    dataset: "Dataset"
+    dataset: Dataset
 
     def segment_map(self, layer: str = "objects") -> np.ndarray:
         return self.dataset.segment_map(self.image_id, layer)

@@ -91,7 +91,9 @@ def image_size(path: str | Path) -> tuple[int, int]:
     return h, w
 
 
-def decode_png(data: bytes, path: str | Path = "<bytes>", *, expect: str | None = None, view: bool = False) -> np.ndarray:
+def decode_png(
+    data: bytes, path: str | Path = "<bytes>", *, expect: str | None = None, view: bool = False
+) -> np.ndarray:
     """Decode PNG bytes into an array.
 
     Parameters
@@ -135,7 +137,10 @@ def decode_png(data: bytes, path: str | Path = "<bytes>", *, expect: str | None 
     if _png is not None and depth in (8, 16) and ctype in _CHANNELS and data[28] == 0:
         return _decode_own(data, path, w, h, depth, ctype, view=view)
     if ctype == GREY_ALPHA and depth == 16:
-        raise InputError(path, "16-bit grey+alpha PNGs are read only by segdata's compiled decoder (segdata._png), which is not built here")
+        raise InputError(
+            path,
+            "16-bit grey+alpha PNGs are read only by segdata's compiled decoder (segdata._png), which is not built here",
+        )
     try:
         if ctype in (PALETTE, GREY_ALPHA) or _pyspng is None or depth < 8:
             with Image.open(io.BytesIO(data)) as im:
@@ -170,7 +175,9 @@ def _chunks(data: bytes, path: str | Path):
         kind = data[pos + 4 : pos + 8]
         end = pos + 8 + length
         if end + 4 > n:
-            raise InputError(path, f"corrupt or truncated PNG ({kind.decode('latin-1')} chunk at byte {pos} runs past the end)")
+            raise InputError(
+                path, f"corrupt or truncated PNG ({kind.decode('latin-1')} chunk at byte {pos} runs past the end)"
+            )
         (crc,) = struct.unpack_from(">I", data, end)
         if zlib.crc32(data[pos + 4 : end]) != crc:
             raise InputError(path, f"corrupt PNG (CRC mismatch in the {kind.decode('latin-1')} chunk at byte {pos})")
@@ -181,7 +188,9 @@ def _chunks(data: bytes, path: str | Path):
     raise InputError(path, "corrupt or truncated PNG (no IEND chunk)")
 
 
-def _decode_own(data: bytes, path: str | Path, w: int, h: int, depth: int, ctype: int, *, view: bool = False) -> np.ndarray:
+def _decode_own(
+    data: bytes, path: str | Path, w: int, h: int, depth: int, ctype: int, *, view: bool = False
+) -> np.ndarray:
     """segdata's decoder: libdeflate (or zlib) inflate + ``segdata._png.unfilter``.
 
     With ``view``, a single-channel image whose rows all have filter type 0 (the rows
@@ -210,10 +219,13 @@ def _decode_own(data: bytes, path: str | Path, w: int, h: int, depth: int, ctype
     except Exception:
         raise InputError(path, "corrupt or truncated PNG (the image data does not inflate)") from None
     if len(raw) != size:
-        raise InputError(path, f"corrupt or truncated PNG (image data is {len(raw)} bytes, {size} expected for {w}x{h})")
+        raise InputError(
+            path, f"corrupt or truncated PNG (image data is {len(raw)} bytes, {size} expected for {w}x{h})"
+        )
     if view and channels == 1 and raw[:: rowbytes + 1].count(0) == h:  # every row's filter byte is 0
-        return np.ndarray((h, w), dtype=">u2" if depth == 16 else np.uint8, buffer=raw, offset=1,
-                          strides=(rowbytes + 1, depth // 8))  # fmt: skip
+        return np.ndarray(
+            (h, w), dtype=">u2" if depth == 16 else np.uint8, buffer=raw, offset=1, strides=(rowbytes + 1, depth // 8)
+        )
     shape = (h, w) if channels == 1 else (h, w, channels)
     arr = np.empty(shape, dtype=np.uint8 if depth == 8 else np.uint16)
     try:
@@ -266,12 +278,7 @@ def encode_png(arr: np.ndarray) -> bytes:
     raw[:, 1:].view(">u2" if depth == 16 else np.uint8)[...] = arr
     ihdr = struct.pack(">IIBBBBB", w, h, depth, GREY, 0, 0, 0)
     compress = _isal_zlib.compress if _isal_zlib is not None else zlib.compress
-    return (
-        PNG_SIGNATURE
-        + _chunk(b"IHDR", ihdr)
-        + _chunk(b"IDAT", compress(raw, 1))
-        + _chunk(b"IEND", b"")
-    )
+    return PNG_SIGNATURE + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", compress(raw, 1)) + _chunk(b"IEND", b"")
 
 
 def write_segment_map(path: str | Path, segmap: np.ndarray) -> None:

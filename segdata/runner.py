@@ -9,15 +9,16 @@ per-task overhead of the pool negligible on datasets of tens of thousands of sma
 
 from __future__ import annotations
 
-import ctypes
 import contextlib
+import ctypes
 import os
 import platform
 import signal
 import sys
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from collections.abc import Sequence as _SequenceABC
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
-from typing import Callable, Iterable, Iterator, Sequence, TypeVar
+from typing import TypeVar
 
 from .errors import SegdataError
 

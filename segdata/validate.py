@@ -7,15 +7,24 @@ every row's ``area`` equals its pixel count, bounding boxes match, parents exist
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from .errors import InputError, SegdataError
-from .format import CLASS_SCHEMA, IMAGE_SCHEMA, NO_PARENT, SEGMENT_SCHEMA, Dataset, layer_names, mask_relpath, text_or_none
+from .format import (
+    CLASS_SCHEMA,
+    IMAGE_SCHEMA,
+    NO_PARENT,
+    SEGMENT_SCHEMA,
+    Dataset,
+    layer_names,
+    mask_relpath,
+    text_or_none,
+)
 from .maskio import image_size, read_segment_map
 from .regions import bounding_boxes
 from .runner import parallel_map
@@ -46,26 +55,56 @@ def _check_tables(ds: Dataset) -> list[Finding]:
         return out
     classes, images, segments = ds.classes, ds.images, ds.segments
     if classes["class_id"].duplicated().any():
-        out.append(Finding("classes.parquet", f"duplicate class ids {sorted(classes.loc[classes['class_id'].duplicated(), 'class_id'].unique().tolist())[:10]}"))
+        out.append(
+            Finding(
+                "classes.parquet",
+                f"duplicate class ids {sorted(classes.loc[classes['class_id'].duplicated(), 'class_id'].unique().tolist())[:10]}",
+            )
+        )
     if (classes["class_id"] <= 0).any():
         out.append(Finding("classes.parquet", "class id 0 is reserved for unlabeled and ids must be positive"))
     if images["image_id"].duplicated().any():
-        out.append(Finding("images.parquet", f"duplicate image ids {images.loc[images['image_id'].duplicated(), 'image_id'].tolist()[:10]}"))
+        out.append(
+            Finding(
+                "images.parquet",
+                f"duplicate image ids {images.loc[images['image_id'].duplicated(), 'image_id'].tolist()[:10]}",
+            )
+        )
     unknown_images = ~segments["image_id"].isin(images["image_id"])
     if unknown_images.any():
-        out.append(Finding("segments.parquet", f"{int(unknown_images.sum())} rows name images not in images.parquet, e.g. {segments.loc[unknown_images, 'image_id'].iloc[0]!r}"))
+        out.append(
+            Finding(
+                "segments.parquet",
+                f"{int(unknown_images.sum())} rows name images not in images.parquet, e.g. {segments.loc[unknown_images, 'image_id'].iloc[0]!r}",
+            )
+        )
     unknown_class = ~segments["class_id"].isin(classes["class_id"])
     if unknown_class.any():
-        out.append(Finding("segments.parquet", f"{int(unknown_class.sum())} rows have class ids without a class row: {sorted(segments.loc[unknown_class, 'class_id'].unique().tolist())[:10]}"))
+        out.append(
+            Finding(
+                "segments.parquet",
+                f"{int(unknown_class.sum())} rows have class ids without a class row: {sorted(segments.loc[unknown_class, 'class_id'].unique().tolist())[:10]}",
+            )
+        )
     dup = segments.duplicated(["image_id", "layer", "segment_id"])
     if dup.any():
         r = segments[dup].iloc[0]
-        out.append(Finding("segments.parquet", f"{int(dup.sum())} duplicate (image, layer, segment) rows, e.g. {r['image_id']}/{r['layer']}/{r['segment_id']}"))
+        out.append(
+            Finding(
+                "segments.parquet",
+                f"{int(dup.sum())} duplicate (image, layer, segment) rows, e.g. {r['image_id']}/{r['layer']}/{r['segment_id']}",
+            )
+        )
     if (segments["segment_id"] <= 0).any():
         out.append(Finding("segments.parquet", "segment id 0 means 'no annotation' and cannot have a row"))
     unknown_layer = ~segments["layer"].isin(ds.layers)
     if unknown_layer.any():
-        out.append(Finding("segments.parquet", f"layers not declared in segdata.json: {sorted(segments.loc[unknown_layer, 'layer'].unique())}"))
+        out.append(
+            Finding(
+                "segments.parquet",
+                f"layers not declared in segdata.json: {sorted(segments.loc[unknown_layer, 'layer'].unique())}",
+            )
+        )
     # parents
     parents = {layer["name"]: layer.get("parent") for layer in ds.manifest.get("layers", [])}
     with_parent = segments[segments["parent_segment"] != NO_PARENT]
@@ -79,7 +118,9 @@ def _check_tables(ds: Dataset) -> list[Finding]:
                 bad += 1
                 example = example or f"{row.image_id}/{row.layer} -> {parent_layer}/{row.parent_segment}"
         if bad:
-            out.append(Finding("segments.parquet", f"{bad} parts link to a parent segment that does not exist, e.g. {example}"))
+            out.append(
+                Finding("segments.parquet", f"{bad} parts link to a parent segment that does not exist, e.g. {example}")
+            )
     return out
 
 
@@ -122,16 +163,28 @@ def _check_image(path: Path, image_root: Path, item) -> list[Finding]:
         full[: len(counts)] = counts
         wrong = rows[rows["area"].to_numpy() != full[ids]]
         for r in wrong.head(5).itertuples():
-            out.append(Finding(str(mpath), f"segment {r.segment_id}: area {r.area} in segments.parquet, {int(full[r.segment_id])} pixels in the mask"))
+            out.append(
+                Finding(
+                    str(mpath),
+                    f"segment {r.segment_id}: area {r.area} in segments.parquet, {int(full[r.segment_id])} pixels in the mask",
+                )
+            )
         boxes = bounding_boxes(segmap, n)
         stated = rows[["bbox_x", "bbox_y", "bbox_w", "bbox_h"]].to_numpy()
         bad_box = np.flatnonzero((stated != boxes[ids - 1]).any(axis=1)) if ids.size else []
         for i in bad_box[:5]:
-            out.append(Finding(str(mpath), f"segment {ids[i]}: bbox {stated[i].tolist()} in segments.parquet, {boxes[ids[i] - 1].tolist()} in the mask"))
+            out.append(
+                Finding(
+                    str(mpath),
+                    f"segment {ids[i]}: bbox {stated[i].tolist()} in segments.parquet, {boxes[ids[i] - 1].tolist()} in the mask",
+                )
+            )
     for layer in sorted(set(seg["layer"]) - set(listed)):
         rows = seg[(seg["layer"] == layer) & (seg["area"] > 0)]
         if len(rows):
-            out.append(Finding(f"{image_id}/{layer}", f"{len(rows)} segments with pixels but the image has no {layer} mask"))
+            out.append(
+                Finding(f"{image_id}/{layer}", f"{len(rows)} segments with pixels but the image has no {layer} mask")
+            )
     return out
 
 
@@ -169,7 +222,9 @@ def validate(
 
     check = partial(_check_image, path, image_root)
     total = len(ds.images)
-    for i, result in enumerate(parallel_map(check, items(), workers=workers, executor=executor, batch_size=16, ordered=True), 1):
+    for i, result in enumerate(
+        parallel_map(check, items(), workers=workers, executor=executor, batch_size=16, ordered=True), 1
+    ):
         findings.extend(result)
         if progress:
             progress(i, total)

@@ -46,9 +46,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 import pandas as pd
@@ -92,9 +92,11 @@ def _is_int(value) -> bool:
 
 def _is_color(value) -> bool:
     return (
-        isinstance(value, str) and len(value) == 7 and value[0] == "#"
+        isinstance(value, str)
+        and len(value) == 7
+        and value[0] == "#"
         and all(ch in "0123456789abcdefABCDEF" for ch in value[1:])
-    )  # fmt: skip
+    )
 
 
 def default_ignore_index(num_classes: int) -> int:
@@ -137,8 +139,12 @@ class Vocabulary:
         ids = [e.train_id for e in entries]
         if ids != list(range(len(entries))):
             gaps = sorted(set(range(len(entries))) - set(ids))[:10]
-            raise InputError(src, f"train ids must be 0..{len(entries) - 1}, each once; found {ids[:20]}"
-                             + ("..." if len(ids) > 20 else "") + (f" (missing {gaps})" if gaps else ""))  # fmt: skip
+            raise InputError(
+                src,
+                f"train ids must be 0..{len(entries) - 1}, each once; found {ids[:20]}"
+                + ("..." if len(ids) > 20 else "")
+                + (f" (missing {gaps})" if gaps else ""),
+            )
         owner: dict[int, int] = {}
         for e in entries:
             if not isinstance(e.name, str) or not e.name.strip():
@@ -147,7 +153,10 @@ class Vocabulary:
                 raise InputError(src, f"train id {e.train_id} ({e.name}): class_ids is empty")
             for cid in e.class_ids:
                 if not _is_int(cid) or cid < 1:
-                    raise InputError(src, f"train id {e.train_id} ({e.name}): class id {cid!r} is not an integer >= 1 (0 is unlabeled, always ignore)")
+                    raise InputError(
+                        src,
+                        f"train id {e.train_id} ({e.name}): class id {cid!r} is not an integer >= 1 (0 is unlabeled, always ignore)",
+                    )
                 if cid in owner:
                     raise InputError(src, f"class id {cid} is in train id {owner[cid]} and in train id {e.train_id}")
                 owner[cid] = e.train_id
@@ -159,8 +168,11 @@ class Vocabulary:
         if not _is_int(ignore) or not _INT32.min <= ignore <= _INT32.max:
             raise InputError(src, f"ignore_index {ignore!r} is not an integer in the int32 range")
         if 0 <= ignore < len(entries):
-            raise InputError(src, f"ignore_index {ignore} is a train id (0..{len(entries) - 1})",
-                             f"use a value outside the train ids, e.g. {default_ignore_index(len(entries))} or -1")  # fmt: skip
+            raise InputError(
+                src,
+                f"ignore_index {ignore} is a train id (0..{len(entries) - 1})",
+                f"use a value outside the train ids, e.g. {default_ignore_index(len(entries))} or -1",
+            )
         object.__setattr__(self, "ignore_index", int(ignore))
 
     # ------------------------------------------------------------------ views
@@ -180,14 +192,14 @@ class Vocabulary:
         """Every unified class id the vocabulary maps, ascending."""
         return sorted(c for e in self.entries for c in e.class_ids)
 
-    def with_ignore_index(self, ignore_index: int) -> "Vocabulary":
+    def with_ignore_index(self, ignore_index: int) -> Vocabulary:
         """The same vocabulary with another ``ignore_index``."""
         return replace(self, ignore_index=ignore_index)
 
     # ------------------------------------------------------------------ construction
 
     @classmethod
-    def default(cls, classes: pd.DataFrame, source: str = "<dataset>", ignore_index: int | None = None) -> "Vocabulary":
+    def default(cls, classes: pd.DataFrame, source: str = "<dataset>", ignore_index: int | None = None) -> Vocabulary:
         """Every class of a class table not flagged ``ignore``, in ``class_id`` order, one train id
         each (0..K-1), named and coloured as in the table. Any number of classes."""
         keep = classes[~classes["ignore"].fillna(False).astype(bool)].sort_values("class_id")
@@ -198,7 +210,9 @@ class Vocabulary:
         return cls(entries, source, ignore_index)
 
     @classmethod
-    def from_train_ids(cls, classes: pd.DataFrame, source: str = CLASSES_FILE, ignore_index: int | None = None) -> "Vocabulary":
+    def from_train_ids(
+        cls, classes: pd.DataFrame, source: str = CLASSES_FILE, ignore_index: int | None = None
+    ) -> Vocabulary:
         """The source's own vocabulary, from ``classes.parquet``'s ``train_id`` column.
 
         Classes with a null ``train_id`` or 255 (the source's "ignored in training", Cityscapes)
@@ -221,12 +235,17 @@ class Vocabulary:
         has = np.asarray(has, dtype=bool)
         rows = classes[has].assign(_tid=np.asarray(tid[has], dtype=np.int64)).sort_values(["_tid", "class_id"])
         if rows.empty:
-            raise InputError(source, "no class has a train_id: the source defines no training ids (full ADE20K, COCO)",
-                             "build a vocabulary with `segdata vocab DATASET --top K` or use the default one")  # fmt: skip
+            raise InputError(
+                source,
+                "no class has a train_id: the source defines no training ids (full ADE20K, COCO)",
+                "build a vocabulary with `segdata vocab DATASET --top K` or use the default one",
+            )
         flagged = rows[rows["ignore"].fillna(False).astype(bool)]
         if not flagged.empty:
             r = flagged.iloc[0]
-            raise InputError(source, f"class {int(r.class_id)} ({r['name']}) is flagged ignore but has train_id {int(r._tid)}")
+            raise InputError(
+                source, f"class {int(r.class_id)} ({r['name']}) is flagged ignore but has train_id {int(r._tid)}"
+            )
         entries = []
         for t, group in rows.groupby("_tid", sort=True):
             first = group.iloc[0]
@@ -235,7 +254,7 @@ class Vocabulary:
         return cls(tuple(entries), source, ignore_index)
 
     @classmethod
-    def from_dict(cls, data, source: str = "<vocabulary>") -> "Vocabulary":
+    def from_dict(cls, data, source: str = "<vocabulary>") -> Vocabulary:
         """A vocabulary from the JSON object of a vocabulary file (see :meth:`from_file`)."""
         if not isinstance(data, dict) or "classes" not in data:
             raise InputError(source, 'expected a JSON object with a "classes" list')
@@ -245,14 +264,16 @@ class Vocabulary:
         if data.get("format", VOCAB_FORMAT) != VOCAB_FORMAT:
             raise InputError(source, f"format is {data['format']!r}, expected {VOCAB_FORMAT!r}")
         if data.get("format_version", VOCAB_VERSION) != VOCAB_VERSION:
-            raise InputError(source, f"format_version {data['format_version']!r}; this segdata reads version {VOCAB_VERSION}")
+            raise InputError(
+                source, f"format_version {data['format_version']!r}; this segdata reads version {VOCAB_VERSION}"
+            )
         if not isinstance(data["classes"], list):
             raise InputError(source, '"classes" must be a list')
         entries = tuple(_entry_from_dict(item, i, source) for i, item in enumerate(data["classes"]))
         return cls(entries, source, data.get("ignore_index"))
 
     @classmethod
-    def from_file(cls, path: str | Path) -> "Vocabulary":
+    def from_file(cls, path: str | Path) -> Vocabulary:
         """Read a vocabulary file.
 
         The file is JSON, one class per line when segdata writes it::
@@ -355,7 +376,9 @@ class Vocabulary:
         info = np.iinfo(dtype)
         low, high = min(0, self.ignore_index), max(self.num_classes - 1, self.ignore_index)
         if low < info.min or high > info.max:
-            raise ValueError(f"{dtype} cannot hold train ids 0..{self.num_classes - 1} and ignore_index {self.ignore_index}")
+            raise ValueError(
+                f"{dtype} cannot hold train ids 0..{self.num_classes - 1} and ignore_index {self.ignore_index}"
+            )
         mapped = [(c, e) for e in self.entries for c in e.class_ids]
         if isinstance(classes, pd.DataFrame):
             ids = classes["class_id"].astype(int)
@@ -363,9 +386,15 @@ class Vocabulary:
             names = dict(zip(ids, classes["name"]))
             for cid, e in mapped:
                 if cid not in known:
-                    raise InputError(self.source, f"train id {e.train_id} ({e.name}): class id {cid} is not in the dataset's class table")
+                    raise InputError(
+                        self.source,
+                        f"train id {e.train_id} ({e.name}): class id {cid} is not in the dataset's class table",
+                    )
                 if known[cid]:
-                    raise InputError(self.source, f"train id {e.train_id} ({e.name}): class {cid} ({names[cid]}) is flagged ignore in the dataset and always maps to ignore; remove it")
+                    raise InputError(
+                        self.source,
+                        f"train id {e.train_id} ({e.name}): class {cid} ({names[cid]}) is flagged ignore in the dataset and always maps to ignore; remove it",
+                    )
             top = max([0, *known])
         else:
             if not _is_int(classes) or classes < 0:
@@ -380,7 +409,9 @@ class Vocabulary:
 
 def _entry_from_dict(item, index: int, source: str) -> VocabEntry:
     if not isinstance(item, dict):
-        raise InputError(source, f"classes[{index}] is {type(item).__name__}, expected an object with train_id, name, class_ids")
+        raise InputError(
+            source, f"classes[{index}] is {type(item).__name__}, expected an object with train_id, name, class_ids"
+        )
     unknown = sorted(set(item) - _ENTRY_KEYS)
     if unknown:
         raise InputError(source, f"classes[{index}]: unknown key(s) {unknown}; allowed: {sorted(_ENTRY_KEYS)}")
@@ -395,7 +426,9 @@ def _entry_from_dict(item, index: int, source: str) -> VocabEntry:
     return VocabEntry(int(item["train_id"]), item["name"], tuple(class_ids), item.get("color"))
 
 
-def as_vocabulary(vocab: Vocabulary | str | Path | Iterable[VocabEntry | dict], source: str = "<vocabulary>") -> Vocabulary:
+def as_vocabulary(
+    vocab: Vocabulary | str | Path | Iterable[VocabEntry | dict], source: str = "<vocabulary>"
+) -> Vocabulary:
     """``vocab`` as a :class:`Vocabulary`: itself, read from a file path, or built from entries
     (:class:`VocabEntry` or dicts with ``train_id``, ``name``, ``class_ids``, optional ``color``)."""
     if isinstance(vocab, Vocabulary):

@@ -94,8 +94,16 @@ def corrupt_grey_seg(src):
     return p, "expected a 8-bit RGB PNG, found 8-bit grey"
 
 
-CASES = [corrupt_truncated, corrupt_garbage, corrupt_size, corrupt_json_size, corrupt_unknown_code,
-         corrupt_json, corrupt_not_ade_encoded, corrupt_grey_seg]  # fmt: skip
+CASES = [
+    corrupt_truncated,
+    corrupt_garbage,
+    corrupt_size,
+    corrupt_json_size,
+    corrupt_unknown_code,
+    corrupt_json,
+    corrupt_not_ade_encoded,
+    corrupt_grey_seg,
+]
 
 
 @pytest.mark.parametrize("corrupt", CASES, ids=lambda f: f.__name__)
@@ -200,9 +208,22 @@ def test_json_report_and_info(src, tmp_path):
     assert info["top_classes"][0]["name"] == "tree" and info["top_classes"][0]["pixels"] == 28
 
 
-@pytest.mark.parametrize("command", [[], ["convert"], ["validate"], ["info"], ["demo"], ["export"], ["analyze"],
-                                     ["analyze", "longtail"], ["analyze", "small-objects"], ["analyze", "consistency"],
-                                     ["vocab"]])
+@pytest.mark.parametrize(
+    "command",
+    [
+        [],
+        ["convert"],
+        ["validate"],
+        ["info"],
+        ["demo"],
+        ["export"],
+        ["analyze"],
+        ["analyze", "longtail"],
+        ["analyze", "small-objects"],
+        ["analyze", "consistency"],
+        ["vocab"],
+    ],
+)
 def test_every_command_has_help_with_an_example(command):
     result = run(*command, "--help")
     assert result.exit_code == 0 and "Example" in result.output

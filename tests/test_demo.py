@@ -16,7 +16,9 @@ from segdata.cli import main
 
 
 def test_demo_runs_end_to_end(tmp_path):
-    result = CliRunner().invoke(main, ["demo", "--out", str(tmp_path / "d"), "--images", "6", "--workers", "1", "--json"])
+    result = CliRunner().invoke(
+        main, ["demo", "--out", str(tmp_path / "d"), "--images", "6", "--workers", "1", "--json"]
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert report["validation"] == [] and report["summary"]["images"] == 6

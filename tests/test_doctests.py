@@ -8,8 +8,6 @@ import pkgutil
 
 import pytest
 
-import segdata
-
 
 def _modules():
     import segdata.analyses

@@ -83,7 +83,9 @@ def test_open_refuses_what_is_not_a_dataset(tmp_path):
 def _rewrite_segments(ds, fn):
     table = pq.read_table(ds.path / "segments.parquet").to_pandas()
     table = fn(table)
-    pq.write_table(pa.Table.from_pandas(table, schema=SEGMENT_SCHEMA, preserve_index=False), ds.path / "segments.parquet")
+    pq.write_table(
+        pa.Table.from_pandas(table, schema=SEGMENT_SCHEMA, preserve_index=False), ds.path / "segments.parquet"
+    )
 
 
 def test_validator_accepts_a_fresh_conversion(ds):
@@ -95,6 +97,7 @@ def _damage_area(ds):
     def fn(t):
         t.loc[(t.image_id == A) & (t.layer == "objects") & (t.segment_id == 1), "area"] += 1
         return t
+
     _rewrite_segments(ds, fn)
     return "area 24 in segments.parquet, 23 pixels in the mask"
 
@@ -118,6 +121,7 @@ def _damage_parent(ds):
     def fn(t):
         t.loc[(t.image_id == A) & (t.layer == "parts-1"), "parent_segment"] = 77
         return t
+
     _rewrite_segments(ds, fn)
     return "link to a parent segment that does not exist"
 
@@ -126,6 +130,7 @@ def _damage_class(ds):
     def fn(t):
         t.loc[t.index[0], "class_id"] = 5
         return t
+
     _rewrite_segments(ds, fn)
     return "class ids without a class row: [5]"
 
@@ -134,12 +139,24 @@ def _damage_bbox(ds):
     def fn(t):
         t.loc[(t.image_id == A) & (t.layer == "objects") & (t.segment_id == 1), "bbox_w"] = 3
         return t
+
     _rewrite_segments(ds, fn)
     return "bbox [0, 0, 3, 6]"
 
 
-@pytest.mark.parametrize("damage", [_damage_area, _damage_missing_row, _damage_mask_size, _damage_missing_mask,
-                                    _damage_parent, _damage_class, _damage_bbox], ids=lambda f: f.__name__)  # fmt: skip
+@pytest.mark.parametrize(
+    "damage",
+    [
+        _damage_area,
+        _damage_missing_row,
+        _damage_mask_size,
+        _damage_missing_mask,
+        _damage_parent,
+        _damage_class,
+        _damage_bbox,
+    ],
+    ids=lambda f: f.__name__,
+)
 def test_validator_finds_each_kind_of_damage(ds, damage):
     expected = damage(ds)
     findings = validate(ds.path, workers=1)

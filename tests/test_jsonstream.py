@@ -36,7 +36,12 @@ def walk(path: Path, streamed: dict[str, bool], chunk: int, stop_after: str | No
 @pytest.mark.parametrize("chunk", [1, 7, 64, 1 << 20])
 def test_json_stream_spans_and_values_at_any_chunk_size(tmp_path, chunk):
     annotations = [
-        {"id": i, "image_id": 10**12 + i, "segmentation": [[1.5, 2.25, 3, 4, 5, 6]] * i, "name": "caf\u00e9 \u6f22 \\\" q"}
+        {
+            "id": i,
+            "image_id": 10**12 + i,
+            "segmentation": [[1.5, 2.25, 3, 4, 5, 6]] * i,
+            "name": 'caf\u00e9 \u6f22 \\" q',
+        }
         for i in range(12)
     ]
     images = [{"id": 1, "file_name": "\u00e9t\u00e9.jpg", "width": 3, "height": 2}]
@@ -46,7 +51,11 @@ def test_json_stream_spans_and_values_at_any_chunk_size(tmp_path, chunk):
         path.write_text(json.dumps(doc, indent=indent, ensure_ascii=False), encoding="utf-8")
         raw = path.read_bytes()
         top, seen = walk(path, {"annotations": False, "images": True}, chunk)
-        assert top["n"] == 12345 and top["categories"] == [] and top["__keys__"] == ["annotations", "images", "categories", "n"]
+        assert (
+            top["n"] == 12345
+            and top["categories"] == []
+            and top["__keys__"] == ["annotations", "images", "categories", "n"]
+        )
         for key in seen:
             assert [json.loads(raw[s:e]) for _, s, e in seen[key]] == doc[key]
         assert [v for v, _, _ in seen["images"]] == doc["images"]  # exact strings where asked for
@@ -58,7 +67,7 @@ VARIED = (
     b'\xef\xbb\xbf{ "info" : {"description": "caf\\u00e9 \\ud83d\\ude00 tab\\t nl\\n \\"q\\" \\\\ \\/",\n'
     b'  "nested": {"a": [[], [[]], {}, [{"b": [1, [2, [3]]]}]], "t": true, "f": false, "n": null}},\r\n'
     b'  "numbers" : [0, -0, 1, -1, 12345678901234567890123, 1e5, 1E+5, -2.5e-3, 6.02214076E23, 0.1,\n'
-    b'               1.7976931348623157e308, 5e-324, 123456789.123456789, -0.0, 3.0e0],\n'
+    b"               1.7976931348623157e308, 5e-324, 123456789.123456789, -0.0, 3.0e0],\n"
     b'  "empty": [],\t"also_empty" : [ ],\n'
     b'  "mixed": [null, true, false, "", "\\u0000\\u001f", {"k": {}}, [], 7, "s\xc3\xa9", -1.5E-7],\n'
     b'  "objects": [{"id": 3, "seg": {"counts": "5Z0\\\\1", "size": [2, 3]}, "area": 1.5e2}, {"id": 1e1}],\n'
@@ -84,7 +93,7 @@ def test_varied_document_matches_json_loads(tmp_path, chunk):
     numbers = [v for v, _, _ in seen["numbers"]]
     assert numbers[4] == 12345678901234567890123 and isinstance(numbers[4], int)
     assert numbers[5] == 100000.0 and isinstance(numbers[5], float) and numbers[7] == -0.0025
-    assert top["info"]["description"] == "caf\u00e9 \U0001f600 tab\t nl\n \"q\" \\ /"
+    assert top["info"]["description"] == 'caf\u00e9 \U0001f600 tab\t nl\n "q" \\ /'
     assert seen["mixed"][8][0] == "s\u00e9"  # UTF-8 bytes, exact where asked for
 
 
@@ -103,8 +112,10 @@ def test_stop_after_returns_before_the_rest_of_the_file(tmp_path):
     """COCO-Stuff JSONs put ``categories`` before ``annotations``: the converter stops there and
     never parses the rest (here: not even valid JSON)."""
     path = tmp_path / "stuff.json"
-    path.write_bytes(b'{"info": {}, "images": [{"id": 1}, {"id": 2}], "categories": [{"id": 92, "name": "banner"}], '
-                     b'"annotations": [this is not JSON')  # fmt: skip
+    path.write_bytes(
+        b'{"info": {}, "images": [{"id": 1}, {"id": 2}], "categories": [{"id": 92, "name": "banner"}], '
+        b'"annotations": [this is not JSON'
+    )
     for chunk in (1, 5, 1 << 20):
         top, seen = walk(path, {"images": False, "annotations": False}, chunk, stop_after="categories")
         assert top["categories"] == [{"id": 92, "name": "banner"}]
@@ -124,8 +135,10 @@ def test_empty_object_and_empty_arrays(tmp_path):
 
 def test_tail_value(tmp_path):
     path = tmp_path / "t.json"
-    path.write_text('{"images": [], "annotations": [{"categories": 1}],\n "categories": [{"id": 1, "name": "caf\u00e9"}]\n}\n',
-                    encoding="utf-8")  # fmt: skip
+    path.write_text(
+        '{"images": [], "annotations": [{"categories": 1}],\n "categories": [{"id": 1, "name": "caf\u00e9"}]\n}\n',
+        encoding="utf-8",
+    )
     assert tail_value(path, "categories") == [{"id": 1, "name": "caf\u00e9"}]
     assert tail_value(path, "images") is None  # not the last key
     path.write_text('{"categories": [], "annotations": []}')

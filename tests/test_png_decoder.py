@@ -17,7 +17,6 @@ from PIL import Image
 
 from segdata import maskio
 from segdata.errors import InputError
-
 from tests.conftest import require
 
 pytestmark = pytest.mark.skipif(maskio._png is None, reason="the segdata._png extension was not compiled")
@@ -86,8 +85,17 @@ def region_map(h: int, w: int, channels: int, dtype, seed: int) -> np.ndarray:
     return arr
 
 
-KINDS = [(0, np.uint8), (0, np.uint16), (2, np.uint8), (2, np.uint16), (3, np.uint8),
-         (4, np.uint8), (4, np.uint16), (6, np.uint8), (6, np.uint16)]  # fmt: skip
+KINDS = [
+    (0, np.uint8),
+    (0, np.uint16),
+    (2, np.uint8),
+    (2, np.uint16),
+    (3, np.uint8),
+    (4, np.uint8),
+    (4, np.uint16),
+    (6, np.uint8),
+    (6, np.uint16),
+]
 
 
 @pytest.mark.parametrize("ctype,dtype", KINDS)
@@ -100,8 +108,14 @@ def test_every_filter_type_and_pixel_kind_decodes_to_the_encoded_array(ctype, dt
     assert np.array_equal(out, arr)
 
 
-PILLOW_MODES = {(0, np.uint8): "L", (0, np.uint16): "I;16", (2, np.uint8): "RGB", (3, np.uint8): "P",
-                (4, np.uint8): "LA", (6, np.uint8): "RGBA"}  # Pillow writes no 16-bit colour PNG; fmt: skip
+PILLOW_MODES = {
+    (0, np.uint8): "L",
+    (0, np.uint16): "I;16",
+    (2, np.uint8): "RGB",
+    (3, np.uint8): "P",
+    (4, np.uint8): "LA",
+    (6, np.uint8): "RGBA",
+}  # Pillow writes no 16-bit colour PNG
 
 
 @pytest.mark.parametrize("ctype,dtype", list(PILLOW_MODES))
@@ -142,8 +156,12 @@ def test_bad_filter_type_is_named_with_its_row(tmp_path):
     arr = np.zeros((4, 5), dtype=np.uint8)
     raw = bytearray(filter_rows(arr, [0], 1))
     raw[2 * 6] = 7  # row 2's filter byte
-    data = (maskio.PNG_SIGNATURE + _chunk(b"IHDR", struct.pack(">IIBBBBB", 5, 4, 8, 0, 0, 0, 0))
-            + _chunk(b"IDAT", zlib.compress(bytes(raw))) + _chunk(b"IEND", b""))  # fmt: skip
+    data = (
+        maskio.PNG_SIGNATURE
+        + _chunk(b"IHDR", struct.pack(">IIBBBBB", 5, 4, 8, 0, 0, 0, 0))
+        + _chunk(b"IDAT", zlib.compress(bytes(raw)))
+        + _chunk(b"IEND", b"")
+    )
     path = tmp_path / "bad.png"
     path.write_bytes(data)
     with pytest.raises(InputError, match=r"bad\.png.*row 2 has filter type 7"):
@@ -169,8 +187,12 @@ def test_corrupt_and_truncated_files_are_named(tmp_path):
 def test_short_image_data_is_named(tmp_path):
     arr = np.zeros((4, 5), dtype=np.uint8)
     raw = filter_rows(arr, [0], 1)[:-6]  # one row missing, stream itself intact
-    data = (maskio.PNG_SIGNATURE + _chunk(b"IHDR", struct.pack(">IIBBBBB", 5, 4, 8, 0, 0, 0, 0))
-            + _chunk(b"IDAT", zlib.compress(raw)) + _chunk(b"IEND", b""))  # fmt: skip
+    data = (
+        maskio.PNG_SIGNATURE
+        + _chunk(b"IHDR", struct.pack(">IIBBBBB", 5, 4, 8, 0, 0, 0, 0))
+        + _chunk(b"IDAT", zlib.compress(raw))
+        + _chunk(b"IEND", b"")
+    )
     with pytest.raises(InputError, match="image data is 18 bytes, 24 expected for 5x4"):
         maskio.decode_png(data, "short.png")
 

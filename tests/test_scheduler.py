@@ -15,12 +15,16 @@ from segdata.runner import SchedulerError, executor_for
 from segdata.synthetic import generate_ade20k_challenge
 from tests.fixtures.cityscapes import small_dataset
 
-distributed = pytest.importorskip("dask.distributed", reason="the cluster tests need dask[distributed] (the test extra)")
+distributed = pytest.importorskip(
+    "dask.distributed", reason="the cluster tests need dask[distributed] (the test extra)"
+)
 
 
 @pytest.fixture(scope="module")
 def scheduler():
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster:
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
+    ) as cluster:
         yield cluster.scheduler_address
 
 
@@ -30,7 +34,11 @@ def run(*args):
 
 def digests(root: Path) -> dict[str, str]:
     """Relative path -> sha256 of every file under ``root``."""
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_convert_on_a_cluster_writes_the_same_files(tmp_path, scheduler):

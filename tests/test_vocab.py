@@ -25,10 +25,48 @@ from tests.fixtures.voc import small_voc
 
 # cityscapesScripts labels.py: labelId -> trainId for the 19 evaluated classes; every other
 # labelId (0..6, 9, 10, 14..16, 18, 29, 30) has trainId 255, license plate (-1) has -1
-OFFICIAL_TRAIN_ID = {7: 0, 8: 1, 11: 2, 12: 3, 13: 4, 17: 5, 19: 6, 20: 7, 21: 8, 22: 9, 23: 10, 24: 11, 25: 12,
-                     26: 13, 27: 14, 28: 15, 31: 16, 32: 17, 33: 18}  # fmt: skip
-OFFICIAL_NAMES = ["road", "sidewalk", "building", "wall", "fence", "pole", "traffic light", "traffic sign", "vegetation",
-                  "terrain", "sky", "person", "rider", "car", "truck", "bus", "train", "motorcycle", "bicycle"]  # fmt: skip
+OFFICIAL_TRAIN_ID = {
+    7: 0,
+    8: 1,
+    11: 2,
+    12: 3,
+    13: 4,
+    17: 5,
+    19: 6,
+    20: 7,
+    21: 8,
+    22: 9,
+    23: 10,
+    24: 11,
+    25: 12,
+    26: 13,
+    27: 14,
+    28: 15,
+    31: 16,
+    32: 17,
+    33: 18,
+}
+OFFICIAL_NAMES = [
+    "road",
+    "sidewalk",
+    "building",
+    "wall",
+    "fence",
+    "pole",
+    "traffic light",
+    "traffic sign",
+    "vegetation",
+    "terrain",
+    "sky",
+    "person",
+    "rider",
+    "car",
+    "truck",
+    "bus",
+    "train",
+    "motorcycle",
+    "bicycle",
+]
 
 
 def label_id_to_train_id() -> np.ndarray:
@@ -61,9 +99,11 @@ def test_vocab_file_round_trip_and_format(tmp_path):
 def test_files_written_before_the_move_read_unchanged(tmp_path):
     """The exact text label_png.write_vocab wrote (ignore_index 255, no other options)."""
     path = tmp_path / "old.json"
-    path.write_text('{\n "format": "segdata-vocab",\n "format_version": 1,\n "ignore_index": 255,\n "classes": [\n'
-                    '  {"train_id": 0, "name": "tree", "class_ids": [2855], "color": "#1f77b4"},\n'
-                    '  {"train_id": 1, "name": "building", "class_ids": [312]}\n ]\n}\n')  # fmt: skip
+    path.write_text(
+        '{\n "format": "segdata-vocab",\n "format_version": 1,\n "ignore_index": 255,\n "classes": [\n'
+        '  {"train_id": 0, "name": "tree", "class_ids": [2855], "color": "#1f77b4"},\n'
+        '  {"train_id": 1, "name": "building", "class_ids": [312]}\n ]\n}\n'
+    )
     vocab = read_vocab(path)
     assert vocab.names == ["tree", "building"] and vocab.ignore_index == 255
     lut = vocab.lookup(3000)
@@ -78,20 +118,40 @@ def test_files_written_before_the_move_read_unchanged(tmp_path):
         ("{", "malformed JSON"),
         ("[]", 'expected a JSON object with a "classes" list'),
         ('{"classes": [{"train_id": 1, "name": "a", "class_ids": [2]}]}', r"train ids must be 0..0"),
-        ('{"classes": [{"train_id": 0, "name": "a", "class_ids": [2]}, {"train_id": 1, "name": "b", "class_ids": [2]}]}',
-         "class id 2 is in train id 0 and in train id 1"),
+        (
+            '{"classes": [{"train_id": 0, "name": "a", "class_ids": [2]}, {"train_id": 1, "name": "b", "class_ids": [2]}]}',
+            "class id 2 is in train id 0 and in train id 1",
+        ),
         ('{"classes": [{"train_id": 0, "name": "a", "class_id": [2]}]}', r"unknown key\(s\) \['class_id'\]"),
         ('{"classes": [{"train_id": 0, "name": "a", "class_ids": [0]}]}', "0 is unlabeled"),
         ('{"classes": [{"train_id": 0, "name": "", "class_ids": [1]}]}', "non-empty string"),
-        ('{"ignore_index": 0, "classes": [{"train_id": 0, "name": "a", "class_ids": [1]}]}', r"ignore_index 0 is a train id \(0..0\)"),
+        (
+            '{"ignore_index": 0, "classes": [{"train_id": 0, "name": "a", "class_ids": [1]}]}',
+            r"ignore_index 0 is a train id \(0..0\)",
+        ),
         ('{"ignore_index": "255", "classes": []}', "not an integer in the int32 range"),
         ('{"classes": [{"train_id": 0, "name": "a", "class_ids": [1], "color": "red"}]}', "not #rrggbb"),
-        ('{"ignore_index": 255, "classes": [' + ",".join(f'{{"train_id": {i}, "name": "c{i}", "class_ids": [{i + 1}]}}' for i in range(256)) + "]}",
-         r"ignore_index 255 is a train id \(0..255\)"),
+        (
+            '{"ignore_index": 255, "classes": ['
+            + ",".join(f'{{"train_id": {i}, "name": "c{i}", "class_ids": [{i + 1}]}}' for i in range(256))
+            + "]}",
+            r"ignore_index 255 is a train id \(0..255\)",
+        ),
     ],
-    ids=["json", "not-object", "gap", "duplicate", "typo", "zero", "name", "ignore-is-train-id", "ignore-type", "color",
-         "256-with-ignore-255"],
-)  # fmt: skip
+    ids=[
+        "json",
+        "not-object",
+        "gap",
+        "duplicate",
+        "typo",
+        "zero",
+        "name",
+        "ignore-is-train-id",
+        "ignore-type",
+        "color",
+        "256-with-ignore-255",
+    ],
+)
 def test_bad_vocab_file_names_the_file(tmp_path, text, message):
     path = tmp_path / "v.json"
     path.write_text(text)
@@ -127,7 +187,9 @@ def test_full_ade20k_size_round_trip(tmp_path):
 
 
 def test_default_vocab_against_a_class_table():
-    classes = pd.DataFrame({"class_id": [1, 2, 5], "name": ["a", "b", "void"], "ignore": [False, False, True], "color": ["#000000"] * 3})
+    classes = pd.DataFrame(
+        {"class_id": [1, 2, 5], "name": ["a", "b", "void"], "ignore": [False, False, True], "color": ["#000000"] * 3}
+    )
     default = Vocabulary.default(classes)
     assert [(e.train_id, e.class_ids) for e in default.entries] == [(0, (1,)), (1, (2,))]
     assert default.lookup(classes).tolist() == [255, 0, 1, 255, 255, 255]
@@ -135,7 +197,9 @@ def test_default_vocab_against_a_class_table():
         Vocabulary((VocabEntry(0, "x", (9,)),)).lookup(classes)
     with pytest.raises(InputError, match=r"class 5 \(void\) is flagged ignore"):
         Vocabulary((VocabEntry(0, "x", (5,)),)).lookup(classes)
-    many = pd.DataFrame({"class_id": range(1, 301), "name": [f"c{i}" for i in range(300)], "ignore": False, "color": "#000000"})
+    many = pd.DataFrame(
+        {"class_id": range(1, 301), "name": [f"c{i}" for i in range(300)], "ignore": False, "color": "#000000"}
+    )
     big = Vocabulary.default(many)  # no cap: the label-PNG export has one, the vocabulary none
     assert big.num_classes == 300 and big.ignore_index == 65535
     assert big.lookup(many).tolist() == [65535] + list(range(300))
@@ -167,9 +231,14 @@ def test_from_train_ids_on_the_cityscapes_fixture(tmp_path):
     vocab = Vocabulary.from_train_ids(ds.classes)
     lut = vocab.lookup(ds.classes)
     official = label_id_to_train_id()
-    for image_id, scene, split, city in [(cs_fx.A, cs_fx.scene_a(), "train", "aachen"), (cs_fx.B, cs_fx.scene_b(), "train", "aachen"),
-                                         (cs_fx.V, cs_fx.scene_v(), "val", "frankfurt")]:  # fmt: skip
-        label_ids = np.asarray(Image.open(root / "gtFine" / split / city / f"{image_id}_gtFine_labelIds.png")).astype(np.int64)
+    for image_id, scene, split, city in [
+        (cs_fx.A, cs_fx.scene_a(), "train", "aachen"),
+        (cs_fx.B, cs_fx.scene_b(), "train", "aachen"),
+        (cs_fx.V, cs_fx.scene_v(), "val", "frankfurt"),
+    ]:
+        label_ids = np.asarray(Image.open(root / "gtFine" / split / city / f"{image_id}_gtFine_labelIds.png")).astype(
+            np.int64
+        )
         assert np.array_equal(label_ids, cs_fx.labels_of(scene))
         assert np.array_equal(lut[ds.semantic(image_id)], official[label_ids]), image_id
     # scene A (6x8) by hand: sky 7 (10), building 8 (2), cars 6 + 4 + cargroup 3 (13), person 2 (11),
@@ -217,9 +286,15 @@ def test_from_train_ids_scene_parsing_and_voc(tmp_path):
 def test_from_train_ids_rules_and_errors():
     def table(train_ids, ignore=None):
         n = len(train_ids)
-        return pd.DataFrame({"class_id": range(1, n + 1), "name": [f"c{i}" for i in range(1, n + 1)],
-                             "ignore": ignore or [False] * n, "color": "#102030",
-                             "train_id": pd.array(train_ids, dtype="Int32")})  # fmt: skip
+        return pd.DataFrame(
+            {
+                "class_id": range(1, n + 1),
+                "name": [f"c{i}" for i in range(1, n + 1)],
+                "ignore": ignore or [False] * n,
+                "color": "#102030",
+                "train_id": pd.array(train_ids, dtype="Int32"),
+            }
+        )
 
     merged = Vocabulary.from_train_ids(table([1, 0, 1, None, 255]))
     assert [(e.train_id, e.name, e.class_ids) for e in merged.entries] == [(0, "c2", (2,)), (1, "c1", (1, 3))]

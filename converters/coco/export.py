@@ -40,7 +40,9 @@ def _export_one(task: _ExportTask, out_dir: str) -> tuple:
     if task.mask is not None:
         segmap = read_segment_map(task.mask)
         if segmap.shape != (task.height, task.width):
-            raise InputError(task.mask, f"mask is {segmap.shape[1]}x{segmap.shape[0]}, image is {task.width}x{task.height}")
+            raise InputError(
+                task.mask, f"mask is {segmap.shape[1]}x{segmap.shape[0]}, image is {task.width}x{task.height}"
+            )
     else:
         segmap = np.zeros((task.height, task.width), np.uint8)
     max_id = int(segmap.max()) if segmap.size else 0
@@ -56,8 +58,9 @@ def _export_one(task: _ExportTask, out_dir: str) -> tuple:
         if not keep[sid] or counts[sid] == 0:
             continue
         x, y, bw, bh = boxes[sid - 1].tolist()
-        segments_info.append({"id": sid, "category_id": cid, "iscrowd": int(crowd), "bbox": [x, y, bw, bh],
-                              "area": int(counts[sid])})  # fmt: skip
+        segments_info.append(
+            {"id": sid, "category_id": cid, "iscrowd": int(crowd), "bbox": [x, y, bw, bh], "area": int(counts[sid])}
+        )
     rgb = np.zeros((task.height, task.width, 3), np.uint8)
     rgb[..., 0] = ids & 255
     rgb[..., 1] = (ids >> 8) & 255
@@ -132,7 +135,11 @@ def write(dataset, out: str | Path, *, overwrite: bool = False, workers: int | N
     seg_cols = objects[["segment_id", "class_id", "iscrowd"]].to_numpy(dtype=np.int64)
     names = [Path(f).stem if (f := text_or_none(r.file)) else r.image_id for r in images.itertuples(index=False)]
     by_image_id = images.groupby("split").size().to_dict()
-    clash = {split for split, group in images.assign(_n=names).groupby("split") if group["_n"].nunique() != by_image_id[split]}
+    clash = {
+        split
+        for split, group in images.assign(_n=names).groupby("split")
+        if group["_n"].nunique() != by_image_id[split]
+    }
     tasks = []
     masked = layer_flags(images["layers"].tolist(), "objects")
     for k, row in enumerate(images.itertuples(index=False)):
@@ -140,9 +147,18 @@ def write(dataset, out: str | Path, *, overwrite: bool = False, workers: int | N
         has_mask = bool(masked[k])
         rows = groups.get(row.image_id)
         seg = seg_cols[rows] if rows is not None else np.zeros((0, 3), np.int64)
-        tasks.append(_ExportTask(row.image_id, row.split, json_ids[k], int(row.width), int(row.height), f"{stem}.png",
-                                 str(ds.path / mask_relpath("objects", row.split, row.image_id)) if has_mask else None,
-                                 np.ascontiguousarray(seg).tobytes()))  # fmt: skip
+        tasks.append(
+            _ExportTask(
+                row.image_id,
+                row.split,
+                json_ids[k],
+                int(row.width),
+                int(row.height),
+                f"{stem}.png",
+                str(ds.path / mask_relpath("objects", row.split, row.image_id)) if has_mask else None,
+                np.ascontiguousarray(seg).tobytes(),
+            )
+        )
     splits = sorted(set(images["split"]))
     with atomic_output(out, overwrite=overwrite) as tmp:
         for split in splits:
@@ -163,7 +179,9 @@ def write(dataset, out: str | Path, *, overwrite: bool = False, workers: int | N
             if progress:
                 progress(done, len(tasks))
         source = ds.manifest.get("source", {}).get("layout", "unknown")
-        info = json.dumps({"description": f"{ds.name}, exported by segdata {__version__} from {source}", "version": "1.0"})
+        info = json.dumps(
+            {"description": f"{ds.name}, exported by segdata {__version__} from {source}", "version": "1.0"}
+        )
         cats_text = ", ".join(json.dumps(c) for c in categories)
         paths = {}
         for split, items in per_split.items():

@@ -34,7 +34,6 @@ _SPLIT_DIR = re.compile(r"^(?P<split>[a-z]+)(?P<year>\d{4})?$")
 _MAX_SEGMENTS = 65535
 
 
-
 # --------------------------------------------------------------------------- records
 
 
@@ -106,7 +105,6 @@ class Task:
     png: str | None = None
 
 
-
 def _tail_categories(path: Path, window: int = 1 << 20):
     """The top-level ``categories`` list when it is the last key of the file (as in every
     official COCO JSON), read from the file's tail without parsing the rest; None otherwise."""
@@ -149,8 +147,15 @@ def _parse_categories(raw, path: Path, is_thing_default: bool | None) -> tuple[C
         else:
             color = None
         sup = c.get("supercategory")
-        out.append(Category(cid, c["name"], sup if isinstance(sup, str) else None,
-                            is_thing_default if isthing is None else bool(isthing), color))  # fmt: skip
+        out.append(
+            Category(
+                cid,
+                c["name"],
+                sup if isinstance(sup, str) else None,
+                is_thing_default if isthing is None else bool(isthing),
+                color,
+            )
+        )
     return tuple(sorted(out, key=lambda c: c.id))
 
 
@@ -241,8 +246,13 @@ def _panoptic_categories(jsons: list[Path], root: Path, ann_dir: Path, categorie
         else:
             groups.append((path, _parse_categories(raw, path, None)))
     if missing:
-        for cand in dict.fromkeys((missing[0].parent / PANOPTIC_CATEGORIES_FILE, ann_dir / PANOPTIC_CATEGORIES_FILE,
-                                   root / PANOPTIC_CATEGORIES_FILE)):  # fmt: skip
+        for cand in dict.fromkeys(
+            (
+                missing[0].parent / PANOPTIC_CATEGORIES_FILE,
+                ann_dir / PANOPTIC_CATEGORIES_FILE,
+                root / PANOPTIC_CATEGORIES_FILE,
+            )
+        ):
             if cand.is_file():
                 return _panoptic_categories(jsons, root, ann_dir, cand)
         raise InputError(
@@ -365,7 +375,9 @@ def detect(
     if chosen == "instances":
         stuff_by_split = {(s, y): p for s, y, p in found["stuff"]}
         if stuff is True and not any((s, y) in stuff_by_split for s, y, _ in items):
-            raise LayoutNotFoundError(f"{root}: stuff=True, but no stuff_<split><year>.json matches the instances JSON(s)")
+            raise LayoutNotFoundError(
+                f"{root}: stuff=True, but no stuff_<split><year>.json matches the instances JSON(s)"
+            )
         for split, yr, path in sorted(items):
             stuff_path = stuff_by_split.get((split, yr)) if stuff is not False else None
             if explicit and stuff is not False and stuff_path is None:
@@ -398,7 +410,9 @@ def detect(
         for split, yr, folder in sorted(items):
             sources.append(Source(split, folder, _image_dir(root, images, split, yr)))
         cats = tuple(
-            Category(i, n, None, i <= 91, None) for i, n in sorted(COCO_STUFF_NAMES.items()) if i not in COCO_UNUSED_THING_IDS
+            Category(i, n, None, i <= 91, None)
+            for i, n in sorted(COCO_STUFF_NAMES.items())
+            if i not in COCO_UNUSED_THING_IDS
         )
         name = LAYOUT_NAMES["stuffthingmaps"]
     splits = [s.split for s in sources]

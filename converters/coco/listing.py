@@ -52,7 +52,9 @@ class _ImageIndex:
         image = self._check_id(v["id"], f"images[{i}]", start)
         w, h = v["width"], v["height"]
         if not (_is_int(w) and _is_int(h) and w > 0 and h > 0):
-            raise InputError(self.path, f"image {image}: width and height must be positive integers, found {w!r} x {h!r}")
+            raise InputError(
+                self.path, f"image {image}: width and height must be positive integers, found {w!r} x {h!r}"
+            )
         if image in self.info:
             raise InputError(self.path, f"image id {image} appears twice in 'images'")
         fn = v.get("file_name")
@@ -85,7 +87,8 @@ class _ImageIndex:
             dangling = [image for image in self._dense if image not in self.info]
             if dangling:
                 raise InputError(
-                    self.path, f"{len(dangling)} image id(s) have annotations but no entry in 'images', e.g. {dangling[0]!r}"
+                    self.path,
+                    f"{len(dangling)} image id(s) have annotations but no entry in 'images', e.g. {dangling[0]!r}",
                 )
         return top
 
@@ -128,7 +131,9 @@ def list_images(layout: Layout, split: str | None = None) -> list[Task]:
         if "categories" in top and kind != "panoptic":
             known = {c.id: c.name for c in layout.categories}
             if any(known.get(c.id) != c.name for c in _parse_categories(top["categories"], src.annotation, True)):
-                raise InputError(src.annotation, "its 'categories' changed since the layout was detected; detect it again")
+                raise InputError(
+                    src.annotation, "its 'categories' changed since the layout was detected; detect it again"
+                )
         info, spans = main.info, main.spans()
         stuff_spans: dict = {}
         if src.stuff is not None:
@@ -147,7 +152,9 @@ def list_images(layout: Layout, split: str | None = None) -> list[Task]:
             png = main.png.get(image)
             if fn is None and png is not None:
                 fn = Path(png).stem + ".jpg"
-            tasks.append(Task(str(image), src.split, si, w, h, fn, spans.get(image, b""), stuff_spans.get(image, b""), png))
+            tasks.append(
+                Task(str(image), src.split, si, w, h, fn, spans.get(image, b""), stuff_spans.get(image, b""), png)
+            )
     tasks.sort(key=lambda t: (t.split, t.image_id))
     for a, b in zip(tasks, tasks[1:]):
         if a.image_id == b.image_id and a.split == b.split:

@@ -127,7 +127,9 @@ def _annotation_rle(ann: dict, h: int, w: int, path: Path, what: str):
                 raise InputError(path, f"{what}: RLE counts must be non-negative integers")
             total = sum(counts)
             if total != h * w:
-                raise InputError(path, f"{what}: RLE counts add up to {total} pixels, the image has {h} x {w} = {h * w}")
+                raise InputError(
+                    path, f"{what}: RLE counts add up to {total} pixels, the image has {h} x {w} = {h * w}"
+                )
             return mask_utils.frPyObjects(seg, h, w)
         if isinstance(counts, str):
             try:
@@ -135,11 +137,17 @@ def _annotation_rle(ann: dict, h: int, w: int, path: Path, what: str):
             except ValueError as exc:
                 raise InputError(path, f"{what}: malformed compressed RLE counts ({exc})") from None
             if (runs < 0).any() or int(runs.sum()) != h * w:
-                raise InputError(path, f"{what}: compressed RLE counts add up to {int(runs.sum())} pixels, the image has {h * w}")
+                raise InputError(
+                    path, f"{what}: compressed RLE counts add up to {int(runs.sum())} pixels, the image has {h * w}"
+                )
             return {"size": [h, w], "counts": counts.encode("ascii")}
-        raise InputError(path, f"{what}: RLE 'counts' must be a list of integers or a string, found {type(counts).__name__}")
+        raise InputError(
+            path, f"{what}: RLE 'counts' must be a list of integers or a string, found {type(counts).__name__}"
+        )
     found = str(seg)[:60]
-    raise InputError(path, f"{what}: 'segmentation' must be a list of polygons or an RLE {{size, counts}}, found {found!r}")
+    raise InputError(
+        path, f"{what}: 'segmentation' must be a list of polygons or an RLE {{size, counts}}, found {found!r}"
+    )
 
 
 @lru_cache(maxsize=8)
@@ -191,7 +199,9 @@ def _read_json_annotations(layout: Layout, task: Task) -> ConvertedImage:
         what = f"annotation {aid} (image {task.image_id})"
         cid = ann.get("category_id")
         if not _is_int(cid) or cid not in cats:
-            raise InputError(path, f"{what} has category_id {cid!r}, which is not in 'categories' ({_category_ids(layout)})")
+            raise InputError(
+                path, f"{what} has category_id {cid!r}, which is not in 'categories' ({_category_ids(layout)})"
+            )
         rle = _annotation_rle(ann, h, w, path, what)
         pre = int(mask_utils.area(rle)) if rle is not None else 0
         if stuff_layout:
@@ -199,7 +209,9 @@ def _read_json_annotations(layout: Layout, task: Task) -> ConvertedImage:
         items.append((group, aid, cats[cid], rle, pre, ann, path))
     n = len(items)
     if n > _MAX_SEGMENTS:
-        raise InputError(src.annotation, f"image {task.image_id} has {n} annotations; at most {_MAX_SEGMENTS} fit a segment map")
+        raise InputError(
+            src.annotation, f"image {task.image_id} has {n} annotations; at most {_MAX_SEGMENTS} fit a segment map"
+        )
     # segment ids: instances JSON first, then stuff JSON, each by ascending annotation id
     items.sort(key=lambda it: (-it[0], it[1]))
     segmap = np.zeros((h, w), dtype=np.uint8 if n < 256 else np.uint16)
@@ -213,7 +225,7 @@ def _read_json_annotations(layout: Layout, task: Task) -> ConvertedImage:
         segmap[y : y + bh, x : x + bw][m] = idx + 1
     areas = np.bincount(segmap.ravel(), minlength=n + 1)[1:]
     boxes = bounding_boxes(segmap, n)
-    for idx, (group, aid, cat, rle, pre, ann, path) in enumerate(items):
+    for idx, (group, aid, cat, _rle, pre, ann, path) in enumerate(items):
         area = ann.get("area")
         source_area = float(area) if isinstance(area, (int, float)) and not isinstance(area, bool) else None
         iscrowd = bool(ann.get("iscrowd", 0))
@@ -221,11 +233,21 @@ def _read_json_annotations(layout: Layout, task: Task) -> ConvertedImage:
             problems.append((str(path), f"annotation {aid} covers no pixel of the {w}x{h} image (COCO area {area})"))
         thing = bool(cat.is_thing) and group == 1
         rows.add(
-            "objects", idx + 1, cat.id, thing and not iscrowd, areas[idx], boxes[idx], source_instance=aid,
-            iscrowd=iscrowd, source_area=source_area, pixels_lost=pre - int(areas[idx]),
-        )  # fmt: skip
+            "objects",
+            idx + 1,
+            cat.id,
+            thing and not iscrowd,
+            areas[idx],
+            boxes[idx],
+            source_instance=aid,
+            iscrowd=iscrowd,
+            source_area=source_area,
+            pixels_lost=pre - int(areas[idx]),
+        )
     row, missing = _image_row(layout, task, src, h, w, src.annotation)
-    return ConvertedImage(image=row, segments=rows.cols, masks={"objects": segmap}, classes=[], problems=problems + missing)
+    return ConvertedImage(
+        image=row, segments=rows.cols, masks={"objects": segmap}, classes=[], problems=problems + missing
+    )
 
 
 def _panoptic_ids(rgb: np.ndarray) -> np.ndarray:
@@ -245,7 +267,9 @@ def _read_panoptic(layout: Layout, task: Task) -> ConvertedImage:
         if task.width < 0:
             raise InputError(src.annotation, f"image {task.image_id} has neither an annotation nor a size")
         segmap = np.zeros((task.height, task.width), np.uint8)
-        problem = f"image {task.image_id} is listed in 'images' but has no entry in 'annotations'; converted as unlabeled"
+        problem = (
+            f"image {task.image_id} is listed in 'images' but has no entry in 'annotations'; converted as unlabeled"
+        )
         problems.append((str(src.annotation), problem))
         row, missing = _image_row(layout, task, src, task.height, task.width, src.annotation)
         return ConvertedImage(image=row, segments=rows.cols, masks={"objects": segmap}, problems=problems + missing)
@@ -257,20 +281,31 @@ def _read_panoptic(layout: Layout, task: Task) -> ConvertedImage:
     rgb = read_png(png, expect="rgb8")
     h, w = rgb.shape[:2]
     if task.width >= 0 and (h, w) != (task.height, task.width):
-        raise InputError(png, f"PNG is {w}x{h}, but 'images' states {task.width}x{task.height} for image {task.image_id}")
+        raise InputError(
+            png, f"PNG is {w}x{h}, but 'images' states {task.width}x{task.height} for image {task.image_id}"
+        )
     listed = []
     for j, s in enumerate(infos):
         if not isinstance(s, dict) or not _is_int(s.get("id")) or not _is_int(s.get("category_id")):
-            raise InputError(src.annotation, f"image {task.image_id}: segments_info[{j}] needs integer 'id' and 'category_id'")
+            raise InputError(
+                src.annotation, f"image {task.image_id}: segments_info[{j}] needs integer 'id' and 'category_id'"
+            )
         if s["category_id"] not in cats:
-            raise InputError(src.annotation, f"image {task.image_id}: segment {s['id']} has category_id {s['category_id']}, "
-                                             f"which is not in the categories ({_category_ids(layout)})")  # fmt: skip
+            raise InputError(
+                src.annotation,
+                f"image {task.image_id}: segment {s['id']} has category_id {s['category_id']}, "
+                f"which is not in the categories ({_category_ids(layout)})",
+            )
         if not 0 < s["id"] < 1 << 24:
-            raise InputError(src.annotation, f"image {task.image_id}: segment id {s['id']} is not in 1..16777215 (0 is void)")
+            raise InputError(
+                src.annotation, f"image {task.image_id}: segment id {s['id']} is not in 1..16777215 (0 is void)"
+            )
         listed.append(s["id"])
     n = len(listed)
     if n > _MAX_SEGMENTS:
-        raise InputError(src.annotation, f"image {task.image_id} has {n} segments; at most {_MAX_SEGMENTS} fit a segment map")
+        raise InputError(
+            src.annotation, f"image {task.image_id} has {n} segments; at most {_MAX_SEGMENTS} fit a segment map"
+        )
     listed_arr = np.asarray(listed, dtype=np.int64)
     if len(np.unique(listed_arr)) != n:
         dup = [v for v in listed if listed.count(v) > 1][0]
@@ -284,7 +319,9 @@ def _read_panoptic(layout: Layout, task: Task) -> ConvertedImage:
     if bad.any():
         values, counts = np.unique(ids[bad], return_counts=True)
         shown = ", ".join(f"{v} ({c} px)" for v, c in zip(values[:5].tolist(), counts[:5].tolist()))
-        raise InputError(png, f"segment id(s) {shown} in the PNG are not listed in segments_info of {src.annotation.name}")
+        raise InputError(
+            png, f"segment id(s) {shown} in the PNG are not listed in segments_info of {src.annotation.name}"
+        )
     counts = np.bincount(pos.ravel(), minlength=n + 1)
     absent = listed_arr[order][counts[1:] == 0]
     if absent.size:
@@ -302,10 +339,21 @@ def _read_panoptic(layout: Layout, task: Task) -> ConvertedImage:
         area = s.get("area")
         source_area = float(area) if isinstance(area, (int, float)) and not isinstance(area, bool) else None
         if source_area is not None and source_area != areas[j]:
-            problem = f"image {task.image_id}: segment {s['id']} has area {area} in the JSON, {areas[j]} pixels in {png.name}"
+            problem = (
+                f"image {task.image_id}: segment {s['id']} has area {area} in the JSON, {areas[j]} pixels in {png.name}"
+            )
             problems.append((str(src.annotation), problem))
-        rows.add("objects", j + 1, cat.id, bool(cat.is_thing) and not iscrowd, areas[j], boxes[j],
-                 source_instance=s["id"], iscrowd=iscrowd, source_area=source_area)  # fmt: skip
+        rows.add(
+            "objects",
+            j + 1,
+            cat.id,
+            bool(cat.is_thing) and not iscrowd,
+            areas[j],
+            boxes[j],
+            source_instance=s["id"],
+            iscrowd=iscrowd,
+            source_area=source_area,
+        )
     row, missing = _image_row(layout, task, src, h, w, png)
     return ConvertedImage(image=row, segments=rows.cols, masks={"objects": segmap}, problems=problems + missing)
 
@@ -317,8 +365,11 @@ def _read_stuffthingmap(layout: Layout, task: Task) -> ConvertedImage:
     counts = np.bincount(labels.ravel(), minlength=256)
     bad = np.flatnonzero(counts[182:255])
     if bad.size:
-        raise InputError(png, f"unknown label value(s) {(bad + 182).tolist()[:5]}: COCO-Stuff maps hold category id - 1 "
-                              f"(0..181) and {COCO_STUFF_UNLABELED} for unlabeled")  # fmt: skip
+        raise InputError(
+            png,
+            f"unknown label value(s) {(bad + 182).tolist()[:5]}: COCO-Stuff maps hold category id - 1 "
+            f"(0..181) and {COCO_STUFF_UNLABELED} for unlabeled",
+        )
     lut = np.arange(1, 257, dtype=np.int64)
     lut[COCO_STUFF_UNLABELED] = 0
     segmap = lut.astype(np.uint8)[labels]
@@ -328,8 +379,14 @@ def _read_stuffthingmap(layout: Layout, task: Task) -> ConvertedImage:
     for value in np.flatnonzero(counts[:182]):
         cid = int(value) + 1
         rows.add("objects", cid, cid, False, counts[value], boxes[cid - 1])
-        observed.append({"source_id": cid, "name": COCO_STUFF_NAMES[cid], "source_name": COCO_STUFF_NAMES[cid],
-                         "is_thing": cid <= 91})  # fmt: skip
+        observed.append(
+            {
+                "source_id": cid,
+                "name": COCO_STUFF_NAMES[cid],
+                "source_name": COCO_STUFF_NAMES[cid],
+                "is_thing": cid <= 91,
+            }
+        )
     h, w = labels.shape
     row, missing = _image_row(layout, task, src, h, w, png)
     return ConvertedImage(image=row, segments=rows.cols, masks={"objects": segmap}, classes=observed, problems=missing)
@@ -340,7 +397,7 @@ def build_classes(layout: Layout, observations: pd.DataFrame) -> pd.DataFrame:
     any of COCO's never-annotated thing ids that does occur)."""
     cats = {c.id: c for c in layout.categories}
     if not observations.empty:
-        for sid in sorted(set(int(s) for s in observations["source_id"])):
+        for sid in sorted({int(s) for s in observations["source_id"]}):
             if sid not in cats and sid in COCO_STUFF_NAMES:
                 cats[sid] = Category(sid, COCO_STUFF_NAMES[sid], None, sid <= 91, None)
     ids = sorted(cats)

@@ -38,14 +38,20 @@ def problems(console, found: list[dict], limit: int = 20) -> None:
 
 
 def summary(console, summary: dict) -> None:
-    console.print(f"[bold]{summary['name']}[/] ({summary['source']['family']} {summary['source']['layout']}): "
-                  f"{summary['images']} images, {summary['classes']} classes, {summary['segments']} segments")  # fmt: skip
+    console.print(
+        f"[bold]{summary['name']}[/] ({summary['source']['family']} {summary['source']['layout']}): "
+        f"{summary['images']} images, {summary['classes']} classes, {summary['segments']} segments"
+    )
     console.print("splits: " + ", ".join(f"{k} {v}" for k, v in summary["splits"].items()))
     table = Table("layer", "segments", "instances", "pixels labelled", title="layers")
     for layer in summary["layers"]:
-        table.add_row(layer["name"], str(layer["segments"]), str(layer["instances"]), f"{layer['labelled_fraction']:.1%}")
+        table.add_row(
+            layer["name"], str(layer["segments"]), str(layer["instances"]), f"{layer['labelled_fraction']:.1%}"
+        )
     console.print(table)
-    top = Table("class", "name", "pixels", "share", "images", title=f"top {len(summary['top_classes'])} classes by pixels")
+    top = Table(
+        "class", "name", "pixels", "share", "images", title=f"top {len(summary['top_classes'])} classes by pixels"
+    )
     for c in summary["top_classes"]:
         top.add_row(str(c["class_id"]), c["name"], str(c["pixels"]), f"{c['pixel_share']:.2%}", str(c["images"]))
     console.print(top)
@@ -57,26 +63,46 @@ def summary(console, summary: dict) -> None:
 
 def longtail(console, report: dict, top: int = 15) -> None:
     acc = report["accounting"]
-    console.print(f"[bold]{report['dataset']}[/] layer {report['layer']}"
-                  + (f", split {report['split']}" if report["split"] else "")
-                  + f": {report['n_classes_present']} of {report['n_classes']} classes present")  # fmt: skip
-    console.print(f"pixels: {acc['labelled_fraction']:.2%} labelled, {acc['ignore_fraction']:.2%} ignore, "
-                  f"{acc['unlabeled_fraction']:.2%} unlabeled (of {acc['total']:,})")  # fmt: skip
+    console.print(
+        f"[bold]{report['dataset']}[/] layer {report['layer']}"
+        + (f", split {report['split']}" if report["split"] else "")
+        + f": {report['n_classes_present']} of {report['n_classes']} classes present"
+    )
+    console.print(
+        f"pixels: {acc['labelled_fraction']:.2%} labelled, {acc['ignore_fraction']:.2%} ignore, "
+        f"{acc['unlabeled_fraction']:.2%} unlabeled (of {acc['total']:,})"
+    )
     cover = report["classes_for_coverage"]
-    console.print(f"coverage: top {cover['0.5']} classes hold 50% of labelled pixels, {cover['0.9']} hold 90%, "
-                  f"{cover['0.95']} hold 95%")  # fmt: skip
+    console.print(
+        f"coverage: top {cover['0.5']} classes hold 50% of labelled pixels, {cover['0.9']} hold 90%, "
+        f"{cover['0.95']} hold 95%"
+    )
     pl = report["powerlaw"]
     if "alpha" in pl:
         p = "n/a" if pl["p_value"] is None else f"{pl['p_value']:.2f}"
-        console.print(f"power law (pixels per class, CSN): alpha {pl['alpha']:.3f} ± {pl['sigma']:.3f} above xmin "
-                      f"{pl['xmin']:,} ({pl['n_tail']} classes), rank exponent {pl['rank_exponent']:.3f}, KS {pl['ks']:.3f}, "
-                      f"p {p}; Gini {report['gini']:.3f}")  # fmt: skip
-    console.print("buckets (" + report["buckets"]["rule"] + "): "
-                  + ", ".join(f"{k} {v}" for k, v in report["buckets"]["counts"].items()))  # fmt: skip
+        console.print(
+            f"power law (pixels per class, CSN): alpha {pl['alpha']:.3f} ± {pl['sigma']:.3f} above xmin "
+            f"{pl['xmin']:,} ({pl['n_tail']} classes), rank exponent {pl['rank_exponent']:.3f}, KS {pl['ks']:.3f}, "
+            f"p {p}; Gini {report['gini']:.3f}"
+        )
+    console.print(
+        "buckets ("
+        + report["buckets"]["rule"]
+        + "): "
+        + ", ".join(f"{k} {v}" for k, v in report["buckets"]["counts"].items())
+    )
     table = Table("rank", "class", "name", "pixels", "share", "images", "instances", "bucket")
     for c in report["classes"][:top]:
-        table.add_row(str(c["rank"]), str(c["class_id"]), c["name"], f"{c['pixels']:,}", f"{c['pixel_share']:.2%}",
-                      str(c["images"]), str(c["instances"]), c["bucket"])  # fmt: skip
+        table.add_row(
+            str(c["rank"]),
+            str(c["class_id"]),
+            c["name"],
+            f"{c['pixels']:,}",
+            f"{c['pixel_share']:.2%}",
+            str(c["images"]),
+            str(c["instances"]),
+            c["bucket"],
+        )
     console.print(table)
     if report.get("plots"):
         console.print("plots: " + ", ".join(report["plots"]))
@@ -88,29 +114,44 @@ def consistency(console, report: dict) -> None:
         return f" ({fmt(lo_hi[0])}..{fmt(lo_hi[1])})" if lo_hi and lo_hi[0] is not None else ""
 
     a, b = report["a"], report["b"]
-    console.print(f"[bold]{b['dataset']}:{b['layer']}[/] against [bold]{a['dataset']}:{a['layer']}[/]: "
-                  f"{report['images']} images compared", soft_wrap=True)  # fmt: skip
+    console.print(
+        f"[bold]{b['dataset']}:{b['layer']}[/] against [bold]{a['dataset']}:{a['layer']}[/]: "
+        f"{report['images']} images compared",
+        soft_wrap=True,
+    )
     unmatched = report["unmatched"]
     left = {k: len(v) for k, v in unmatched.items() if v}
     if left:
         console.print("not compared: " + ", ".join(f"{k.replace('_', ' ')} {n}" for k, n in left.items()))
     level = report["ci"].get("level", 0.95)
-    console.print(f"pixel agreement {pct(report['pixel_agreement'])}{interval('pixel_agreement')}, leaving out void "
-                  f"{pct(report['pixel_agreement_excluding_void'])}{interval('pixel_agreement_excluding_void')}"
-                  + (f"  [{level:.0%} bootstrap intervals]" if report["ci"].get("bootstrap") else ""), soft_wrap=True)  # fmt: skip
-    console.print(f"B against A: pixel accuracy {pct(report['pixel_accuracy'])}{interval('pixel_accuracy')}, mIoU "
-                  f"{num(report['miou'])}{interval('miou', num)}; symmetric mIoU {num(report['miou_symmetric'])}"
-                  f"{interval('miou_symmetric', num)}; kappa {num(report['kappa'])}{interval('kappa', num)}",
-                  soft_wrap=True)  # fmt: skip
+    console.print(
+        f"pixel agreement {pct(report['pixel_agreement'])}{interval('pixel_agreement')}, leaving out void "
+        f"{pct(report['pixel_agreement_excluding_void'])}{interval('pixel_agreement_excluding_void')}"
+        + (f"  [{level:.0%} bootstrap intervals]" if report["ci"].get("bootstrap") else ""),
+        soft_wrap=True,
+    )
+    console.print(
+        f"B against A: pixel accuracy {pct(report['pixel_accuracy'])}{interval('pixel_accuracy')}, mIoU "
+        f"{num(report['miou'])}{interval('miou', num)}; symmetric mIoU {num(report['miou_symmetric'])}"
+        f"{interval('miou_symmetric', num)}; kappa {num(report['kappa'])}{interval('kappa', num)}",
+        soft_wrap=True,
+    )
     bd = report["breakdown"]
-    console.print(f"disagreement {pct(bd['disagreement'])}: segmentation quality {pct(bd['segmentation_quality'])}, "
-                  f"naming {pct(bd['naming'])}, quantity {pct(bd['quantity'])}", soft_wrap=True)  # fmt: skip
+    console.print(
+        f"disagreement {pct(bd['disagreement'])}: segmentation quality {pct(bd['segmentation_quality'])}, "
+        f"naming {pct(bd['naming'])}, quantity {pct(bd['quantity'])}",
+        soft_wrap=True,
+    )
     if report["boundary"]:
         bnd = report["boundary"]
-        console.print(f"boundary band (K = {bnd['k']} px, {pct(bnd['band']['share'])} of pixels): agreement "
-                      f"{pct(bnd['band']['agreement'])}; interior {pct(bnd['interior']['agreement'])}")  # fmt: skip
+        console.print(
+            f"boundary band (K = {bnd['k']} px, {pct(bnd['band']['share'])} of pixels): agreement "
+            f"{pct(bnd['band']['agreement'])}; interior {pct(bnd['interior']['agreement'])}"
+        )
     ceiling = report["ceiling"]
-    table = Table("bucket (of A)", "classes", "pixel accuracy", "mIoU", title="human ceiling for a model scored against A")
+    table = Table(
+        "bucket (of A)", "classes", "pixel accuracy", "mIoU", title="human ceiling for a model scored against A"
+    )
     table.add_row("all", str(len(ceiling["classes"])), pct(ceiling["pixel_accuracy"]), num(ceiling["miou"]))
     for name in ceiling["buckets"]["order"]:
         v = ceiling["buckets"]["values"][name]
@@ -122,8 +163,10 @@ def consistency(console, report: dict) -> None:
         for name, row in zip(pw["annotations"], pw["pixel_agreement"]):
             t.add_row(name, *[pct(x) for x in row])
         console.print(t)
-        console.print("agreement with the majority-vote consensus: "
-                      + ", ".join(f"{c['annotation']} {pct(c['pixel_agreement'])}" for c in report["consensus"]))  # fmt: skip
+        console.print(
+            "agreement with the majority-vote consensus: "
+            + ", ".join(f"{c['annotation']} {pct(c['pixel_agreement'])}" for c in report["consensus"])
+        )
     if report.get("ceiling_file"):
         console.print(f"ceiling written to {report['ceiling_file']}")
     if report.get("plots"):
@@ -134,15 +177,27 @@ def small_objects(console, report: dict, top: int = 15) -> None:
     """``analyze small-objects``: COCO size buckets, stride shares, the per-class table."""
     b = report["size_buckets"]
     n = max(1, report["objects"])
-    console.print(f"[bold]{report['dataset']}[/] layer {report['layer']}: {report['objects']:,} {report['unit']}"
-                  + (f" ({report['zero_area']} listed without visible pixels, left out)" if report["zero_area"] else ""))  # fmt: skip
-    console.print(f"COCO sizes: small {b['small']:,} ({b['small'] / n:.1%}), medium {b['medium']:,} "
-                  f"({b['medium'] / n:.1%}), large {b['large']:,} ({b['large'] / n:.1%})")  # fmt: skip
+    console.print(
+        f"[bold]{report['dataset']}[/] layer {report['layer']}: {report['objects']:,} {report['unit']}"
+        + (f" ({report['zero_area']} listed without visible pixels, left out)" if report["zero_area"] else "")
+    )
+    console.print(
+        f"COCO sizes: small {b['small']:,} ({b['small'] / n:.1%}), medium {b['medium']:,} "
+        f"({b['medium'] / n:.1%}), large {b['large']:,} ({b['large'] / n:.1%})"
+    )
     console.print("below one cell of stride " + ", ".join(f"{s}: {v:.1%}" for s, v in report["below_stride"].items()))
     table = Table("class", "name", report["unit"], "small", "medium", "large", "median px", "< 16² px")
     for c in report["classes"][:top]:
-        table.add_row(str(c["class_id"]), c["name"], str(c["instances"]), str(c["small"]), str(c["medium"]),
-                      str(c["large"]), f"{c['median_area']:,.0f}", f"{c['below_stride']['16']:.0%}")  # fmt: skip
+        table.add_row(
+            str(c["class_id"]),
+            c["name"],
+            str(c["instances"]),
+            str(c["small"]),
+            str(c["medium"]),
+            str(c["large"]),
+            f"{c['median_area']:,.0f}",
+            f"{c['below_stride']['16']:.0%}",
+        )
     console.print(table)
     if report.get("plots"):
         console.print("plots: " + ", ".join(report["plots"]))
@@ -163,8 +218,12 @@ def conversion(console, report: dict) -> None:
 
 def export(console, out, report: dict) -> None:
     """``export``: the report's scalar fields on one line, then what is missing."""
-    console.print(f"{out}: " + ", ".join(f"{k} {v}" for k, v in report.items() if isinstance(v, (int, float, str)) and k != "path"),
-                  soft_wrap=True, markup=False)  # fmt: skip
+    console.print(
+        f"{out}: "
+        + ", ".join(f"{k} {v}" for k, v in report.items() if isinstance(v, (int, float, str)) and k != "path"),
+        soft_wrap=True,
+        markup=False,
+    )
     for key in ("missing_images", "problems"):
         if report.get(key):
             console.print(f"{key}: {report[key]}", soft_wrap=True, markup=False)
@@ -179,36 +238,53 @@ def findings(console, path, found: list[dict]) -> None:
 
 def vocabulary(console, report: dict) -> None:
     """``vocab``: what the vocabulary covers and what it drops."""
-    console.print(f"{report['file']}: {report['classes']} classes covering {report['pixel_coverage']:.2%} of labelled pixels; "
-                  f"{report['classes_dropped']} classes dropped holding {report['pixels_dropped_share']:.2%}", soft_wrap=True)  # fmt: skip
+    console.print(
+        f"{report['file']}: {report['classes']} classes covering {report['pixel_coverage']:.2%} of labelled pixels; "
+        f"{report['classes_dropped']} classes dropped holding {report['pixels_dropped_share']:.2%}",
+        soft_wrap=True,
+    )
     if report["largest_dropped"]:
-        console.print("largest dropped: " + ", ".join(f"{d['name']} ({d['pixel_share']:.3%})" for d in report["largest_dropped"]),
-                      soft_wrap=True, markup=False)  # fmt: skip
+        console.print(
+            "largest dropped: " + ", ".join(f"{d['name']} ({d['pixel_share']:.3%})" for d in report["largest_dropped"]),
+            soft_wrap=True,
+            markup=False,
+        )
 
 
 def demo(console, result: dict, n_images: int) -> None:
     """``demo``: each step's headline figures, and what to run next."""
     console.print(f"generated {result['source']} ({n_images} images, ADE20K 2021_17_01 layout)")
-    console.print(f"converted to {result['dataset']} in {result['convert_seconds']:.1f} s; "
-                  f"validate: {'valid' if not result['validation'] else result['validation']}")  # fmt: skip
+    console.print(
+        f"converted to {result['dataset']} in {result['convert_seconds']:.1f} s; "
+        f"validate: {'valid' if not result['validation'] else result['validation']}"
+    )
     summary(console, result["summary"])
     tail, sizes = result["longtail"], result["small_objects"]
     cover, pl = tail["classes_for_coverage"], tail["powerlaw"]
-    console.print(f"long tail: {cover['0.9']} classes cover 90% of labelled pixels, {cover['0.95']} cover 95%; "
-                  f"power law alpha {pl['alpha']:.2f} (rank exponent {pl['rank_exponent']:.2f}, p {pl['p_value']:.2f}); "
-                  f"Gini {tail['gini']:.2f}; buckets " + ", ".join(f"{k} {v}" for k, v in tail["buckets"]["counts"].items()))  # fmt: skip
+    console.print(
+        f"long tail: {cover['0.9']} classes cover 90% of labelled pixels, {cover['0.95']} cover 95%; "
+        f"power law alpha {pl['alpha']:.2f} (rank exponent {pl['rank_exponent']:.2f}, p {pl['p_value']:.2f}); "
+        f"Gini {tail['gini']:.2f}; buckets " + ", ".join(f"{k} {v}" for k, v in tail["buckets"]["counts"].items())
+    )
     b, n = sizes["size_buckets"], max(1, sizes["objects"])
-    console.print(f"object sizes: {b['small'] / n:.0%} small, {b['medium'] / n:.0%} medium, {b['large'] / n:.0%} large "
-                  f"(COCO buckets); {sizes['below_stride']['16']:.0%} below one cell of a stride-16 network")  # fmt: skip
+    console.print(
+        f"object sizes: {b['small'] / n:.0%} small, {b['medium'] / n:.0%} medium, {b['large'] / n:.0%} large "
+        f"(COCO buckets); {sizes['below_stride']['16']:.0%} below one cell of a stride-16 network"
+    )
     c = result["consistency"]
     if c:
         gen, pub, br = c["generator"], c["published"], c["breakdown"]
-        console.print(f"annotation ceiling (a simulated re-annotation of {c['images']} images): pixel agreement "
-                      f"{c['pixel_agreement']:.1%} (generated {gen['pixel_agreement']:.1%}, ADE20K's annotator "
-                      f"{pub['pixel_agreement']:.1%}); disagreement " +
-                      ", ".join(f"{k.replace('_', ' ')} {br[k]:.1%} ({gen[k]:.1%}; {pub[k]:.1%})" for k in br) +
-                      f"; mIoU {c['miou']:.3f}; ceiling written to {c['ceiling']}", markup=False)  # fmt: skip
+        console.print(
+            f"annotation ceiling (a simulated re-annotation of {c['images']} images): pixel agreement "
+            f"{c['pixel_agreement']:.1%} (generated {gen['pixel_agreement']:.1%}, ADE20K's annotator "
+            f"{pub['pixel_agreement']:.1%}); disagreement "
+            + ", ".join(f"{k.replace('_', ' ')} {br[k]:.1%} ({gen[k]:.1%}; {pub[k]:.1%})" for k in br)
+            + f"; mIoU {c['miou']:.3f}; ceiling written to {c['ceiling']}",
+            markup=False,
+        )
     console.print("next: segdata analyze longtail " + result["dataset"] + " --plots plots/", markup=False)
     if c:
-        console.print("      segdata analyze consistency " + c["dataset"] + " --layers objects,reannotation --plots plots/",
-                      markup=False)  # fmt: skip
+        console.print(
+            "      segdata analyze consistency " + c["dataset"] + " --layers objects,reannotation --plots plots/",
+            markup=False,
+        )

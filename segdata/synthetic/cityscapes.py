@@ -65,39 +65,130 @@ __all__ = [
 
 #: Cities of the real splits (train: 18, val: 3); synthetic images are spread over them.
 CITIES = {
-    "train": ("aachen", "bochum", "bremen", "cologne", "darmstadt", "dusseldorf", "erfurt", "hamburg", "hanover",
-              "jena", "krefeld", "monchengladbach", "strasbourg", "stuttgart", "tubingen", "ulm", "weimar", "zurich"),
+    "train": (
+        "aachen",
+        "bochum",
+        "bremen",
+        "cologne",
+        "darmstadt",
+        "dusseldorf",
+        "erfurt",
+        "hamburg",
+        "hanover",
+        "jena",
+        "krefeld",
+        "monchengladbach",
+        "strasbourg",
+        "stuttgart",
+        "tubingen",
+        "ulm",
+        "weimar",
+        "zurich",
+    ),
     "val": ("frankfurt", "lindau", "munster"),
-}  # fmt: skip
+}
 _FRAME = 19  # the annotated frame of every Cityscapes snippet
 _RECTIFIED = {"frankfurt", "munster", "bremen", "hamburg", "strasbourg", "zurich"}  # cities with a rectification border
 
 # labelIds (cityscapesScripts labels.py); the converter's table is the reference, these are the
 # few facts the generator needs, kept here so that generating never imports a converter.
 _ID = {
-    "unlabeled": 0, "ego vehicle": 1, "rectification border": 2, "out of roi": 3, "static": 4, "dynamic": 5,
-    "ground": 6, "road": 7, "sidewalk": 8, "parking": 9, "rail track": 10, "building": 11, "wall": 12, "fence": 13,
-    "guard rail": 14, "bridge": 15, "tunnel": 16, "pole": 17, "polegroup": 18, "traffic light": 19,
-    "traffic sign": 20, "vegetation": 21, "terrain": 22, "sky": 23, "person": 24, "rider": 25, "car": 26,
-    "truck": 27, "bus": 28, "caravan": 29, "trailer": 30, "train": 31, "motorcycle": 32, "bicycle": 33,
+    "unlabeled": 0,
+    "ego vehicle": 1,
+    "rectification border": 2,
+    "out of roi": 3,
+    "static": 4,
+    "dynamic": 5,
+    "ground": 6,
+    "road": 7,
+    "sidewalk": 8,
+    "parking": 9,
+    "rail track": 10,
+    "building": 11,
+    "wall": 12,
+    "fence": 13,
+    "guard rail": 14,
+    "bridge": 15,
+    "tunnel": 16,
+    "pole": 17,
+    "polegroup": 18,
+    "traffic light": 19,
+    "traffic sign": 20,
+    "vegetation": 21,
+    "terrain": 22,
+    "sky": 23,
+    "person": 24,
+    "rider": 25,
+    "car": 26,
+    "truck": 27,
+    "bus": 28,
+    "caravan": 29,
+    "trailer": 30,
+    "train": 31,
+    "motorcycle": 32,
+    "bicycle": 33,
     "license plate": -1,
-}  # fmt: skip
+}
 _HAS_INSTANCES = {"person", "rider", "car", "truck", "bus", "caravan", "trailer", "train", "motorcycle", "bicycle"}
-_COLORS = np.array([
-    (0, 0, 0), (0, 0, 0), (0, 0, 0), (0, 0, 0), (0, 0, 0), (111, 74, 0), (81, 0, 81), (128, 64, 128),
-    (244, 35, 232), (250, 170, 160), (230, 150, 140), (70, 70, 70), (102, 102, 156), (190, 153, 153),
-    (180, 165, 180), (150, 100, 100), (150, 120, 90), (153, 153, 153), (153, 153, 153), (250, 170, 30),
-    (220, 220, 0), (107, 142, 35), (152, 251, 152), (70, 130, 180), (220, 20, 60), (255, 0, 0), (0, 0, 142),
-    (0, 0, 70), (0, 60, 100), (0, 0, 90), (0, 0, 110), (0, 80, 100), (0, 0, 230), (119, 11, 32),
-], dtype=np.uint8)  # fmt: skip
+_COLORS = np.array(
+    [
+        (0, 0, 0),
+        (0, 0, 0),
+        (0, 0, 0),
+        (0, 0, 0),
+        (0, 0, 0),
+        (111, 74, 0),
+        (81, 0, 81),
+        (128, 64, 128),
+        (244, 35, 232),
+        (250, 170, 160),
+        (230, 150, 140),
+        (70, 70, 70),
+        (102, 102, 156),
+        (190, 153, 153),
+        (180, 165, 180),
+        (150, 100, 100),
+        (150, 120, 90),
+        (153, 153, 153),
+        (153, 153, 153),
+        (250, 170, 30),
+        (220, 220, 0),
+        (107, 142, 35),
+        (152, 251, 152),
+        (70, 130, 180),
+        (220, 20, 60),
+        (255, 0, 0),
+        (0, 0, 142),
+        (0, 0, 70),
+        (0, 60, 100),
+        (0, 0, 90),
+        (0, 0, 110),
+        (0, 80, 100),
+        (0, 0, 230),
+        (119, 11, 32),
+    ],
+    dtype=np.uint8,
+)
 _RGBA = np.concatenate([_COLORS, np.full((34, 1), 255, np.uint8)], axis=1)
 _RGBA32 = np.ascontiguousarray(_RGBA).view(np.uint32).ravel()  # one 4-byte word per labelId: a fast lookup
 # instanceIds value -> labelId, for every 16-bit value (values >= 34000 never occur)
-_LABEL_OF_VALUE = np.where(np.arange(65536) >= 1000, np.arange(65536) // 1000, np.arange(65536)).clip(0, 255).astype(np.uint8)
+_LABEL_OF_VALUE = (
+    np.where(np.arange(65536) >= 1000, np.arange(65536) // 1000, np.arange(65536)).clip(0, 255).astype(np.uint8)
+)
 
 # mean number of instances per image, by class (about 10 in all; riders come with their vehicle)
-_THING_RATES = {"car": 6.5, "person": 4.0, "rider": 0.7, "bicycle": 0.8, "truck": 0.4, "bus": 0.25,
-                "motorcycle": 0.25, "train": 0.05, "caravan": 0.05, "trailer": 0.05}  # fmt: skip
+_THING_RATES = {
+    "car": 6.5,
+    "person": 4.0,
+    "rider": 0.7,
+    "bicycle": 0.8,
+    "truck": 0.4,
+    "bus": 0.25,
+    "motorcycle": 0.25,
+    "train": 0.05,
+    "caravan": 0.05,
+    "trailer": 0.05,
+}
 _GROUP_PROBABILITY = {"cargroup": 0.45, "persongroup": 0.2, "bicyclegroup": 0.15}
 
 
@@ -138,7 +229,12 @@ class _Scene:
     def add(self, label: str, points) -> None:
         """Add a polygon, clipped to the image (Sutherland-Hodgman against its four edges)."""
         pts = [(float(x), float(y)) for x, y in np.asarray(points, dtype=float).reshape(-1, 2)]
-        for axis, limit, keep_below in ((0, 0.0, False), (0, self.w - 1.0, True), (1, 0.0, False), (1, self.h - 1.0, True)):
+        for axis, limit, keep_below in (
+            (0, 0.0, False),
+            (0, self.w - 1.0, True),
+            (1, 0.0, False),
+            (1, self.h - 1.0, True),
+        ):
             pts = _clip(pts, axis, limit, keep_below)
             if not pts:
                 return
@@ -168,14 +264,22 @@ def _ego_vehicle(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     xs = np.linspace(left, right, 9)
     ys = top + (h - top) * 0.75 * ((xs - w / 2) / (w / 2)) ** 2
     star_x, star_r = w * rng.uniform(0.55, 0.62), max(2.0, h * 0.04)
-    star = [(star_x + star_r * np.cos(a), ys.min() - star_r * 0.6 + star_r * np.sin(a)) for a in np.linspace(np.pi, 2 * np.pi, 7)]
+    star = [
+        (star_x + star_r * np.cos(a), ys.min() - star_r * 0.6 + star_r * np.sin(a))
+        for a in np.linspace(np.pi, 2 * np.pi, 7)
+    ]
     hood = [(x, y) for x, y in zip(xs, ys)]
     mid = len(hood) // 2
     return np.array([(left, h - 1), *hood[: mid + 1], *star, *hood[mid + 1 :], (right, h - 1)])
 
 
-def make_scene(rng: np.random.Generator, image_size: tuple[int, int] = (1024, 2048), *, city: str = "aachen",
-               city_rng: np.random.Generator | None = None) -> list[SceneObject]:  # fmt: skip
+def make_scene(
+    rng: np.random.Generator,
+    image_size: tuple[int, int] = (1024, 2048),
+    *,
+    city: str = "aachen",
+    city_rng: np.random.Generator | None = None,
+) -> list[SceneObject]:
     """The polygons of one synthetic street scene, in drawing order (later ones on top).
 
     Parameters
@@ -214,29 +318,59 @@ def make_scene(rng: np.random.Generator, image_size: tuple[int, int] = (1024, 20
         near = abs(x + bw / 2 - vx) / w
         top = max(0.0, horizon - h * U(0.05, 0.2) - h * near * U(0.3, 0.9))
         label = "building" if rng.random() < 0.9 else "wall"
-        s.add(label, [(x, h - 1), (x, top), (x + bw * U(0.3, 0.7), top - h * U(0, 0.03)), (x + bw, top), (x + bw, h - 1)])
+        s.add(
+            label, [(x, h - 1), (x, top), (x + bw * U(0.3, 0.7), top - h * U(0, 0.03)), (x + bw, top), (x + bw, h - 1)]
+        )
         x += bw * U(0.7, 1.0)
     for _ in range(int(rng.integers(1, 6))):
         cx = w * U(0, 1)
         s.add("vegetation", s.blob(cx, horizon - h * U(0.0, 0.15), w * U(0.03, 0.12), h * U(0.05, 0.18)))
     # road, sidewalks, and now and then a strip of terrain, parking or ground beyond a sidewalk
-    s.add("road", [(road_edge(h, -1), h - 1), (road_edge(h, 1), h - 1), (road_edge(horizon, 1), horizon),
-                   (road_edge(horizon, -1), horizon)])  # fmt: skip
+    s.add(
+        "road",
+        [
+            (road_edge(h, -1), h - 1),
+            (road_edge(h, 1), h - 1),
+            (road_edge(horizon, 1), horizon),
+            (road_edge(horizon, -1), horizon),
+        ],
+    )
     for side in (-1, 1):
         walk = U(0.3, 0.8)
-        s.add("sidewalk", [(road_edge(horizon, side), horizon), (road_edge(horizon, side, walk), horizon - 1),
-                           (road_edge(h, side, walk), h - 1), (road_edge(h, side), h - 1)])  # fmt: skip
+        s.add(
+            "sidewalk",
+            [
+                (road_edge(horizon, side), horizon),
+                (road_edge(horizon, side, walk), horizon - 1),
+                (road_edge(h, side, walk), h - 1),
+                (road_edge(h, side), h - 1),
+            ],
+        )
         if rng.random() < 0.5:
             label = str(rng.choice(["terrain", "parking", "ground", "vegetation"], p=[0.45, 0.2, 0.1, 0.25]))
             far = walk + U(0.3, 1.0)
-            s.add(label, [(road_edge(horizon, side, walk), horizon - 1), (road_edge(horizon, side, far), horizon - 2),
-                          (road_edge(h, side, far), h - 1), (road_edge(h, side, walk), h - 1)])  # fmt: skip
+            s.add(
+                label,
+                [
+                    (road_edge(horizon, side, walk), horizon - 1),
+                    (road_edge(horizon, side, far), horizon - 2),
+                    (road_edge(h, side, far), h - 1),
+                    (road_edge(h, side, walk), h - 1),
+                ],
+            )
     if rng.random() < 0.4:
         side = int(rng.choice([-1, 1]))
         y0 = horizon + (h - horizon) * U(0.02, 0.1)
         far = U(0.8, 1.5)
-        s.add("fence", [(road_edge(y0, side, far), y0 - h * 0.02), (road_edge(h, side, far), h - 1 - h * 0.15),
-                        (road_edge(h, side, far), h - 1), (road_edge(y0, side, far), y0)])  # fmt: skip
+        s.add(
+            "fence",
+            [
+                (road_edge(y0, side, far), y0 - h * 0.02),
+                (road_edge(h, side, far), h - 1 - h * 0.15),
+                (road_edge(h, side, far), h - 1),
+                (road_edge(y0, side, far), y0),
+            ],
+        )
     # poles, signs, lights; street clutter
     for _ in range(int(rng.integers(2, 11))):
         side = int(rng.choice([-1, 1]))
@@ -251,10 +385,21 @@ def make_scene(rng: np.random.Generator, image_size: tuple[int, int] = (1024, 20
             if rng.random() < 0.5:
                 s.add("traffic sign", [(px - sw / 2, top), (px + pw / 2, top - sw), (px + pw + sw / 2, top)])
             else:
-                s.add("traffic sign", [(px - sw / 2, top), (px - sw / 2, top + sw), (px + pw + sw / 2, top + sw), (px + pw + sw / 2, top)])
+                s.add(
+                    "traffic sign",
+                    [
+                        (px - sw / 2, top),
+                        (px - sw / 2, top + sw),
+                        (px + pw + sw / 2, top + sw),
+                        (px + pw + sw / 2, top),
+                    ],
+                )
         elif rng.random() < 0.5:
             lw = max(2.0, pw * 2)
-            s.add("traffic light", [(px - lw, foot - ph), (px - lw, foot - ph + 2.5 * lw), (px, foot - ph + 2.5 * lw), (px, foot - ph)])
+            s.add(
+                "traffic light",
+                [(px - lw, foot - ph), (px - lw, foot - ph + 2.5 * lw), (px, foot - ph + 2.5 * lw), (px, foot - ph)],
+            )
     if rng.random() < 0.15:
         foot = horizon + (h - horizon) * U(0.05, 0.3)
         px = road_edge(foot, int(rng.choice([-1, 1])), 0.2)
@@ -265,7 +410,9 @@ def make_scene(rng: np.random.Generator, image_size: tuple[int, int] = (1024, 20
         t = (foot - horizon) / (h - horizon)
         size = max(2.0, w * 0.02 * (0.2 + t))
         cx = road_edge(foot, side, U(0.05, 0.4))
-        s.add("static" if rng.random() < 0.8 else "dynamic", s.blob(cx, foot - size / 2, size, size / 2, n=8, rough=0.2))
+        s.add(
+            "static" if rng.random() < 0.8 else "dynamic", s.blob(cx, foot - size / 2, size, size / 2, n=8, rough=0.2)
+        )
     # group regions: thing pixels without an instance id, far away
     for group, p in _GROUP_PROBABILITY.items():
         if rng.random() < p:
@@ -274,8 +421,17 @@ def make_scene(rng: np.random.Generator, image_size: tuple[int, int] = (1024, 20
             cx = road_edge(foot, side, U(-0.3, 0.1))
             gw = w * U(0.05, 0.15)
             gh = h * (0.03 if group == "cargroup" else 0.05)
-            s.add(group, [(cx - gw / 2, foot), (cx - gw / 2, foot - gh * 0.6), (cx - gw / 4, foot - gh),
-                          (cx + gw / 4, foot - gh), (cx + gw / 2, foot - gh * 0.6), (cx + gw / 2, foot)])  # fmt: skip
+            s.add(
+                group,
+                [
+                    (cx - gw / 2, foot),
+                    (cx - gw / 2, foot - gh * 0.6),
+                    (cx - gw / 4, foot - gh),
+                    (cx + gw / 4, foot - gh),
+                    (cx + gw / 2, foot - gh * 0.6),
+                    (cx + gw / 2, foot),
+                ],
+            )
     # thing instances, far to near
     things = []
     for label, rate in _THING_RATES.items():
@@ -293,8 +449,21 @@ def make_scene(rng: np.random.Generator, image_size: tuple[int, int] = (1024, 20
         s.add("rectification border", [(0, 0), (0, h * 0.45), (w * 0.008, 0)])
         s.add("rectification border", [(w * 0.53, h * 0.96), (0, h * 0.955), (0, h - 1), (w * 0.95, h - 1)])
     m = max(1, round(5 * w / 2048))
-    s.add_raw("out of roi", [(0, 0), (w, 0), (w, h), (0, h), (0, 0), (m, m), (m, h - 1 - m), (w - 1 - m, h - 1 - m),
-                             (w - 1 - m, m), (m, m)])  # fmt: skip
+    s.add_raw(
+        "out of roi",
+        [
+            (0, 0),
+            (w, 0),
+            (w, h),
+            (0, h),
+            (0, 0),
+            (m, m),
+            (m, h - 1 - m),
+            (w - 1 - m, h - 1 - m),
+            (w - 1 - m, m),
+            (m, m),
+        ],
+    )
     return s.objects
 
 
@@ -316,39 +485,87 @@ def _add_thing(s: _Scene, label: str, t: float, horizon: float, road_edge) -> No
         bh = bw * {"car": 0.5, "truck": 0.8, "bus": 0.85, "train": 0.55, "caravan": 0.7, "trailer": 0.6}[label]
         x0, x1 = cx - bw / 2, cx + bw / 2
         if label == "car":  # body and cabin
-            outline = [(x0, foot), (x0, foot - 0.55 * bh), (x0 + 0.15 * bw, foot - 0.6 * bh), (x0 + 0.25 * bw, foot - bh),
-                       (x1 - 0.25 * bw, foot - bh), (x1 - 0.15 * bw, foot - 0.6 * bh), (x1, foot - 0.55 * bh), (x1, foot)]
+            outline = [
+                (x0, foot),
+                (x0, foot - 0.55 * bh),
+                (x0 + 0.15 * bw, foot - 0.6 * bh),
+                (x0 + 0.25 * bw, foot - bh),
+                (x1 - 0.25 * bw, foot - bh),
+                (x1 - 0.15 * bw, foot - 0.6 * bh),
+                (x1, foot - 0.55 * bh),
+                (x1, foot),
+            ]
         elif label == "truck":  # cab on the left, box on the right
-            outline = [(x0, foot), (x0, foot - 0.6 * bh), (x0 + 0.1 * bw, foot - 0.75 * bh), (x0 + 0.3 * bw, foot - 0.75 * bh),
-                       (x0 + 0.3 * bw, foot - bh), (x1, foot - bh), (x1, foot)]
+            outline = [
+                (x0, foot),
+                (x0, foot - 0.6 * bh),
+                (x0 + 0.1 * bw, foot - 0.75 * bh),
+                (x0 + 0.3 * bw, foot - 0.75 * bh),
+                (x0 + 0.3 * bw, foot - bh),
+                (x1, foot - bh),
+                (x1, foot),
+            ]
         else:  # bus, train, caravan, trailer: a box with bevelled top corners
             bevel = 0.05 * bw
-            outline = [(x0, foot), (x0, foot - bh + bevel), (x0 + bevel, foot - bh), (x1 - bevel, foot - bh),
-                       (x1, foot - bh + bevel), (x1, foot)]
+            outline = [
+                (x0, foot),
+                (x0, foot - bh + bevel),
+                (x0 + bevel, foot - bh),
+                (x1 - bevel, foot - bh),
+                (x1, foot - bh + bevel),
+                (x1, foot),
+            ]
         s.add(label, outline)
         if label == "car" and rng.random() < 0.5 and bw > 40:
             pw, ph = bw * 0.18, bw * 0.05
-            s.add("license plate", [(cx - pw / 2, foot - 0.25 * bh), (cx + pw / 2, foot - 0.25 * bh),
-                                    (cx + pw / 2, foot - 0.25 * bh + ph), (cx - pw / 2, foot - 0.25 * bh + ph)])  # fmt: skip
+            s.add(
+                "license plate",
+                [
+                    (cx - pw / 2, foot - 0.25 * bh),
+                    (cx + pw / 2, foot - 0.25 * bh),
+                    (cx + pw / 2, foot - 0.25 * bh + ph),
+                    (cx - pw / 2, foot - 0.25 * bh + ph),
+                ],
+            )
         return
     if label in ("bicycle", "motorcycle", "rider"):
         vehicle = label if label != "rider" else ("bicycle" if rng.random() < 0.7 else "motorcycle")
         vw = max(5.0, w * (0.06 if vehicle == "bicycle" else 0.08) * scale)
         vh = vw * 0.6
-        s.add(vehicle, [(cx - vw / 2, foot - vh * 0.5), (cx - vw / 3, foot), (cx - vw / 6, foot - vh * 0.3),
-                        (cx + vw / 6, foot - vh * 0.3), (cx + vw / 3, foot), (cx + vw / 2, foot - vh * 0.5),
-                        (cx + vw / 4, foot - vh), (cx - vw / 4, foot - vh)])  # fmt: skip
+        s.add(
+            vehicle,
+            [
+                (cx - vw / 2, foot - vh * 0.5),
+                (cx - vw / 3, foot),
+                (cx - vw / 6, foot - vh * 0.3),
+                (cx + vw / 6, foot - vh * 0.3),
+                (cx + vw / 3, foot),
+                (cx + vw / 2, foot - vh * 0.5),
+                (cx + vw / 4, foot - vh),
+                (cx - vw / 4, foot - vh),
+            ],
+        )
         if label != "rider":
             return
         foot = foot - vh * 0.5
     pw = max(3.0, w * 0.03 * scale * rng.uniform(0.8, 1.2))
     ph = pw * (3.2 if label == "person" else 2.2)
     head = pw * 0.22
-    s.add(label if label == "rider" else "person", [
-        (cx - 0.5 * pw, foot), (cx - 0.4 * pw, foot - 0.55 * ph), (cx - 0.5 * pw, foot - 0.8 * ph),
-        (cx - head, foot - 0.85 * ph), (cx - head, foot - ph), (cx + head, foot - ph), (cx + head, foot - 0.85 * ph),
-        (cx + 0.5 * pw, foot - 0.8 * ph), (cx + 0.4 * pw, foot - 0.55 * ph), (cx + 0.5 * pw, foot),
-    ])  # fmt: skip
+    s.add(
+        label if label == "rider" else "person",
+        [
+            (cx - 0.5 * pw, foot),
+            (cx - 0.4 * pw, foot - 0.55 * ph),
+            (cx - 0.5 * pw, foot - 0.8 * ph),
+            (cx - head, foot - 0.85 * ph),
+            (cx - head, foot - ph),
+            (cx + head, foot - ph),
+            (cx + head, foot - 0.85 * ph),
+            (cx + 0.5 * pw, foot - 0.8 * ph),
+            (cx + 0.4 * pw, foot - 0.55 * ph),
+            (cx + 0.5 * pw, foot),
+        ],
+    )
 
 
 # --------------------------------------------------------------------------- rendering and writing
@@ -396,13 +613,23 @@ def polygons_json(objects: list[SceneObject], image_size: tuple[int, int]) -> st
     """A ``_polygons.json`` text, formatted as the real files (indent 4, ``", "`` separators, no
     final newline)."""
     h, w = image_size
-    data = {"imgHeight": h, "imgWidth": w,
-            "objects": [{"label": o.label, "polygon": [[x, y] for x, y in o.polygon]} for o in objects]}  # fmt: skip
+    data = {
+        "imgHeight": h,
+        "imgWidth": w,
+        "objects": [{"label": o.label, "polygon": [[x, y] for x, y in o.polygon]} for o in objects],
+    }
     return json.dumps(data, indent=4, separators=(", ", ": "))
 
 
-def write_scene(folder: Path, image_id: str, objects: list[SceneObject], image_size: tuple[int, int], *,
-                png: str = "cityscapes", polygons: bool = True) -> np.ndarray:  # fmt: skip
+def write_scene(
+    folder: Path,
+    image_id: str,
+    objects: list[SceneObject],
+    image_size: tuple[int, int],
+    *,
+    png: str = "cityscapes",
+    polygons: bool = True,
+) -> np.ndarray:
     """Render ``objects`` and write ``<image_id>_gtFine_{labelIds,instanceIds,color}.png`` (and
     ``_polygons.json``) into ``folder``. Returns the instanceIds map."""
     inst = render_instance_ids(objects, image_size)
@@ -430,8 +657,9 @@ def _left_image(labels_rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(labels_rgb.astype(np.int16) + noise, 0, 255).astype(np.uint8)
 
 
-def _generate_one(root: Path, image_size: tuple[int, int], seed: int, polygons: bool, png: str, left_images: str,
-                  i: int) -> None:  # fmt: skip
+def _generate_one(
+    root: Path, image_size: tuple[int, int], seed: int, polygons: bool, png: str, left_images: str, i: int
+) -> None:
     split, city, image_id = _image_name(i)
     rng = np.random.default_rng([seed, i])
     city_rng = np.random.default_rng([seed, 1_000_000 + sum(city.encode())])
@@ -444,9 +672,17 @@ def _generate_one(root: Path, image_size: tuple[int, int], seed: int, polygons: 
         write_png(folder / f"{image_id}_leftImg8bit.png", rgb, encoding="pillow", compress_level=1)
 
 
-def generate_cityscapes(root: str | os.PathLike, n_images: int = 50, *, image_size: tuple[int, int] = (1024, 2048),
-                        seed: int = 0, workers: int = 1, polygons: bool = True, png: str = "cityscapes",
-                        left_images: str = "none") -> Path:  # fmt: skip
+def generate_cityscapes(
+    root: str | os.PathLike,
+    n_images: int = 50,
+    *,
+    image_size: tuple[int, int] = (1024, 2048),
+    seed: int = 0,
+    workers: int = 1,
+    polygons: bool = True,
+    png: str = "cityscapes",
+    left_images: str = "none",
+) -> Path:
     """Write a synthetic Cityscapes gtFine dataset under ``root``; returns ``root`` (the folder
     holding ``gtFine/``), ready for ``segdata convert cityscapes``.
 

@@ -44,8 +44,11 @@ _CROWD_POOL = 200
 def _categories() -> list[dict]:
     from segdata.converters.coco import COCO_STUFF_NAMES, COCO_UNUSED_THING_IDS
 
-    return [{"supercategory": "thing", "id": i, "name": COCO_STUFF_NAMES[i]}
-            for i in range(1, 91) if i not in COCO_UNUSED_THING_IDS]  # fmt: skip
+    return [
+        {"supercategory": "thing", "id": i, "name": COCO_STUFF_NAMES[i]}
+        for i in range(1, 91)
+        if i not in COCO_UNUSED_THING_IDS
+    ]
 
 
 def _polygon_text(rng: np.random.Generator, h: int, w: int) -> tuple[str, float, list[float]]:
@@ -69,8 +72,12 @@ def _polygon_text(rng: np.random.Generator, h: int, w: int) -> tuple[str, float,
         coords[0::2], coords[1::2] = xs, ys
         polys.append("[" + ", ".join(f"{v:.3f}" for v in coords) + "]")
     xs, ys = np.concatenate(xs_all), np.concatenate(ys_all)
-    box = [round(float(xs.min()), 2), round(float(ys.min()), 2), round(float(xs.max() - xs.min()), 2),
-           round(float(ys.max() - ys.min()), 2)]  # fmt: skip
+    box = [
+        round(float(xs.min()), 2),
+        round(float(ys.min()), 2),
+        round(float(xs.max() - xs.min()), 2),
+        round(float(ys.max() - ys.min()), 2),
+    ]
     return "[" + ", ".join(polys) + "]", round(area, 2), box
 
 
@@ -142,8 +149,14 @@ def generate_coco_instances(
     crowd_pick = rng.integers(0, len(crowds), n_annotations)
     categories = _categories()
     cat_ids = np.array([c["id"] for c in categories])[rng.integers(0, len(categories), n_annotations)]
-    info = {"description": "segdata synthetic COCO", "url": "https://example.org", "version": "1.0",
-            "year": int(year) if year.isdigit() else 2017, "contributor": "segdata", "date_created": "2017/09/01"}  # fmt: skip
+    info = {
+        "description": "segdata synthetic COCO",
+        "url": "https://example.org",
+        "version": "1.0",
+        "year": int(year) if year.isdigit() else 2017,
+        "contributor": "segdata",
+        "date_created": "2017/09/01",
+    }
     licenses = [{"url": "http://creativecommons.org/licenses/by/2.0/", "id": 4, "name": "Attribution License"}]
     folder = f"{split}{year}"
     with open(ann_dir / f"instances_{folder}.json", "w", encoding="utf-8") as f:

@@ -62,8 +62,9 @@ class PngEncoder:
     _ZERO_BLOCK_ROWS = 256
     _MAX_CACHED = 4096  # zero-row blocks kept (image widths times row counts); the cache is cleared beyond
 
-    def __init__(self, timestamp: tuple[int, int, int, int, int, int] | None = None,
-                 palette: Sequence[int] | None = None) -> None:
+    def __init__(
+        self, timestamp: tuple[int, int, int, int, int, int] | None = None, palette: Sequence[int] | None = None
+    ) -> None:
         self._time_chunk = _chunk(b"tIME", struct.pack(">HBBBBB", *timestamp)) if timestamp is not None else b""
         if palette is not None:
             table = bytes(int(v) for v in palette)
@@ -89,8 +90,9 @@ class PngEncoder:
             n_rows -= k
         return out
 
-    def encode(self, height: int, width: int, channels: int, block: Block, row0: int = 0, col0: int = 0, *,
-               depth: int = 8) -> bytes:
+    def encode(
+        self, height: int, width: int, channels: int, block: Block, row0: int = 0, col0: int = 0, *, depth: int = 8
+    ) -> bytes:
         """PNG bytes of an ``height`` x ``width`` image that is zero outside ``block`` placed at ``(row0, col0)``.
 
         Parameters
@@ -117,7 +119,7 @@ class PngEncoder:
         else:
             n, m = shape[0], shape[1]
             band = np.zeros((n, row_bytes), np.uint8)
-            dest = band[:, 1 + col0 * bpp: 1 + (col0 + m) * bpp]
+            dest = band[:, 1 + col0 * bpp : 1 + (col0 + m) * bpp]
             if depth == 16:
                 dest[...] = np.asarray(block, ">u2").view(np.uint8).reshape(n, 2 * m)
             elif channels == 1:
@@ -143,8 +145,16 @@ class PngEncoder:
         pieces.append(struct.pack(">I", (b << 16) | a))
         ihdr = struct.pack(">IIBBBBB", width, height, depth, color_type, 0, 0, 0)
         palette = self._palette_chunk if color_type == PALETTE else b""
-        return b"".join((PNG_SIGNATURE, _chunk(b"IHDR", ihdr), self._time_chunk, palette,
-                         _chunk(b"IDAT", b"".join(pieces)), _chunk(b"IEND", b"")))
+        return b"".join(
+            (
+                PNG_SIGNATURE,
+                _chunk(b"IHDR", ihdr),
+                self._time_chunk,
+                palette,
+                _chunk(b"IDAT", b"".join(pieces)),
+                _chunk(b"IEND", b""),
+            )
+        )
 
     def encode_array(self, arr: np.ndarray) -> bytes:
         """PNG bytes of a whole ``(H, W)``, ``(H, W, 3)`` or ``(H, W, 4)`` array (uint8, or uint16 grey)."""
@@ -156,8 +166,9 @@ class PngEncoder:
         return self.encode(arr.shape[0], arr.shape[1], channels, arr, depth=depth)
 
 
-def png_bytes(arr: np.ndarray, *, encoding: str = "fast", palette: Sequence[int] | None = None,
-              compress_level: int | None = None) -> bytes:
+def png_bytes(
+    arr: np.ndarray, *, encoding: str = "fast", palette: Sequence[int] | None = None, compress_level: int | None = None
+) -> bytes:
     """Encode an array as PNG.
 
     Parameters

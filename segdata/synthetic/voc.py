@@ -63,9 +63,14 @@ def _write_one(args) -> str:
 
 
 def generate_voc(
-    root: str | Path, n_images: int = 50, *, size: tuple[int, int] = (375, 500), val_fraction: float = 0.3,
-    seed: int = 0, workers: int = 1,
-) -> Path:  # fmt: skip
+    root: str | Path,
+    n_images: int = 50,
+    *,
+    size: tuple[int, int] = (375, 500),
+    val_fraction: float = 0.3,
+    seed: int = 0,
+    workers: int = 1,
+) -> Path:
     """Write ``n_images`` into ``root/VOCdevkit/VOC2012``; returns that directory. Deterministic."""
     base = Path(root) / "VOCdevkit" / "VOC2012"
     for sub in ("SegmentationClass", "SegmentationObject", "JPEGImages", "ImageSets/Segmentation"):

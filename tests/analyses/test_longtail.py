@@ -88,8 +88,14 @@ def test_lvis_bucket_edges(train_images, expected):
 
 
 def test_custom_and_tercile_buckets():
-    freq = pd.DataFrame({"class_id": range(1, 8), "train_images": [0, 1, 5, 6, 50, 51, 99],
-                         "pixels": [0, 1, 2, 3, 4, 5, 6], "pixel_share": [0, 1, 2, 3, 4, 5, 6]})  # fmt: skip
+    freq = pd.DataFrame(
+        {
+            "class_id": range(1, 8),
+            "train_images": [0, 1, 5, 6, 50, 51, 99],
+            "pixels": [0, 1, 2, 3, 4, 5, 6],
+            "pixel_share": [0, 1, 2, 3, 4, 5, 6],
+        }
+    )
     rule = lt.parse_bucket_rule("images:5,50")
     assert lt.assign_buckets(freq, rule).tolist() == ["absent", "<=5", "<=5", "6-50", "6-50", ">50", ">50"]
     terciles = lt.assign_buckets(freq, lt.TERCILES).tolist()
@@ -142,8 +148,9 @@ def test_zipf_exponent_recovered_from_a_generated_dataset(tmp_path):
     analysis of the converted dataset recovers it within 0.15 (stated tolerance)."""
     from segdata.synthetic import generate_ade20k_2021
 
-    root = generate_ade20k_2021(tmp_path / "src", 400, image_size=(24, 32), n_classes=300, zipf_exponent=1.0,
-                                seed=1, parts=False)  # fmt: skip
+    root = generate_ade20k_2021(
+        tmp_path / "src", 400, image_size=(24, 32), n_classes=300, zipf_exponent=1.0, seed=1, parts=False
+    )
     convert(ade20k, root, tmp_path / "u", workers=2)
     report = lt.longtail_report(segdata.open(tmp_path / "u"), bootstrap=0)
     assert abs(report["powerlaw"]["instances"]["rank_exponent"] - 1.0) < 0.15
@@ -157,8 +164,21 @@ def test_gini():
 def test_cli_json_has_the_documented_keys(tmp_path):
     src = small_2021_dataset(tmp_path / "src")
     convert(ade20k, src, tmp_path / "u", workers=1)
-    result = CliRunner().invoke(main, ["analyze", "longtail", str(tmp_path / "u"), "--json", "--bootstrap", "0",
-                                       "--plots", str(tmp_path / "plots"), "--buckets-out", str(tmp_path / "b.csv")])  # fmt: skip
+    result = CliRunner().invoke(
+        main,
+        [
+            "analyze",
+            "longtail",
+            str(tmp_path / "u"),
+            "--json",
+            "--bootstrap",
+            "0",
+            "--plots",
+            str(tmp_path / "plots"),
+            "--buckets-out",
+            str(tmp_path / "b.csv"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     for key in ("classes", "coverage", "powerlaw", "gini"):
@@ -166,16 +186,24 @@ def test_cli_json_has_the_documented_keys(tmp_path):
     first = report["classes"][0]
     assert set(first) >= {"class_id", "name", "pixels", "pixel_share", "images", "instances", "rank", "bucket"}
     assert first["name"] == "tree" and first["pixels"] == 28
-    assert report["coverage"][0] == {"k": 1, "pixel_share": pytest.approx(28 / sum(c["pixels"] for c in report["classes"]))}
+    assert report["coverage"][0] == {
+        "k": 1,
+        "pixel_share": pytest.approx(28 / sum(c["pixels"] for c in report["classes"])),
+    }
     for name in ("rank_frequency", "coverage", "buckets"):
-        assert (tmp_path / "plots" / f"{name}.png").stat().st_size > 0 and (tmp_path / "plots" / f"{name}.svg").is_file()
+        assert (tmp_path / "plots" / f"{name}.png").stat().st_size > 0 and (
+            tmp_path / "plots" / f"{name}.svg"
+        ).is_file()
     buckets = pd.read_csv(tmp_path / "b.csv")
     assert list(buckets.columns) == ["class_id", "name", "bucket"] and set(buckets.bucket) <= {"rare", "absent"}
 
 
 @pytest.mark.parametrize(
     "option,value,listed",
-    [("--split", "tset", "no split 'tset'; splits: train, val"), ("--layer", "nosuch", "no layer 'nosuch'; layers: objects")],
+    [
+        ("--split", "tset", "no split 'tset'; splits: train, val"),
+        ("--layer", "nosuch", "no layer 'nosuch'; layers: objects"),
+    ],
 )
 def test_unknown_split_or_layer_is_a_usage_error_listing_what_exists(tmp_path, option, value, listed):
     """Not an all-zero report with exit code 0: the library raises, the CLI exits 2 naming what

@@ -28,8 +28,10 @@ def coco_bucket(area: int) -> str:
     return "small" if area < 32 * 32 else "medium" if area < 96 * 96 else "large"
 
 
-@pytest.mark.parametrize("area,expected", [(1, "small"), (1023, "small"), (1024, "medium"), (9215, "medium"),
-                                           (9216, "large"), (10**6, "large")])  # fmt: skip
+@pytest.mark.parametrize(
+    "area,expected",
+    [(1, "small"), (1023, "small"), (1024, "medium"), (9215, "medium"), (9216, "large"), (10**6, "large")],
+)
 def test_coco_size_bucket_edges(area, expected):
     assert so.size_bucket([area])[0] == expected
 
@@ -83,7 +85,9 @@ def test_zero_area_objects_counted_apart(tmp_path):
     src = small_2021_dataset(tmp_path / "src")
     folder = src / "images/ADE/training/urban/street"
     ann = json.loads((folder / "ADE_train_00000002.json").read_text())
-    hidden = dict(ann["annotation"]["object"][0], id=7, name="person", name_ndx=1831, polygon={"x": [0, 1, 1], "y": [0, 0, 1]})
+    hidden = dict(
+        ann["annotation"]["object"][0], id=7, name="person", name_ndx=1831, polygon={"x": [0, 1, 1], "y": [0, 0, 1]}
+    )
     ann["annotation"]["object"].append(hidden)
     (folder / "ADE_train_00000002.json").write_text(json.dumps(ann))
     convert(ade20k, src, tmp_path / "u", workers=1)
@@ -98,8 +102,9 @@ def test_zero_area_objects_counted_apart(tmp_path):
 def test_cli_json_and_plots(tmp_path):
     src = small_2021_dataset(tmp_path / "src")
     convert(ade20k, src, tmp_path / "u", workers=1)
-    result = CliRunner().invoke(main, ["analyze", "small-objects", str(tmp_path / "u"), "--json",
-                                       "--plots", str(tmp_path / "p")])  # fmt: skip
+    result = CliRunner().invoke(
+        main, ["analyze", "small-objects", str(tmp_path / "u"), "--json", "--plots", str(tmp_path / "p")]
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert set(report["size_buckets"]) == {"small", "medium", "large"}
@@ -156,7 +161,9 @@ def test_components_are_booked_to_their_own_image(tmp_path):
         assert got.get(png.stem, []) == sorted(sizes), png.stem
 
 
-@pytest.mark.parametrize("option,value,listed", [("--split", "tset", "splits: train, val"), ("--layer", "nosuch", "layers: objects")])
+@pytest.mark.parametrize(
+    "option,value,listed", [("--split", "tset", "splits: train, val"), ("--layer", "nosuch", "layers: objects")]
+)
 def test_unknown_split_or_layer_is_a_usage_error_listing_what_exists(tmp_path, option, value, listed):
     _, ds = _scene_parsing(tmp_path, 12)  # 10% validation: train and val
     with pytest.raises(segdata.SelectionError, match=listed):

@@ -56,8 +56,9 @@ def test_cli_writes_a_vocabulary_that_export_uses(ds, tmp_path):
     vocab = read_vocab(vocab_file)
     assert vocab.names == ["tree", "building"]
     out = tmp_path / "lp"
-    result = CliRunner().invoke(main, ["export", str(ds.path), "--to", "label-png", str(out), "--vocab", str(vocab_file),
-                                       "--images", "none"])  # fmt: skip
+    result = CliRunner().invoke(
+        main, ["export", str(ds.path), "--to", "label-png", str(out), "--vocab", str(vocab_file), "--images", "none"]
+    )
     assert result.exit_code == 0, result.output
     label = np.asarray(Image.open(next(out.rglob("ADE_train_00000001.png"))))
     semantic = ds.semantic("ADE_train_00000001")
@@ -81,8 +82,9 @@ def many(tmp_path):
     """A synthetic full-ADE20K dataset with more than 255 classes that have pixels."""
     from segdata.synthetic import generate_ade20k_2021
 
-    root = generate_ade20k_2021(tmp_path / "syn", n_images=40, image_size=(48, 64), n_classes=600, zipf_exponent=0.3,
-                                parts=False, workers=1)  # fmt: skip
+    root = generate_ade20k_2021(
+        tmp_path / "syn", n_images=40, image_size=(48, 64), n_classes=600, zipf_exponent=0.3, parts=False, workers=1
+    )
     convert(ade20k, root, tmp_path / "many", workers=2)
     return segdata.open(tmp_path / "many")
 
@@ -108,8 +110,20 @@ def test_cli_top_above_255_and_export_refuses_it(many, tmp_path):
     train = lut[sem]
     for cid in np.unique(sem[sem > 0])[:20]:
         assert (train == lut[cid]).sum() == (sem == cid).sum()
-    result = CliRunner().invoke(main, ["export", str(many.path), "--to", "label-png", str(tmp_path / "lp"), "--vocab",
-                                       str(vocab_file), "--images", "none"])  # fmt: skip
+    result = CliRunner().invoke(
+        main,
+        [
+            "export",
+            str(many.path),
+            "--to",
+            "label-png",
+            str(tmp_path / "lp"),
+            "--vocab",
+            str(vocab_file),
+            "--images",
+            "none",
+        ],
+    )
     assert result.exit_code == 1
     assert f"{n} classes; a label PNG holds at most 255" in result.output and "--top 150" in result.output
     assert not (tmp_path / "lp").exists()
@@ -128,8 +142,20 @@ def test_cli_from_train_ids_on_cityscapes(tmp_path):
     assert (lut[8], lut[27], lut[34], lut[1], lut[4]) == (0, 13, 18, 255, 255)
     assert [d["train_id"] for d in report["vocabulary"]] == sorted(d["train_id"] for d in report["vocabulary"])
     assert report["pixel_coverage"] == pytest.approx(1.0)  # every non-ignored class has a trainId
-    result = CliRunner().invoke(main, ["export", str(tmp_path / "u"), "--to", "label-png", str(tmp_path / "lp"), "--vocab",
-                                       str(out), "--images", "none"])  # fmt: skip
+    result = CliRunner().invoke(
+        main,
+        [
+            "export",
+            str(tmp_path / "u"),
+            "--to",
+            "label-png",
+            str(tmp_path / "lp"),
+            "--vocab",
+            str(out),
+            "--images",
+            "none",
+        ],
+    )
     assert result.exit_code == 0, result.output
     labels = np.asarray(Image.open(tmp_path / "lp" / "ann_dir" / "train" / f"{cs_fx.A}.png"))
     label_ids = cs_fx.labels_of(cs_fx.scene_a())

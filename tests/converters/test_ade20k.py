@@ -182,8 +182,10 @@ def test_2016_per_class_pixels_equal_source_png(ade2016):
 def test_2016_split_from_folder(ade2016):
     _, ds = ade2016
     assert dict(zip(ds.images.image_id, ds.images.split)) == {
-        "ADE_train_00000001": "train", "ADE_train_00000970": "train", "ADE_val_00000001": "val",
-    }  # fmt: skip
+        "ADE_train_00000001": "train",
+        "ADE_train_00000970": "train",
+        "ADE_val_00000001": "val",
+    }
 
 
 def test_2016_without_atr_says_which_layouts(samples, tmp_path):
@@ -276,12 +278,17 @@ def test_consistency_set_gives_one_layer_per_annotation(tmp_path):
     for folder, c, bb in (("original_ade20k", codes, b), ("reannotation", second, b2)):
         (base / folder).mkdir(parents=True)
         Image.fromarray(ade_rgb(c, bb)).save(base / folder / "ADE_train_00000005_seg.png")
-        write_atr(base / folder / "ADE_train_00000005_atr.txt",
-                  [(1, 0, 0, "wall", "wall", ""), (2, 0, 0, "floor, flooring", "floor", "")])  # fmt: skip
+        write_atr(
+            base / folder / "ADE_train_00000005_atr.txt",
+            [(1, 0, 0, "wall", "wall", ""), (2, 0, 0, "floor, flooring", "floor", "")],
+        )
     (base / "reannotation" / "ADE_train_00000006_seg.png").write_bytes(
-        (base / "reannotation" / "ADE_train_00000005_seg.png").read_bytes())  # fmt: skip
-    write_atr(base / "reannotation" / "ADE_train_00000006_atr.txt",
-              [(1, 0, 0, "wall", "wall", ""), (2, 0, 0, "floor, flooring", "floor", "")])  # fmt: skip
+        (base / "reannotation" / "ADE_train_00000005_seg.png").read_bytes()
+    )
+    write_atr(
+        base / "reannotation" / "ADE_train_00000006_atr.txt",
+        [(1, 0, 0, "wall", "wall", ""), (2, 0, 0, "floor, flooring", "floor", "")],
+    )
     out = tmp_path / "u"
     report = convert(ade20k, tmp_path / "ADE20K_2017_05_30_consistency", out, workers=1)
     ds = segdata.open(out)
@@ -303,7 +310,7 @@ def test_2016_generated_matches_source_files_and_2021_parents(tmp_path):
     the 2016 converter infers from overlap must be those."""
     from segdata.synthetic import generate_ade20k_2016, generate_ade20k_2021
 
-    kw = dict(image_size=(200, 260), n_classes=50, seed=5)
+    kw = {"image_size": (200, 260), "n_classes": 50, "seed": 5}
     r16 = generate_ade20k_2016(tmp_path / "s16", 5, **kw)
     r21 = generate_ade20k_2021(tmp_path / "s21", 5, **kw)
     convert(ade20k, r16, tmp_path / "u16", workers=1)

@@ -114,15 +114,28 @@ def test_real_class_table_matches_official_definition(real):
     assert len(c) == 35 and list(ds.classes.class_id) == list(range(1, 36))
     car = c.loc[26]
     assert (car["name"], car["class_id"], car["train_id"], car["is_thing"], car["ignore"], car["color"]) == (
-        "car", 27, 13, True, False, "#00008e")
+        "car",
+        27,
+        13,
+        True,
+        False,
+        "#00008e",
+    )
     unlabeled = c.loc[0]
-    assert (unlabeled["name"], unlabeled["class_id"], unlabeled["ignore"], unlabeled["train_id"], unlabeled["is_thing"]) == (
-        "unlabeled", 1, True, 255, False)
+    assert (
+        unlabeled["name"],
+        unlabeled["class_id"],
+        unlabeled["ignore"],
+        unlabeled["train_id"],
+        unlabeled["is_thing"],
+    ) == ("unlabeled", 1, True, 255, False)
     assert (c.loc[7, "name"], c.loc[7, "train_id"], c.loc[7, "source_name"]) == ("road", 0, "flat/road")
     assert (c.loc[33, "name"], c.loc[33, "train_id"], c.loc[33, "color"]) == ("bicycle", 18, "#770b20")
     assert c.loc[29, "ignore"] and c.loc[29, "train_id"] == 255 and c.loc[29, "is_thing"]  # caravan
     plate = c.loc[-1]
-    assert plate["name"] == "license plate" and plate["class_id"] == 35 and pd_isna(plate["train_id"]) and plate["ignore"]
+    assert (
+        plate["name"] == "license plate" and plate["class_id"] == 35 and pd_isna(plate["train_id"]) and plate["ignore"]
+    )
     assert sorted(c.train_id.dropna().astype(int).unique()) == list(range(19)) + [255]
 
 
@@ -135,7 +148,9 @@ def pd_isna(value) -> bool:
 def test_real_class_colours_match_the_color_pngs(real):
     """The colour column against the dataset's own _color.png files: an independent witness."""
     root, ds = real
-    color_of = {int(r.source_id): tuple(int(r.color[i : i + 2], 16) for i in (1, 3, 5)) for r in ds.classes.itertuples()}
+    color_of = {
+        int(r.source_id): tuple(int(r.color[i : i + 2], 16) for i in (1, 3, 5)) for r in ds.classes.itertuples()
+    }
     for split, ids in SAMPLE_IDS.items():
         for image_id in ids:
             files = sample_files(root, split, image_id)
@@ -168,7 +183,10 @@ def test_real_export_round_trip_is_exact(real, tmp_path):
 def test_builders_are_byte_exact(samples, tmp_path):
     """The fixture builders, fed the real pixels and polygons, write the real files byte for byte."""
     base = require(samples / "cityscapes" / "gtFine" / "val" / "frankfurt") / "frankfurt_000000_000294_gtFine_"
-    real = {kind: require(Path(f"{base}{kind}")).read_bytes() for kind in ("labelIds.png", "instanceIds.png", "color.png", "polygons.json")}
+    real = {
+        kind: require(Path(f"{base}{kind}")).read_bytes()
+        for kind in ("labelIds.png", "instanceIds.png", "color.png", "polygons.json")
+    }
     labels = np.asarray(Image.open(Path(f"{base}labelIds.png")))
     values = np.asarray(Image.open(Path(f"{base}instanceIds.png")))
     rgba = np.asarray(Image.open(Path(f"{base}color.png")))
@@ -240,7 +258,9 @@ def test_fixture_image_file_and_problems(small, tmp_path):
     assert files[fx.V] == f"leftImg8bit/val/frankfurt/{fx.V}_leftImg8bit.png"
     assert pd_isna(files[fx.A]) and pd_isna(files[fx.B])
     assert sorted(ds.problems.image_id) == [fx.A, fx.B]
-    assert dict(zip(ds.images.image_id, ds.images.annotation))[fx.A] == f"gtFine/train/aachen/{fx.A}_gtFine_labelIds.png"
+    assert (
+        dict(zip(ds.images.image_id, ds.images.annotation))[fx.A] == f"gtFine/train/aachen/{fx.A}_gtFine_labelIds.png"
+    )
 
 
 def test_detect_accepts_the_gt_folder_itself(small):
@@ -266,7 +286,11 @@ def test_gtcoarse_as_a_layer_next_to_gtfine(small_coarse, tmp_path):
     report = convert(cityscapes, small_coarse, tmp_path / "u", workers=1, options={"coarse": True})
     ds = segdata.open(tmp_path / "u")
     assert report.images == 3 and ds.layers == ["objects", "coarse"]  # X (train_extra) has no gtFine
-    assert dict(zip(ds.images.image_id, ds.images.layers)) == {fx.A: "objects,coarse", fx.B: "objects", fx.V: "objects,coarse"}
+    assert dict(zip(ds.images.image_id, ds.images.layers)) == {
+        fx.A: "objects,coarse",
+        fx.B: "objects",
+        fx.V: "objects,coarse",
+    }
     assert np.array_equal(label_semantic(ds, fx.A, "coarse"), fx.coarse_of(fx.scene_a()))
     assert np.array_equal(label_semantic(ds, fx.A, "objects"), fx.labels_of(fx.scene_a()))
     coarse = ds.segments[ds.segments.layer == "coarse"]
@@ -296,9 +320,13 @@ def test_export_round_trip_fixture_with_coarse_layer(small_coarse, tmp_path):
     convert(cityscapes, small_coarse, tmp_path / "u", workers=1, options={"coarse": True})
     report = cityscapes.write(tmp_path / "u", tmp_path / "e", workers=1)
     assert report["layers"] == {"coarse": "gtCoarse", "objects": "gtFine"} and report["files"] == 5 * 3
-    for annotation, image_id, split, city in (("gtFine", fx.A, "train", "aachen"), ("gtFine", fx.B, "train", "aachen"),
-                                              ("gtFine", fx.V, "val", "frankfurt"), ("gtCoarse", fx.A, "train", "aachen"),
-                                              ("gtCoarse", fx.V, "val", "frankfurt")):  # fmt: skip
+    for annotation, image_id, split, city in (
+        ("gtFine", fx.A, "train", "aachen"),
+        ("gtFine", fx.B, "train", "aachen"),
+        ("gtFine", fx.V, "val", "frankfurt"),
+        ("gtCoarse", fx.A, "train", "aachen"),
+        ("gtCoarse", fx.V, "val", "frankfurt"),
+    ):
         for kind in ("labelIds", "instanceIds", "color"):
             rel = Path(annotation) / split / city / f"{image_id}_{annotation}_{kind}.png"
             a, b = Image.open(small_coarse / rel), Image.open(tmp_path / "e" / rel)
@@ -369,7 +397,10 @@ def _bad_disagreement(paths, v):
     labels = fx.labels_of(v)
     labels[2, 0:3] = 33  # car pixels labelled bicycle
     fx.write_label_ids(paths["labelIds"], labels)
-    return "instanceIds", "3 pixels disagree with .*labelIds.png.*row 2, column 0: labelIds has 33, instanceIds gives 26"
+    return (
+        "instanceIds",
+        "3 pixels disagree with .*labelIds.png.*row 2, column 0: labelIds has 33, instanceIds gives 26",
+    )
 
 
 def _bad_instance_value(paths, v):
@@ -400,8 +431,20 @@ def _bad_image_size(paths, v):
     return "labelIds", "annotation is 8x6 but image .*leftImg8bit.png is 9x6"
 
 
-BAD = [_bad_16bit_labels, _bad_8bit_instances, _bad_rgb_labels, _bad_sizes, _bad_label_range, _bad_label_range_both,
-       _bad_disagreement, _bad_instance_value, _bad_corrupt, _bad_not_png, _bad_missing, _bad_image_size]  # fmt: skip
+BAD = [
+    _bad_16bit_labels,
+    _bad_8bit_instances,
+    _bad_rgb_labels,
+    _bad_sizes,
+    _bad_label_range,
+    _bad_label_range_both,
+    _bad_disagreement,
+    _bad_instance_value,
+    _bad_corrupt,
+    _bad_not_png,
+    _bad_missing,
+    _bad_image_size,
+]
 
 
 @pytest.mark.parametrize("spoil", BAD, ids=[f.__name__[5:] for f in BAD])

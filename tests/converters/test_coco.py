@@ -26,7 +26,9 @@ from tests.fixtures import coco as fx
 
 PANOPTIC_CATEGORIES = "coco/annotations/panoptic_coco_categories.json"
 # pycocotools 2.0 decodes through np.array(copy=False), which NumPy 2 warns about on every mask
-pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning")
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning"
+)
 
 
 # --------------------------------------------------------------------------- independent references
@@ -55,7 +57,6 @@ def painted(api: COCO, image_id: int, stuff_ids: frozenset = frozenset()) -> tup
     return out, pre, visible
 
 
-
 def source_map(ds, image_id: str) -> np.ndarray:
     """The unified segment map with each segment id replaced by its source_instance."""
     seg = ds.segments[(ds.segments.image_id == image_id) & (ds.segments.layer == "objects")]
@@ -72,7 +73,10 @@ def png_ids(path: Path) -> np.ndarray:
 def same_partition(a: np.ndarray, b: np.ndarray) -> bool:
     """Two label maps are equal up to renumbering (0 stays 0)."""
     pairs = np.unique(np.stack([a.ravel(), b.ravel()]), axis=1)
-    return len(np.unique(pairs[0])) == pairs.shape[1] == len(np.unique(pairs[1])) and ((pairs[0] == 0) == (pairs[1] == 0)).all()
+    return (
+        len(np.unique(pairs[0])) == pairs.shape[1] == len(np.unique(pairs[1]))
+        and ((pairs[0] == 0) == (pairs[1] == 0)).all()
+    )
 
 
 # --------------------------------------------------------------------------- real samples: instances
@@ -217,7 +221,9 @@ def test_trimmed_panoptic_needs_the_categories_file(samples, tmp_path):
         ann = doc["annotations"][0]
         rows = ds.segments[ds.segments.image_id == str(iid)].set_index("source_instance")
         assert {s["id"]: s["area"] for s in ann["segments_info"]} == rows.area.to_dict()
-        assert np.array_equal(source_map(ds, str(iid)), png_ids(root / "annotations" / f"panoptic_{split}2017" / ann["file_name"]))
+        assert np.array_equal(
+            source_map(ds, str(iid)), png_ids(root / "annotations" / f"panoptic_{split}2017" / ann["file_name"])
+        )
     assert ds.images.set_index("image_id").loc["139", "file"] == "val2017/000000000139.jpg"
     # the same files with the categories file next to them need no option
     copy = tmp_path / "copy"
@@ -294,10 +300,15 @@ def test_fixture_things_and_stuff_in_one_layer(small, tmp_path):
     speck[6, 7] = 1  # a 1-pixel stuff region inside the person: things stay on top whatever their size
     other = np.zeros((h, w), np.uint8)
     other[2:8, 2:13] = 1
-    stuff = [fx.stuff_annotation(20000001, 1, 149, road), fx.stuff_annotation(20000002, 1, 157, sky),
-             fx.stuff_annotation(20000003, 1, 183, other), fx.stuff_annotation(20000004, 1, 157, speck)]  # fmt: skip
-    path = fx.write_stuff_json(small / "annotations" / "stuff_val2017.json",
-                               [fx.image_entry(1, h, w), fx.image_entry(2, h, w)], stuff)  # fmt: skip
+    stuff = [
+        fx.stuff_annotation(20000001, 1, 149, road),
+        fx.stuff_annotation(20000002, 1, 157, sky),
+        fx.stuff_annotation(20000003, 1, 183, other),
+        fx.stuff_annotation(20000004, 1, 157, speck),
+    ]
+    path = fx.write_stuff_json(
+        small / "annotations" / "stuff_val2017.json", [fx.image_entry(1, h, w), fx.image_entry(2, h, w)], stuff
+    )
     assert isinstance(stuff[0]["segmentation"]["counts"], str)  # compressed RLE strings
     report = convert(coco, small, tmp_path / "u", workers=1)
     ds = segdata.open(tmp_path / "u")
@@ -306,8 +317,11 @@ def test_fixture_things_and_stuff_in_one_layer(small, tmp_path):
     api = coco_api(small / "annotations" / "instances_val2017.json")
     api_stuff = coco_api(path)
     merged = COCO()
-    merged.dataset = {"images": api.dataset["images"], "annotations": api.dataset["annotations"] + api_stuff.dataset["annotations"],
-                      "categories": api.dataset["categories"] + api_stuff.dataset["categories"]}  # fmt: skip
+    merged.dataset = {
+        "images": api.dataset["images"],
+        "annotations": api.dataset["annotations"] + api_stuff.dataset["annotations"],
+        "categories": api.dataset["categories"] + api_stuff.dataset["categories"],
+    }
     merged.createIndex()
     expected, pre, visible = painted(merged, 1, stuff_ids)
     assert np.array_equal(source_map(ds, "1"), expected)
@@ -324,8 +338,9 @@ def test_fixture_stuff_json_alone_and_compressed_rle(tmp_path):
     h, w = 5, 6
     a = np.zeros((h, w), np.uint8)
     a[1:4, 2:5] = 1
-    fx.write_stuff_json(tmp_path / "annotations" / "stuff_val2017.json", [fx.image_entry(7, h, w)],
-                        [fx.stuff_annotation(1, 7, 149, a)])  # fmt: skip
+    fx.write_stuff_json(
+        tmp_path / "annotations" / "stuff_val2017.json", [fx.image_entry(7, h, w)], [fx.stuff_annotation(1, 7, 149, a)]
+    )
     convert(coco, tmp_path, tmp_path / "u", workers=1)
     ds = segdata.open(tmp_path / "u")
     assert ds.manifest["source"]["layout"] == "coco-stuff"
@@ -397,9 +412,21 @@ def test_stuff_label_table_matches_labels_txt(tmp_path):
     marked "Removed from COCO"), and the class table of a stuffthingmaps layout built from it."""
     from segdata.converters.coco import stuff_labels
 
-    official = {0: "unlabeled", 1: "person", 10: "traffic light", 12: "street sign", 64: "potted plant",
-                91: "hair brush", 92: "banner", 110: "desk-stuff", 133: "mirror-stuff", 145: "playingfield",
-                164: "structural-other", 179: "waterdrops", 182: "wood"}  # fmt: skip
+    official = {
+        0: "unlabeled",
+        1: "person",
+        10: "traffic light",
+        12: "street sign",
+        64: "potted plant",
+        91: "hair brush",
+        92: "banner",
+        110: "desk-stuff",
+        133: "mirror-stuff",
+        145: "playingfield",
+        164: "structural-other",
+        179: "waterdrops",
+        182: "wood",
+    }
     assert {i: stuff_labels.LABELS[i].name for i in official} == official
     assert len(stuff_labels.LABELS) == 183 and len(coco.COCO_STUFF_NAMES) == 182 and 0 not in coco.COCO_STUFF_NAMES
     removed = {12, 26, 29, 30, 45, 66, 68, 69, 71, 83, 91}
@@ -412,8 +439,8 @@ def test_stuff_label_table_matches_labels_txt(tmp_path):
 
 
 def test_export_of_another_family_reads_as_panopticapi_does(tmp_path):
-    from tests.fixtures.ade20k import small_2021_dataset
     from segdata.converters import ade20k
+    from tests.fixtures.ade20k import small_2021_dataset
 
     convert(ade20k, small_2021_dataset(tmp_path / "src"), tmp_path / "ade", workers=1)
     ds = segdata.open(tmp_path / "ade")
@@ -476,8 +503,11 @@ def test_detect_reads_categories_wherever_they_are(tmp_path):
     """Official JSONs end with 'categories' (read from the tail); COCO-Stuff JSONs have them
     before the annotations (read by streaming until them)."""
     img = fx.image_entry(1, 3, 3)
-    fx.write_stuff_json(tmp_path / "annotations" / "stuff_val2017.json", [img],
-                        [fx.stuff_annotation(5, 1, 149, np.ones((3, 3), np.uint8))])  # fmt: skip
+    fx.write_stuff_json(
+        tmp_path / "annotations" / "stuff_val2017.json",
+        [img],
+        [fx.stuff_annotation(5, 1, 149, np.ones((3, 3), np.uint8))],
+    )
     layout = coco.detect(tmp_path)
     assert layout.name == "coco-stuff" and [c.id for c in layout.categories] == [149, 157, 183]
     assert coco.layout._tail_categories(tmp_path / "annotations" / "stuff_val2017.json") is None
@@ -501,15 +531,27 @@ def _bad_instances(tmp_path, mutate) -> Path:
     "mutate, message",
     [
         (lambda d: d["annotations"][1].update(category_id=999), "category_id 999, which is not in 'categories'"),
-        (lambda d: d["annotations"][0].update(segmentation=[[1, 1, 5, 1]]), r"polygon #0 has 4 coordinate\(s\) \(2 points\)"),
+        (
+            lambda d: d["annotations"][0].update(segmentation=[[1, 1, 5, 1]]),
+            r"polygon #0 has 4 coordinate\(s\) \(2 points\)",
+        ),
         (lambda d: d["annotations"][0].update(segmentation=[[1, 1, 5, 1, 5]]), "at least 3 points"),
         (lambda d: d["annotations"][2]["segmentation"]["counts"].append(1), "RLE counts add up to 193 pixels"),
         (lambda d: d["annotations"][2].update(segmentation={"size": [12, 16], "counts": "5Z"}), "compressed RLE"),
         (lambda d: d["annotations"][2]["segmentation"].update(size=[16, 12]), "is not the image's"),
-        (lambda d: d["annotations"][0].update(image_id=77), "image id\\(s\\) have annotations but no entry in 'images'"),
-        (lambda d: d["annotations"][1].update(segmentation=[[1, 1, 5, 1, 1e12, 4]]), "coordinate 1e\\+12, far outside the 16x12 image"),
+        (
+            lambda d: d["annotations"][0].update(image_id=77),
+            "image id\\(s\\) have annotations but no entry in 'images'",
+        ),
+        (
+            lambda d: d["annotations"][1].update(segmentation=[[1, 1, 5, 1, 1e12, 4]]),
+            "coordinate 1e\\+12, far outside the 16x12 image",
+        ),
         (lambda d: d["annotations"][1].update(segmentation=[[1, 1, 5, 1, None, 4]]), "not finite numbers"),
-        (lambda d: d["annotations"][1].update(segmentation={"counts": [1]}), "'segmentation' must be a list of polygons or an RLE"),
+        (
+            lambda d: d["annotations"][1].update(segmentation={"counts": [1]}),
+            "'segmentation' must be a list of polygons or an RLE",
+        ),
     ],
 )
 def test_bad_instances_name_the_file_and_the_problem(tmp_path, mutate, message):
@@ -557,8 +599,11 @@ def test_panoptic_png_not_rgb(tmp_path):
     "edit, message, bad_file",
     [
         (lambda cats: {**cats, 999: 1}, r"segment id\(s\) \[999\] listed in segments_info .* have no pixel", "png"),
-        (lambda cats: {k: v for k, v in cats.items() if k != 300}, r"segment id\(s\) 300 \(16 px\) in the PNG are not listed",
-         "png"),
+        (
+            lambda cats: {k: v for k, v in cats.items() if k != 300},
+            r"segment id\(s\) 300 \(16 px\) in the PNG are not listed",
+            "png",
+        ),
         (lambda cats: {**cats, 5000: 77}, "category_id 77, which is not in the categories", "panoptic_val2017.json"),
     ],
     ids=["listed-but-absent", "present-but-unlisted", "dangling-category"],

@@ -73,11 +73,14 @@ def test_default_vocab_export_reproduces_voc_indices(unified, tmp_path):
 def test_custom_vocab_merges_and_drops(unified, tmp_path):
     """cat (VOC 8, class 9) and dog (VOC 12, class 13) merge into 'pet'; aeroplane and every
     class not listed drop to 255, as void and unlabeled do."""
-    vocab_file = write_vocab(tmp_path / "v.json", [
-        {"train_id": 0, "name": "background", "class_ids": [1]},
-        {"train_id": 1, "name": "pet", "class_ids": [13, 9], "color": "#aa5500"},
-        {"train_id": 2, "name": "person", "class_ids": [16]},
-    ])  # fmt: skip
+    vocab_file = write_vocab(
+        tmp_path / "v.json",
+        [
+            {"train_id": 0, "name": "background", "class_ids": [1]},
+            {"train_id": 1, "name": "pet", "class_ids": [13, 9], "color": "#aa5500"},
+            {"train_id": 2, "name": "person", "class_ids": [16]},
+        ],
+    )
     out = tmp_path / "lp"
     result = label_png.write(unified.path, out, vocab=vocab_file, images="none", workers=2)
     assert result["num_classes"] == 3
@@ -147,13 +150,21 @@ def _many_classes_dataset(tmp_path, n: int):
     with the class table replaced: the exporter reads the table, not the source)."""
     small_voc(tmp_path / "src")
     convert(voc, tmp_path / "src", tmp_path / "u", workers=1)
-    classes = pd.DataFrame({
-        "class_id": pd.array(range(1, n + 1), dtype="int32"), "name": [f"c{i}" for i in range(1, n + 1)],
-        "source_id": pd.array(range(1, n + 1), dtype="int64"), "source_name": [f"c{i}" for i in range(1, n + 1)],
-        "is_thing": pd.array([None] * n, dtype="boolean"), "ignore": False,
-        "train_id": pd.array([None] * n, dtype="Int32"), "color": "#000000",
-    })  # fmt: skip
-    pq.write_table(pa.Table.from_pandas(classes, schema=CLASS_SCHEMA, preserve_index=False), tmp_path / "u" / "classes.parquet")
+    classes = pd.DataFrame(
+        {
+            "class_id": pd.array(range(1, n + 1), dtype="int32"),
+            "name": [f"c{i}" for i in range(1, n + 1)],
+            "source_id": pd.array(range(1, n + 1), dtype="int64"),
+            "source_name": [f"c{i}" for i in range(1, n + 1)],
+            "is_thing": pd.array([None] * n, dtype="boolean"),
+            "ignore": False,
+            "train_id": pd.array([None] * n, dtype="Int32"),
+            "color": "#000000",
+        }
+    )
+    pq.write_table(
+        pa.Table.from_pandas(classes, schema=CLASS_SCHEMA, preserve_index=False), tmp_path / "u" / "classes.parquet"
+    )
     return segdata.open(tmp_path / "u")
 
 
@@ -166,7 +177,9 @@ def test_label_png_refuses_more_than_255_classes(tmp_path):
         label_png.write(ds, tmp_path / "x", workers=1)
     assert "segdata vocab DATASET --top 150" in str(exc.value)
     assert exc.value.path == str(ds.path / "classes.parquet")
-    big = write_vocab(tmp_path / "big.json", [{"train_id": i, "name": f"c{i}", "class_ids": [i + 1]} for i in range(256)])
+    big = write_vocab(
+        tmp_path / "big.json", [{"train_id": i, "name": f"c{i}", "class_ids": [i + 1]} for i in range(256)]
+    )
     with pytest.raises(InputError, match="256 classes; a label PNG holds at most 255") as exc:
         label_png.write(ds, tmp_path / "x", vocab=big, workers=1)
     assert exc.value.path == str(big)
@@ -207,7 +220,9 @@ def _expected_labels(ds, image_id: str, vocab: Vocabulary, layer: str = "objects
 def test_round_trip_voc_unified_label_png_unified(unified, tmp_path, custom):
     vocab = None
     if custom:
-        vocab = Vocabulary((VocabEntry(0, "background", (1,)), VocabEntry(1, "pet", (9, 13)), VocabEntry(2, "aeroplane", (2,))))
+        vocab = Vocabulary(
+            (VocabEntry(0, "background", (1,)), VocabEntry(1, "pet", (9, 13)), VocabEntry(2, "aeroplane", (2,)))
+        )
     out = tmp_path / "lp"
     label_png.write(unified, out, vocab=vocab, workers=1)
     vocab = read_vocab(out / "vocab.json")

@@ -82,7 +82,7 @@ def test_class_table_background_is_a_class_and_void_is_ignored(voc_sbd):
     assert c.loc[0, "is_thing"] == False and c.loc[15, "is_thing"] == True  # noqa: E712
     cmap = devkit_colormap()
     for index in list(range(21)) + [255]:
-        assert c.loc[index, "color"] == "#%02x%02x%02x" % tuple(cmap[index])
+        assert c.loc[index, "color"] == "#{:02x}{:02x}{:02x}".format(*tuple(cmap[index]))
 
 
 # --------------------------------------------------------------------------- VOC fixtures
@@ -131,8 +131,10 @@ def test_instances_equal_segmentation_object(voc_sbd, image_id):
 def test_splits_layers_and_validity(voc_sbd):
     *_, report, ds = voc_sbd
     assert dict(zip(ds.images.image_id, ds.images.split)) == {
-        "2007_000032": "train", "2007_000063": "train", "2007_000039": "val",
-    }  # fmt: skip
+        "2007_000032": "train",
+        "2007_000063": "train",
+        "2007_000039": "val",
+    }
     assert ds.manifest["source"]["layout"] == "voc" and ds.manifest["source"]["release"] == "VOC2012"
     assert ds.layers == ["objects", "sbd"] and report.problems == []
     assert set(ds.images.file) == {f"JPEGImages/{i}.jpg" for i in voc_images()}
@@ -145,8 +147,10 @@ def test_unlisted_and_trainval_only_images_are_kept(tmp_path):
     convert(voc, root, tmp_path / "u", workers=1)
     ds = segdata.open(tmp_path / "u")
     assert dict(zip(ds.images.image_id, ds.images.split)) == {
-        "2007_000032": "train", "2007_000039": "trainval", "2007_000063": "unlisted",
-    }  # fmt: skip
+        "2007_000032": "train",
+        "2007_000039": "trainval",
+        "2007_000063": "unlisted",
+    }
     convert(voc, root, tmp_path / "v", split="unlisted", workers=1)
     assert list(segdata.open(tmp_path / "v").images.image_id) == ["2007_000063"]
 
@@ -251,7 +255,11 @@ def _object_size(path, cls):
 
 
 BAD_PNG = [
-    (_rgb_png, "SegmentationClass", r"RGB colour image, expected palette indices: did you convert it with \.convert\('RGB'\)\?"),
+    (
+        _rgb_png,
+        "SegmentationClass",
+        r"RGB colour image, expected palette indices: did you convert it with \.convert\('RGB'\)\?",
+    ),
     (_png16, "SegmentationClass", "16-bit PNG, expected 8-bit"),
     (_bad_values, "SegmentationClass", r"class value\(s\) \[21, 100\] outside the VOC classes 0..20 and 255"),
     (_truncated, "SegmentationClass", "corrupt|truncated"),
@@ -287,7 +295,10 @@ def test_listed_image_without_label_is_an_error_naming_the_file(tmp_path):
     [
         (lambda p: p.write_bytes(b"MATLAB 5.0 MAT-file garbage" + bytes(200)), "corrupt or unreadable .mat"),
         (lambda p: scipy.io.savemat(p, {"other": np.zeros((2, 2))}), "no variable 'GTcls'"),
-        (lambda p: scipy.io.savemat(p, {"GTcls": {"Segmentation": np.zeros((6, 8), np.uint8)}}), r"no field\(s\) \['CategoriesPresent'\]"),
+        (
+            lambda p: scipy.io.savemat(p, {"GTcls": {"Segmentation": np.zeros((6, 8), np.uint8)}}),
+            r"no field\(s\) \['CategoriesPresent'\]",
+        ),
         (lambda p: write_sbd_cls(p, np.full((6, 8), 30, np.uint8), [1]), r"class value\(s\) \[30\]"),
     ],
     ids=["corrupt", "no-struct", "no-field", "values"],
@@ -365,8 +376,10 @@ def test_sbd_categories_that_disagree_with_the_pixels_are_reported(tmp_path):
     cls, obj, _ = sbd_images()["2008_000002"]
     release = write_sbd(tmp_path / "sbd", images={"2008_000002": (cls, obj, [19, 15, 8])}, splits={})
     report = convert(voc, release, tmp_path / "u", workers=1)
-    assert any("Categories says object 3 is cat, its pixels in cls/2008_000002.mat are person" in p["problem"]
-               for p in report.problems)  # fmt: skip
+    assert any(
+        "Categories says object 3 is cat, its pixels in cls/2008_000002.mat are person" in p["problem"]
+        for p in report.problems
+    )
     ds = segdata.open(tmp_path / "u")
     assert list(ds.images.split) == ["unlisted"]
     assert np.array_equal(ds.semantic("2008_000002"), unified_of(cls))
@@ -399,8 +412,10 @@ def test_segmentation_class_aug_grey_pngs(tmp_path):
     ds = segdata.open(tmp_path / "u")
     assert ds.manifest["source"]["layout"] == "voc-aug"
     assert dict(zip(ds.images.image_id, ds.images.split)) == {
-        "2007_000032": "train", "2007_000063": "train", "2007_000039": "val",
-    }  # fmt: skip
+        "2007_000032": "train",
+        "2007_000063": "train",
+        "2007_000039": "val",
+    }
     for image_id, (cls, _) in images.items():
         assert np.array_equal(ds.semantic(image_id), unified_of(cls))
     assert not ds.segments.is_instance.any()

@@ -21,8 +21,21 @@ from tests.conftest import require
 
 SMALL = ((40, 56), (120, 160))
 
-OBJECT_KEYS = ["id", "name", "name_ndx", "hypernym", "raw_name", "attributes", "depth_ordering_rank", "occluded",
-               "crop", "parts", "instance_mask", "polygon", "saved_date"]
+OBJECT_KEYS = [
+    "id",
+    "name",
+    "name_ndx",
+    "hypernym",
+    "raw_name",
+    "attributes",
+    "depth_ordering_rank",
+    "occluded",
+    "crop",
+    "parts",
+    "instance_mask",
+    "polygon",
+    "saved_date",
+]
 DATE_RE = re.compile(r"^\d\d-(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)-\d{4} \d\d:\d\d:\d\d$")
 
 
@@ -50,8 +63,8 @@ def png_chunks(path: Path) -> list[tuple[bytes, bytes]]:
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     out, i = [], 8
     while i < len(data):
-        (n,) = struct.unpack(">I", data[i:i + 4])
-        out.append((data[i + 4:i + 8], data[i + 8:i + 8 + n]))
+        (n,) = struct.unpack(">I", data[i : i + 4])
+        out.append((data[i + 4 : i + 8], data[i + 8 : i + 8 + n]))
         i += 12 + n
     return out
 
@@ -84,14 +97,16 @@ def parse_atr(path: Path) -> list[list[str]]:
 
 @pytest.fixture(scope="module")
 def ade2021(tmp_path_factory) -> Path:
-    return syn.generate_ade20k_2021(tmp_path_factory.mktemp("a21"), 10, image_size=SMALL, n_classes=80,
-                                    val_fraction=0.2, seed=3)
+    return syn.generate_ade20k_2021(
+        tmp_path_factory.mktemp("a21"), 10, image_size=SMALL, n_classes=80, val_fraction=0.2, seed=3
+    )
 
 
 @pytest.fixture(scope="module")
 def ade2016(tmp_path_factory) -> Path:
-    return syn.generate_ade20k_2016(tmp_path_factory.mktemp("a16"), 10, image_size=SMALL, n_classes=80,
-                                    val_fraction=0.2, seed=3)
+    return syn.generate_ade20k_2016(
+        tmp_path_factory.mktemp("a16"), 10, image_size=SMALL, n_classes=80, val_fraction=0.2, seed=3
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -127,8 +142,9 @@ def test_encode_ade_rgb_and_errors():
 
 
 def test_write_atr_format(tmp_path):
-    p = syn.write_atr(tmp_path / "x_atr.txt", [(1, 0, 0, "wall", "wall", []), (12, 1, True, "door", "door",
-                                                                               ["open", "wooden"])])
+    p = syn.write_atr(
+        tmp_path / "x_atr.txt", [(1, 0, 0, "wall", "wall", []), (12, 1, True, "door", "door", ["open", "wooden"])]
+    )
     assert p.read_text() == '001 # 0 # 0 # wall # wall # ""\n012 # 1 # 1 # door # door # "open,wooden"\n'
     with pytest.raises(ValueError):
         syn.write_atr(tmp_path / "bad.txt", [(1, 0, 0, "a # b", "a", [])])
@@ -170,8 +186,9 @@ def rect(x0, y0, x1, y1):
 def hand_made() -> list[syn.SyntheticObject]:
     return [
         syn.SyntheticObject(2978, "wall", "wall", rect(0, 0, 7, 5)),
-        syn.SyntheticObject(401, "car, auto, automobile, machine, motorcar", "car", rect(1, 2, 4, 4),
-                            attributes=("parked",)),
+        syn.SyntheticObject(
+            401, "car, auto, automobile, machine, motorcar", "car", rect(1, 2, 4, 4), attributes=("parked",)
+        ),
         syn.SyntheticObject(1831, "person, individual, someone, somebody, mortal, soul", "person", rect(3, 1, 6, 3)),
         syn.SyntheticObject(3035, "wheel", "wheel", rect(1, 3, 2, 4), part_level=1, parent=1),
     ]
@@ -181,8 +198,12 @@ def test_hand_made_image_2021(tmp_path):
     image = syn.render_objects(6, 8, hand_made(), seed=None)  # seed=None: instance k in JSON order
     d = tmp_path / "ADE20K_2021_17_01" / "images" / "ADE" / "training" / "urban" / "street"
     written = syn.write_ade2021_image(d, "ADE_train_00000001", image)
-    assert {p.name for p in written} >= {"ADE_train_00000001.jpg", "ADE_train_00000001.json",
-                                         "ADE_train_00000001_seg.png", "ADE_train_00000001_parts_1.png"}
+    assert {p.name for p in written} >= {
+        "ADE_train_00000001.jpg",
+        "ADE_train_00000001.json",
+        "ADE_train_00000001_seg.png",
+        "ADE_train_00000001_parts_1.png",
+    }
     codes = np.full((6, 8), 2978)
     codes[2:5, 1:5] = 401
     codes[1:4, 3:7] = 1831
@@ -231,7 +252,8 @@ def test_hand_made_image_2016_atr(tmp_path):
         '001 # 0 # 1 # wall # wall # ""\n'
         '002 # 0 # 1 # car, auto, automobile, machine, motorcar # car # "parked"\n'
         '003 # 0 # 0 # person, individual, someone, somebody, mortal, soul # person # ""\n'
-        '001 # 1 # 0 # wheel # wheel # ""\n')
+        '001 # 1 # 0 # wheel # wheel # ""\n'
+    )
     assert not list(tmp_path.glob("*.json"))
 
 
@@ -337,7 +359,7 @@ def check_2021_image(json_path: Path, root: Path) -> Counter:
     for o in objs:  # parts lie inside their parent's visible region (parents may come later in JSON order)
         if o["parts"]["part_level"] > 0:
             assert (visible[o["parts"]["ispartof"]] | ~visible[o["id"]]).all()
-    for lv, seq in ranks_in_json.items():
+    for seq in ranks_in_json.values():
         assert len(set(seq)) == len(seq)
     return Counter({lv: len(v) for lv, v in levels.items()})
 
@@ -374,14 +396,16 @@ def test_2021_instance_ranks_are_shuffled(ade2021):
 
 def test_2021_real_sample_encoding_matches(samples):
     """Our B rule reproduces the real sample's B values."""
-    seg = require(samples / "ade20k_full/ADE20K_2021_17_01/images/ADE/training/urban/street/ADE_train_00016869_parts_1.png")
+    seg = require(
+        samples / "ade20k_full/ADE20K_2021_17_01/images/ADE/training/urban/street/ADE_train_00016869_parts_1.png"
+    )
     _, bvals = decode_rgb(seg)
     n = len(np.unique(bvals)) - 1
     assert set(np.unique(bvals)) - {0} == set(syn.ade_instance_b_values(n).tolist())
 
 
 def test_determinism_and_workers(tmp_path):
-    kw = dict(image_size=SMALL, n_classes=50, seed=11)
+    kw = {"image_size": SMALL, "n_classes": 50, "seed": 11}
     a = syn.generate_ade20k_2021(tmp_path / "a", 5, **kw)
     b = syn.generate_ade20k_2021(tmp_path / "b", 5, workers=2, **kw)
     ta, tb = tree_bytes(a), tree_bytes(b)
@@ -392,8 +416,15 @@ def test_determinism_and_workers(tmp_path):
 
 def test_rank_frequency_follows_zipf_exponent(tmp_path):
     for exponent in (0.7, 1.3):
-        root = syn.generate_ade20k_2016(tmp_path / str(exponent), 250, image_size=((24, 32), (56, 72)),
-                                        n_classes=300, zipf_exponent=exponent, parts=False, seed=5)
+        root = syn.generate_ade20k_2016(
+            tmp_path / str(exponent),
+            250,
+            image_size=((24, 32), (56, 72)),
+            n_classes=300,
+            zipf_exponent=exponent,
+            parts=False,
+            seed=5,
+        )
         counts = Counter()
         for p in root.rglob("*_atr.txt"):
             counts.update(r[3] for r in parse_atr(p) if r[1] == "0")
@@ -413,7 +444,7 @@ def test_2016_layout_and_atr(ade2016):
     assert len(segs) == 10 and not list(ade2016.rglob("*.json"))
     name_to_code: dict[str, int] = {}
     for seg in segs:
-        stem = seg.name[:-len("_seg.png")]
+        stem = seg.name[: -len("_seg.png")]
         rel = seg.relative_to(ade2016).parts
         assert rel[0] == "images" and rel[1] in ("training", "validation") and rel[2] == rel[3][0]
         assert (seg.parent / f"{stem}.jpg").exists()
@@ -497,8 +528,9 @@ def test_consistency_counts_and_default_agreement(tmp_path):
     assert summary.path == tmp_path / "ADE20K_2017_05_30_consistency"
     assert sorted(p.name for p in base.iterdir()) == ["original_ade20k", "reannotation"]
     orig, new = base / "original_ade20k", base / "reannotation"
-    assert sorted(p.name for p in orig.iterdir() if not p.name.endswith(("_parts_1.png", "_parts_2.png"))) == \
-        sorted(p.name for p in new.iterdir() if not p.name.endswith(("_parts_1.png", "_parts_2.png")))
+    assert sorted(p.name for p in orig.iterdir() if not p.name.endswith(("_parts_1.png", "_parts_2.png"))) == sorted(
+        p.name for p in new.iterdir() if not p.name.endswith(("_parts_1.png", "_parts_2.png"))
+    )
     changed = either = 0
     for rec in summary.images:
         a, _ = decode_rgb(orig / f"{rec.stem}_seg.png")
@@ -522,23 +554,29 @@ def test_consistency_counts_and_default_agreement(tmp_path):
 
 
 def test_consistency_perturbation_is_controllable(tmp_path):
-    none = syn.generate_ade20k_consistency(tmp_path / "none", 3, image_size=(64, 96), seed=4,
-                                           perturbation=syn.ConsistencyPerturbation(0.0, 0.0, 0.0))
+    none = syn.generate_ade20k_consistency(
+        tmp_path / "none", 3, image_size=(64, 96), seed=4, perturbation=syn.ConsistencyPerturbation(0.0, 0.0, 0.0)
+    )
     assert none.changed == 0 and none.agreement == 1.0
     for rec in none.images:
         for suffix in ("_seg.png", "_atr.txt"):
-            assert (none.original_dir / f"{rec.stem}{suffix}").read_bytes() == \
-                (none.reannotation_dir / f"{rec.stem}{suffix}").read_bytes()
-    only = syn.generate_ade20k_consistency(tmp_path / "names", 3, image_size=(64, 96), seed=4,
-                                           perturbation=syn.ConsistencyPerturbation(0.0, 0.2, 0.0))
+            assert (none.original_dir / f"{rec.stem}{suffix}").read_bytes() == (
+                none.reannotation_dir / f"{rec.stem}{suffix}"
+            ).read_bytes()
+    only = syn.generate_ade20k_consistency(
+        tmp_path / "names", 3, image_size=(64, 96), seed=4, perturbation=syn.ConsistencyPerturbation(0.0, 0.2, 0.0)
+    )
     assert only.naming > 0 and only.segmentation_quality == only.quantity == 0
     with pytest.raises(ValueError):
         syn.ConsistencyPerturbation(0.5, 0.5, 0.1)
 
 
 def file_hashes(root: Path) -> dict[str, str]:
-    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_challenge_and_consistency_do_not_depend_on_workers(tmp_path):

@@ -51,7 +51,10 @@ def test_png_types_are_those_of_the_real_files(generated):
 
 
 def test_label_ids_and_colours_agree_with_instance_ids(generated):
-    color = {int(r.source_id): tuple(int(r.color[i : i + 2], 16) for i in (1, 3, 5)) for r in cityscapes.class_table().itertuples()}
+    color = {
+        int(r.source_id): tuple(int(r.color[i : i + 2], 16) for i in (1, 3, 5))
+        for r in cityscapes.class_table().itertuples()
+    }
     for path in files(generated, "instanceIds.png"):
         v = np.asarray(Image.open(path)).astype(np.int64)
         labels = np.asarray(Image.open(str(path).replace("instanceIds", "labelIds"))).astype(np.int64)
@@ -109,7 +112,9 @@ def test_fast_encoding_has_the_same_pixels(tmp_path, generated):
 
 
 def test_scenes_look_like_street_scenes(tmp_path):
-    root = generate_cityscapes(tmp_path / "many", 30, image_size=(128, 256), seed=0, png="fast", polygons=False, workers=2)
+    root = generate_cityscapes(
+        tmp_path / "many", 30, image_size=(128, 256), seed=0, png="fast", polygons=False, workers=2
+    )
     instances, groups, rows_road, rows_sky = [], 0, np.zeros(128), np.zeros(128)
     for path in files(root, "instanceIds.png"):
         v = np.asarray(Image.open(path)).astype(np.int64)

@@ -18,9 +18,9 @@ def chunks(data: bytes) -> list[tuple[bytes, bytes]]:
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     out, i = [], 8
     while i < len(data):
-        (n,) = struct.unpack(">I", data[i:i + 4])
-        kind, payload = data[i + 4:i + 8], data[i + 8:i + 8 + n]
-        assert struct.unpack(">I", data[i + 8 + n:i + 12 + n])[0] == zlib.crc32(kind + payload)
+        (n,) = struct.unpack(">I", data[i : i + 4])
+        kind, payload = data[i + 4 : i + 8], data[i + 8 : i + 8 + n]
+        assert struct.unpack(">I", data[i + 8 + n : i + 12 + n])[0] == zlib.crc32(kind + payload)
         out.append((kind, payload))
         i += 12 + n
     return out

@@ -44,7 +44,9 @@ def encode_ade_rgb(codes: np.ndarray, instances: np.ndarray) -> np.ndarray:
     codes = np.asarray(codes)
     instances = np.asarray(instances)
     if codes.ndim != 2 or codes.shape != instances.shape:
-        raise ValueError(f"codes and instances must be 2-D arrays of one shape, got {codes.shape} and {instances.shape}")
+        raise ValueError(
+            f"codes and instances must be 2-D arrays of one shape, got {codes.shape} and {instances.shape}"
+        )
     if not np.issubdtype(codes.dtype, np.integer):
         raise ValueError(f"codes must be an integer array, got dtype {codes.dtype}")
     if not np.issubdtype(instances.dtype, np.integer):
@@ -120,8 +122,10 @@ def write_atr(path: PathLike, rows: Iterable[Sequence[object]]) -> Path:
         for text in (str(name), str(raw_name), *map(str, attrs)):
             if " # " in text or "\n" in text or "\r" in text or '"' in text:
                 raise ValueError(f"atr text field {text!r} contains a separator, a quote or a line break")
-        lines.append(f'{int(instance):03d} # {int(level)} # {int(bool(occluded))} # {name} # {raw_name} # '
-                     f'"{",".join(map(str, attrs))}"\n')
+        lines.append(
+            f"{int(instance):03d} # {int(level)} # {int(bool(occluded))} # {name} # {raw_name} # "
+            f'"{",".join(map(str, attrs))}"\n'
+        )
     path = Path(path)
     path.write_bytes("".join(lines).encode("utf-8"))
     return path
@@ -136,4 +140,3 @@ def _lut_planes(owner: np.ndarray, lut: np.ndarray) -> tuple[np.ndarray, np.ndar
 def _lut_gray(owner: np.ndarray, lut: np.ndarray) -> np.ndarray:
     """Map a uint8 index image through a (256,) uint8 table."""
     return np.asarray(Image.fromarray(owner).point(lut.astype(np.uint8).tolist()))
-

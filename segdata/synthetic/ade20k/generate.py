@@ -12,7 +12,6 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 
@@ -45,12 +44,9 @@ from .writers import (
     write_challenge_image,
 )
 
-ImageSizeSpec = Union[
-    tuple[int, int],
-    tuple[tuple[int, int], tuple[int, int]],
-    str,
-    Callable[[np.random.Generator], tuple[int, int]],
-]
+ImageSizeSpec = (
+    tuple[int, int] | tuple[tuple[int, int], tuple[int, int]] | str | Callable[[np.random.Generator], tuple[int, int]]
+)
 
 
 def _check_size(h: int, w: int) -> tuple[int, int]:
@@ -122,24 +118,33 @@ def _one_image(cfg: _Config, index: int) -> tuple[int, object]:
     photo_seed = int(rng.integers(2**31))
     if cfg.layout == "2021":
         click = bool(rng.random() < 0.3)
-        write_ade2021_image(root / "images" / "ADE" / split / scene[1] / scene[2], stem, image, scene=scene,
-                            click_date=click, seed=photo_seed, _encoder=encoder)
+        write_ade2021_image(
+            root / "images" / "ADE" / split / scene[1] / scene[2],
+            stem,
+            image,
+            scene=scene,
+            click_date=click,
+            seed=photo_seed,
+            _encoder=encoder,
+        )
         return index, stem
     if cfg.layout == "2016":
-        write_ade2016_image(root / "images" / split / scene[2][0] / scene[2], stem, image, seed=photo_seed,
-                            _encoder=encoder)
+        write_ade2016_image(
+            root / "images" / split / scene[2][0] / scene[2], stem, image, seed=photo_seed, _encoder=encoder
+        )
         return index, stem
     if cfg.layout == "challenge":
         labels = {c.code: n + 1 for n, c in enumerate(vocab.classes)}
         counts = write_challenge_image(root, split, stem, image, labels, seed=photo_seed, _encoder=encoder)
-        return index, (split, stem, scene[2], counts[:cfg.n_classes + 1])
+        return index, (split, stem, scene[2], counts[: cfg.n_classes + 1])
     assert cfg.perturbation is not None
     base = root / "images" / "consistencyanalysis"
     written = write_ade2016_image(base / CONSISTENCY_ORIGINAL, stem, image, seed=photo_seed, _encoder=encoder)
     prng = np.random.default_rng([int(cfg.seed) & 0xFFFFFFFF, int(index), 1])
     new_image, counts, either = _perturb(image, vocab, probs, prng, cfg.perturbation)
-    write_ade2016_image(base / CONSISTENCY_REANNOTATION, stem, new_image, jpeg_bytes=written[0].read_bytes(),
-                        _encoder=encoder)
+    write_ade2016_image(
+        base / CONSISTENCY_REANNOTATION, stem, new_image, jpeg_bytes=written[0].read_bytes(), _encoder=encoder
+    )
     return index, ImagePerturbation(stem, int(counts[_SEG]), int(counts[_NAMING]), int(counts[_QUANTITY]), either)
 
 
@@ -150,8 +155,9 @@ def _generate(cfg: _Config, n_images: int, workers: int) -> list[object]:
     _build_vocabulary(cfg.n_classes, cfg.seed)  # validate arguments early
     _zipf_probabilities(cfg.n_classes, cfg.zipf_exponent)
     Path(cfg.dataset_dir).mkdir(parents=True, exist_ok=True)
-    done = dict(parallel_map(functools.partial(_one_image, cfg), range(n_images),
-                             workers=min(workers, max(1, n_images))))
+    done = dict(
+        parallel_map(functools.partial(_one_image, cfg), range(n_images), workers=min(workers, max(1, n_images)))
+    )
     return [done[i] for i in range(n_images)]
 
 
@@ -163,9 +169,18 @@ def _common(n_images: int, val_fraction: float) -> int:
     return n_images - int(round(n_images * val_fraction))
 
 
-def generate_ade20k_2021(root: PathLike, n_images: int = 20, *, image_size: ImageSizeSpec = (1536, 2048),
-                         n_classes: int = 300, zipf_exponent: float = 1.0, parts: bool = True,
-                         val_fraction: float = 0.1, seed: int = 0, workers: int = 1) -> Path:
+def generate_ade20k_2021(
+    root: PathLike,
+    n_images: int = 20,
+    *,
+    image_size: ImageSizeSpec = (1536, 2048),
+    n_classes: int = 300,
+    zipf_exponent: float = 1.0,
+    parts: bool = True,
+    val_fraction: float = 0.1,
+    seed: int = 0,
+    workers: int = 1,
+) -> Path:
     """Write a synthetic dataset in the ADE20K 2021 (``ADE20K_2021_17_01``) layout.
 
     Parameters
@@ -203,9 +218,18 @@ def generate_ade20k_2021(root: PathLike, n_images: int = 20, *, image_size: Imag
     return out
 
 
-def generate_ade20k_2016(root: PathLike, n_images: int = 20, *, image_size: ImageSizeSpec = (1536, 2048),
-                         n_classes: int = 300, zipf_exponent: float = 1.0, parts: bool = True,
-                         val_fraction: float = 0.1, seed: int = 0, workers: int = 1) -> Path:
+def generate_ade20k_2016(
+    root: PathLike,
+    n_images: int = 20,
+    *,
+    image_size: ImageSizeSpec = (1536, 2048),
+    n_classes: int = 300,
+    zipf_exponent: float = 1.0,
+    parts: bool = True,
+    val_fraction: float = 0.1,
+    seed: int = 0,
+    workers: int = 1,
+) -> Path:
     """Write a synthetic dataset in the ADE20K 2016 (``ADE20K_2016_07_26``) layout.
 
     Parameters are those of :func:`generate_ade20k_2021`; with the same arguments both layouts hold the same scenes.
@@ -227,9 +251,16 @@ def _csv_name(name: str) -> str:
     return name.replace(", ", ";").replace(" ", ";")
 
 
-def generate_ade20k_challenge(root: PathLike, n_images: int = 20, *,
-                              image_size: ImageSizeSpec = ((300, 400), (512, 683)), zipf_exponent: float = 1.0,
-                              val_fraction: float = 0.1, seed: int = 0, workers: int = 1) -> Path:
+def generate_ade20k_challenge(
+    root: PathLike,
+    n_images: int = 20,
+    *,
+    image_size: ImageSizeSpec = ((300, 400), (512, 683)),
+    zipf_exponent: float = 1.0,
+    val_fraction: float = 0.1,
+    seed: int = 0,
+    workers: int = 1,
+) -> Path:
     """Write a synthetic dataset in the ADEChallengeData2016 (SceneParsing, 150 classes) layout.
 
     Labels 1..150 are the first 150 classes of :func:`class_vocabulary` (label = frequency rank); 0 = other/unlabeled.
@@ -248,8 +279,9 @@ def generate_ade20k_challenge(root: PathLike, n_images: int = 20, *,
     n_train = _common(n_images, val_fraction)
     out = Path(root) / DIR_CHALLENGE
     n_classes = 150
-    results = _generate(_Config("challenge", str(out), image_size, n_classes, zipf_exponent, False, seed, n_train),
-                        n_images, workers)
+    results = _generate(
+        _Config("challenge", str(out), image_size, n_classes, zipf_exponent, False, seed, n_train), n_images, workers
+    )
     pixels = np.zeros(n_classes + 1, np.int64)
     present = {"training": np.zeros(n_classes + 1, np.int64), "validation": np.zeros(n_classes + 1, np.int64)}
     scenes = []
@@ -270,10 +302,18 @@ def generate_ade20k_challenge(root: PathLike, n_images: int = 20, *,
     return out
 
 
-def generate_ade20k_consistency(root: PathLike, n_images: int = 10, *, image_size: ImageSizeSpec = (1536, 2048),
-                                n_classes: int = 300, zipf_exponent: float = 1.0, parts: bool = True,
-                                perturbation: ConsistencyPerturbation | None = None, seed: int = 0,
-                                workers: int = 1) -> ConsistencySummary:
+def generate_ade20k_consistency(
+    root: PathLike,
+    n_images: int = 10,
+    *,
+    image_size: ImageSizeSpec = (1536, 2048),
+    n_classes: int = 300,
+    zipf_exponent: float = 1.0,
+    parts: bool = True,
+    perturbation: ConsistencyPerturbation | None = None,
+    seed: int = 0,
+    workers: int = 1,
+) -> ConsistencySummary:
     """Write a synthetic ADE20K consistency set (two annotations of the same images).
 
     ``root/ADE20K_2017_05_30_consistency/images/consistencyanalysis/original_ade20k/`` holds 2016-layout files
@@ -301,5 +341,4 @@ def generate_ade20k_consistency(root: PathLike, n_images: int = 10, *, image_siz
     base = out / "images" / "consistencyanalysis"
     (base / CONSISTENCY_ORIGINAL).mkdir(parents=True, exist_ok=True)
     (base / CONSISTENCY_REANNOTATION).mkdir(parents=True, exist_ok=True)
-    return ConsistencySummary(out, base / CONSISTENCY_ORIGINAL, base / CONSISTENCY_REANNOTATION,
-                              tuple(results))  # type: ignore[arg-type]
+    return ConsistencySummary(out, base / CONSISTENCY_ORIGINAL, base / CONSISTENCY_REANNOTATION, tuple(results))  # type: ignore[arg-type]

@@ -127,8 +127,14 @@ _N_SYNTHETIC_PARTS = 32  # synthetic "part NNNN" classes added after the real pa
 
 _HYPERNYM_TAIL = {
     _TOP: ("atmosphere", "gas", "fluid", "matter", "physical entity", "entity"),
-    _BACK: ("structure, construction", "artifact, artefact", "whole, unit", "object, physical object",
-            "physical entity", "entity"),
+    _BACK: (
+        "structure, construction",
+        "artifact, artefact",
+        "whole, unit",
+        "object, physical object",
+        "physical entity",
+        "entity",
+    ),
     _BOTTOM: ("surface", "artifact, artefact", "whole, unit", "object, physical object", "physical entity", "entity"),
     _THING: ("whole, unit", "object, physical object", "physical entity", "entity"),
 }
@@ -187,8 +193,7 @@ class _Vocabulary:
 def _max_classes() -> int:
     reserved = {c for _, _, c, _ in _REAL_CLASSES} | {c for _, c, _ in _REAL_PARTS if c}
     n_real_parts_synthetic = sum(1 for _, c, _ in _REAL_PARTS if not c)
-    return (_MAX_VOCAB_CODE - len(reserved) + len(_REAL_CLASSES)
-            - n_real_parts_synthetic - _N_SYNTHETIC_PARTS)
+    return _MAX_VOCAB_CODE - len(reserved) + len(_REAL_CLASSES) - n_real_parts_synthetic - _N_SYNTHETIC_PARTS
 
 
 @functools.lru_cache(maxsize=8)
@@ -211,8 +216,16 @@ def _build_vocabulary(n_classes: int, seed: int) -> _Vocabulary:
             role = (_TOP, _BACK, _BOTTOM)[(h >> 8) % 3] if h % 100 < 15 else _THING
             raw = f"object {code}"
             name = f"object {code}, item {code}" if (h >> 16) % 4 == 0 else raw
-        classes.append(ClassInfo(code=code, name=name, raw_name=raw, stuff=role != _THING, role=_ROLE_NAMES[role],
-                                 hypernym=(name,) + _HYPERNYM_TAIL[role]))
+        classes.append(
+            ClassInfo(
+                code=code,
+                name=name,
+                raw_name=raw,
+                stuff=role != _THING,
+                role=_ROLE_NAMES[role],
+                hypernym=(name,) + _HYPERNYM_TAIL[role],
+            )
+        )
     # Parts: real names (synthetic codes where the real one is not known), then synthetic names; synthetic part codes
     # come from the far end of the pool so that they never collide with synthetic object codes.
     parts: list[ClassInfo] = []
@@ -225,8 +238,9 @@ def _build_vocabulary(n_classes: int, seed: int) -> _Vocabulary:
         sub_ok.append(level2)
     for j in range(_N_SYNTHETIC_PARTS):
         code, tail = pool[tail], tail - 1
-        parts.append(ClassInfo(code=code, name=f"part {code}", raw_name=f"part {code}", stuff=False, role="part",
-                               hypernym=()))
+        parts.append(
+            ClassInfo(code=code, name=f"part {code}", raw_name=f"part {code}", stuff=False, role="part", hypernym=())
+        )
         sub_ok.append(j % 4 == 3)
     level1 = [j for j, ok in enumerate(sub_ok) if not ok]
     level2 = [j for j, ok in enumerate(sub_ok) if ok]
@@ -278,4 +292,3 @@ def _zipf_probabilities(n: int, exponent: float) -> np.ndarray:
         raise ValueError(f"zipf_exponent must be a finite number >= 0, got {exponent}")
     p = np.arange(1, n + 1, dtype=np.float64) ** (-float(exponent))
     return p / p.sum()
-

@@ -129,15 +129,19 @@ class ConsistencySummary:
     def fractions(self) -> dict[str, float]:
         """Disagreement per edit type as a fraction of the pixels labelled in either annotation."""
         n = self.labelled_either or 1
-        return {"segmentation_quality": self.segmentation_quality / n, "naming": self.naming / n,
-                "quantity": self.quantity / n}
+        return {
+            "segmentation_quality": self.segmentation_quality / n,
+            "naming": self.naming / n,
+            "quantity": self.quantity / n,
+        }
 
 
 _SEG, _NAMING, _QUANTITY = 1, 2, 3
 
 
-def _perturb(image: RenderedImage, vocab: _Vocabulary, probs: np.ndarray, rng: np.random.Generator,
-             pert: ConsistencyPerturbation) -> tuple[RenderedImage, np.ndarray, int]:
+def _perturb(
+    image: RenderedImage, vocab: _Vocabulary, probs: np.ndarray, rng: np.random.Generator, pert: ConsistencyPerturbation
+) -> tuple[RenderedImage, np.ndarray, int]:
     """Re-annotation of ``image``; returns it, the per-category pixel counts (index 1..3) and labelled_either."""
     h, w = image.height, image.width
     owner = image.owners[0]
@@ -260,8 +264,14 @@ def _perturb(image: RenderedImage, vocab: _Vocabulary, probs: np.ndarray, rng: n
             ks[n] = rank
     while len(owners) > 1 and not any(o.part_level == len(owners) - 1 for o in objects):
         owners.pop()
-    new_image = _finish(h, w, objects, [int(image.slots[i]) for i in survivors], owners,
-                        [image.amodal[i] for i in survivors],
-                        [int(level_counts[image.objects[i].part_level][image.slots[i]]) for i in survivors], ks)
+    new_image = _finish(
+        h,
+        w,
+        objects,
+        [int(image.slots[i]) for i in survivors],
+        owners,
+        [image.amodal[i] for i in survivors],
+        [int(level_counts[image.objects[i].part_level][image.slots[i]]) for i in survivors],
+        ks,
+    )
     return new_image, counts, labelled_either
-

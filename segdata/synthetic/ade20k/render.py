@@ -127,8 +127,9 @@ def _rasterize(xs: np.ndarray, ys: np.ndarray, height: int, width: int) -> tuple
     return y0, x0, mask
 
 
-def _sample_in_slot(rng: np.random.Generator, owner: np.ndarray, box: tuple[int, int, np.ndarray],
-                    slot: int) -> tuple[float, float] | None:
+def _sample_in_slot(
+    rng: np.random.Generator, owner: np.ndarray, box: tuple[int, int, np.ndarray], slot: int
+) -> tuple[float, float] | None:
     y0, x0, m = box
     ys = rng.integers(y0, y0 + m.shape[0], 64)
     xs = rng.integers(x0, x0 + m.shape[1], 64)
@@ -138,14 +139,27 @@ def _sample_in_slot(rng: np.random.Generator, owner: np.ndarray, box: tuple[int,
     return float(xs[hit[0]]), float(ys[hit[0]])
 
 
-def _finish(height: int, width: int, objects: Sequence[SyntheticObject], slots: Sequence[int],
-            owners: Sequence[np.ndarray], amodal: Sequence[tuple[int, int, np.ndarray]], visible: Sequence[int],
-            instance_k: Sequence[int]) -> RenderedImage:
+def _finish(
+    height: int,
+    width: int,
+    objects: Sequence[SyntheticObject],
+    slots: Sequence[int],
+    owners: Sequence[np.ndarray],
+    amodal: Sequence[tuple[int, int, np.ndarray]],
+    visible: Sequence[int],
+    instance_k: Sequence[int],
+) -> RenderedImage:
     return RenderedImage(
-        height=height, width=width, objects=tuple(objects), slots=np.asarray(slots, np.uint8),
-        owners=tuple(owners), amodal=tuple(amodal), visible=np.asarray(visible, np.int64),
+        height=height,
+        width=width,
+        objects=tuple(objects),
+        slots=np.asarray(slots, np.uint8),
+        owners=tuple(owners),
+        amodal=tuple(amodal),
+        visible=np.asarray(visible, np.int64),
         amodal_area=np.array([int(np.count_nonzero(m)) for _, _, m in amodal], np.int64),
-        instance_k=np.asarray(instance_k, np.int64))
+        instance_k=np.asarray(instance_k, np.int64),
+    )
 
 
 def _shuffled_ranks(levels: Sequence[int], rng: np.random.Generator | None) -> list[int]:
@@ -159,8 +173,9 @@ def _shuffled_ranks(levels: Sequence[int], rng: np.random.Generator | None) -> l
     return ks
 
 
-def render_objects(height: int, width: int, objects: Sequence[SyntheticObject], *, seed: int | None = 0
-                   ) -> RenderedImage:
+def render_objects(
+    height: int, width: int, objects: Sequence[SyntheticObject], *, seed: int | None = 0
+) -> RenderedImage:
     """Rasterise a hand-made list of objects (e.g. for a test fixture).
 
     Parameters
@@ -218,16 +233,16 @@ def render_objects(height: int, width: int, objects: Sequence[SyntheticObject], 
             if o.part_level != lv:
                 continue
             y0, x0, m = amodal[i]
-            view = owners[lv][y0:y0 + m.shape[0], x0:x0 + m.shape[1]]
+            view = owners[lv][y0 : y0 + m.shape[0], x0 : x0 + m.shape[1]]
             if lv == 0:
                 view[m] = slots[i]
             else:
-                par = owners[lv - 1][y0:y0 + m.shape[0], x0:x0 + m.shape[1]] == slots[o.parent]
+                par = owners[lv - 1][y0 : y0 + m.shape[0], x0 : x0 + m.shape[1]] == slots[o.parent]
                 view[m & par] = slots[i]
     visible = []
     for i, o in enumerate(objs):
         y0, x0, m = amodal[i]
-        v = int(np.count_nonzero(owners[o.part_level][y0:y0 + m.shape[0], x0:x0 + m.shape[1]] == slots[i]))
+        v = int(np.count_nonzero(owners[o.part_level][y0 : y0 + m.shape[0], x0 : x0 + m.shape[1]] == slots[i]))
         if v == 0:
             raise ValueError(f"object {i} ({o.raw_name!r}) has no visible pixel")
         visible.append(v)
@@ -261,8 +276,9 @@ def _to_polygon(px: np.ndarray, py: np.ndarray, height: int, width: int) -> tupl
     return xs, ys
 
 
-def _stuff_polygon(rng: np.random.Generator, height: int, width: int, role: int, xa: float, xb: float,
-                   skyline: bool) -> tuple[np.ndarray, np.ndarray] | None:
+def _stuff_polygon(
+    rng: np.random.Generator, height: int, width: int, role: int, xa: float, xb: float, skyline: bool
+) -> tuple[np.ndarray, np.ndarray] | None:
     n = int(np.clip((xb - xa) / 48.0, 2, 40)) + 2
     xs = np.linspace(xa, xb, n)
     hm = height - 1
@@ -290,8 +306,9 @@ def _stuff_polygon(rng: np.random.Generator, height: int, width: int, role: int,
     return _to_polygon(px, py, height, width)
 
 
-def _star_polygon(rng: np.random.Generator, cx: float, cy: float, radius: float, height: int, width: int,
-                  roughness: float = 0.18) -> tuple[np.ndarray, np.ndarray] | None:
+def _star_polygon(
+    rng: np.random.Generator, cx: float, cy: float, radius: float, height: int, width: int, roughness: float = 0.18
+) -> tuple[np.ndarray, np.ndarray] | None:
     n = int(np.clip(8 + radius / 3.0, 8, 64))
     theta = np.linspace(0.0, 2 * np.pi, n, endpoint=False) + rng.uniform(0.0, 2 * np.pi / n)
     k = np.arange(1, 5)[:, None]

@@ -34,15 +34,25 @@ class _Item:
 
     __slots__ = ("level", "key", "info", "poly", "box", "slot", "parent", "rank", "part_index", "visible")
 
-    def __init__(self, level: int, key: float, info: ClassInfo, poly: tuple[np.ndarray, np.ndarray],
-                 box: tuple[int, int, np.ndarray], parent: "_Item | None", rank: int = -1, part_index: int = -1):
+    def __init__(
+        self,
+        level: int,
+        key: float,
+        info: ClassInfo,
+        poly: tuple[np.ndarray, np.ndarray],
+        box: tuple[int, int, np.ndarray],
+        parent: _Item | None,
+        rank: int = -1,
+        part_index: int = -1,
+    ):
         self.level, self.key, self.info, self.poly, self.box = level, key, info, poly, box
         self.parent, self.rank, self.part_index = parent, rank, part_index
         self.slot, self.visible = 0, 0
 
 
-def _synth_image(rng: np.random.Generator, height: int, width: int, vocab: _Vocabulary, probs: np.ndarray,
-                 parts: bool) -> RenderedImage:
+def _synth_image(
+    rng: np.random.Generator, height: int, width: int, vocab: _Vocabulary, probs: np.ndarray, parts: bool
+) -> RenderedImage:
     """Random scene: stuff bands, star-shaped things, unlabeled holes, parts; painted back to front."""
     area = height * width
     n0 = int(np.clip(np.rint(45.0 * (area / 3.1e6) ** 0.2 * rng.uniform(0.65, 1.35)), 1, _MAX_PER_LEVEL))
@@ -71,8 +81,15 @@ def _synth_image(rng: np.random.Generator, height: int, width: int, vocab: _Voca
     voids = []
     for _ in range(n_void):
         a = area * math.exp(rng.uniform(math.log(0.001), math.log(0.02)))
-        poly = _star_polygon(rng, rng.uniform(0, width - 1), rng.uniform(0, height - 1), math.sqrt(a / math.pi),
-                             height, width, roughness=0.3)
+        poly = _star_polygon(
+            rng,
+            rng.uniform(0, width - 1),
+            rng.uniform(0, height - 1),
+            math.sqrt(a / math.pi),
+            height,
+            width,
+            roughness=0.3,
+        )
         voids.append((poly, rng.uniform(0.3, 1.0)))
     all_keys = np.concatenate((keys, [k for _, k in voids]))
     owner0 = np.zeros((height, width), np.uint8)
@@ -85,7 +102,7 @@ def _synth_image(rng: np.random.Generator, height: int, width: int, vocab: _Voca
         if box is None:
             continue
         y0, x0, m = box
-        view = owner0[y0:y0 + m.shape[0], x0:x0 + m.shape[1]]
+        view = owner0[y0 : y0 + m.shape[0], x0 : x0 + m.shape[1]]
         if j >= n0:
             view[m] = 0
             continue
@@ -105,7 +122,7 @@ def _synth_image(rng: np.random.Generator, height: int, width: int, vocab: _Voca
             owner0[int(round(cy)), int(round(cx))] = 0
         else:
             y0, x0, m = box
-            owner0[y0:y0 + m.shape[0], x0:x0 + m.shape[1]][m] = 0
+            owner0[y0 : y0 + m.shape[0], x0 : x0 + m.shape[1]][m] = 0
         counts = np.bincount(owner0.ravel(), minlength=256)
     for it in level0:
         it.visible = int(counts[it.slot])
@@ -154,7 +171,7 @@ def _synth_image(rng: np.random.Generator, height: int, width: int, vocab: _Voca
                 owner[sl][m & (prev_owner[sl] == it.parent.slot)] = s
             for it in new:
                 y0, x0, m = it.box
-                it.visible = int(np.count_nonzero(owner[y0:y0 + m.shape[0], x0:x0 + m.shape[1]] == it.slot))
+                it.visible = int(np.count_nonzero(owner[y0 : y0 + m.shape[0], x0 : x0 + m.shape[1]] == it.slot))
             owners.append(owner)
             levels.append(new)
     # JSON order, ids (dropped objects and a few random skips leave gaps, as in the real data), final records
@@ -179,13 +196,29 @@ def _synth_image(rng: np.random.Generator, height: int, width: int, vocab: _Voca
             attrs = (("walking", "standing", "sitting")[int(rng.integers(3))],)
         elif rng.random() < 0.02:
             attrs = (("open", "closed", "broken")[int(rng.integers(3))],)
-        objects.append(SyntheticObject(
-            code=it.info.code, name=it.info.name, raw_name=it.info.raw_name,
-            polygon=(tuple(it.poly[0].tolist()), tuple(it.poly[1].tolist())), part_level=it.level,
-            parent=position[id(it.parent)] if it.parent is not None else None, id=ids[i],
-            hypernym=it.info.hypernym, attributes=attrs, occluded=flag,
-            saved_date=dates[int(rng.integers(len(dates)))]))
+        objects.append(
+            SyntheticObject(
+                code=it.info.code,
+                name=it.info.name,
+                raw_name=it.info.raw_name,
+                polygon=(tuple(it.poly[0].tolist()), tuple(it.poly[1].tolist())),
+                part_level=it.level,
+                parent=position[id(it.parent)] if it.parent is not None else None,
+                id=ids[i],
+                hypernym=it.info.hypernym,
+                attributes=attrs,
+                occluded=flag,
+                saved_date=dates[int(rng.integers(len(dates)))],
+            )
+        )
     ks = _shuffled_ranks([o.part_level for o in objects], rng)
-    return _finish(height, width, objects, [it.slot for it in kept], owners, [it.box for it in kept],
-                   [it.visible for it in kept], ks)
-
+    return _finish(
+        height,
+        width,
+        objects,
+        [it.slot for it in kept],
+        owners,
+        [it.box for it in kept],
+        [it.visible for it in kept],
+        ks,
+    )

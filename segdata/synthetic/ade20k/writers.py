@@ -51,10 +51,10 @@ def _render_photo(image: RenderedImage, rng: np.random.Generator) -> np.ndarray:
     photo = packed[image.owners[0]]
     noise = rng.integers(0, 40, (64, 64, 3), dtype=np.uint32)
     noise = noise[..., 0] | (noise[..., 1] << 8) | (noise[..., 2] << 16)  # bytes < 40 and colours < 216: no carry
-    tile = np.tile(noise, (1, -(-image.width // 64)))[:, :image.width]
+    tile = np.tile(noise, (1, -(-image.width // 64)))[:, : image.width]
     for y in range(0, image.height, 64):
         rows = min(64, image.height - y)
-        photo[y:y + rows] += tile[:rows]
+        photo[y : y + rows] += tile[:rows]
     return photo
 
 
@@ -88,7 +88,7 @@ def _level_png(image: RenderedImage, level: int, encoder: PngEncoder) -> bytes:
         return encoder.encode(image.height, image.width, 3, None)
     if level == 0:
         rows = [0, image.height]
-    owner = image.owners[level][rows[0]:rows[1]]
+    owner = image.owners[level][rows[0] : rows[1]]
     return encoder.encode(image.height, image.width, 3, _lut_planes(owner, lut), row0=rows[0])
 
 
@@ -116,8 +116,9 @@ def _occluded_flag(image: RenderedImage, i: int) -> object:
     return flag
 
 
-def _ade2021_json(image: RenderedImage, stem: str, folder: str, scene: Sequence[str], source: Mapping[str, str],
-                  click_date: bool) -> dict:
+def _ade2021_json(
+    image: RenderedImage, stem: str, folder: str, scene: Sequence[str], source: Mapping[str, str], click_date: bool
+) -> dict:
     w, h = image.width, image.height
     children: dict[int, list[int]] = {}
     for o in image.objects:
@@ -130,43 +131,65 @@ def _ade2021_json(image: RenderedImage, stem: str, folder: str, scene: Sequence[
         if o.part_level == 0:
             parts = {"hasparts": hasparts, "ispartof": [], "part_level": 0}
         else:
-            parts = {"ispartof": int(image.objects[o.parent].id), "hasparts": hasparts,  # type: ignore[index,arg-type]
-                     "part_level": int(o.part_level)}
+            parts = {
+                "ispartof": int(image.objects[o.parent].id),
+                "hasparts": hasparts,  # type: ignore[index,arg-type]
+                "part_level": int(o.part_level),
+            }
         xs, ys = o.polygon
         crop = any(x in (0, w - 1) for x in xs) or any(y in (0, h - 1) for y in ys)
         polygon: dict[str, object] = {"x": [int(x) for x in xs], "y": [int(y) for y in ys]}
         if click_date:
             polygon["click_date"] = []
-        objs.append({
-            "id": int(o.id),  # type: ignore[arg-type]
-            "name": o.name,
-            "name_ndx": int(o.code),
-            "hypernym": list(o.hypernym),
-            "raw_name": o.raw_name,
-            "attributes": ",".join(o.attributes) if o.attributes else [],
-            "depth_ordering_rank": i + 1,
-            "occluded": _occluded_flag(image, i),
-            "crop": "1" if crop else "0",
-            "parts": parts,
-            "instance_mask": f"{stem}/instance_{int(o.id):03d}_{stem}.png",  # type: ignore[arg-type]
-            "polygon": polygon,
-            "saved_date": o.saved_date,
-        })
-    return {"annotation": {"filename": f"{stem}.jpg", "folder": folder, "imsize": [h, w, 3], "source": dict(source),
-                           "scene": list(scene), "object": objs}}
+        objs.append(
+            {
+                "id": int(o.id),  # type: ignore[arg-type]
+                "name": o.name,
+                "name_ndx": int(o.code),
+                "hypernym": list(o.hypernym),
+                "raw_name": o.raw_name,
+                "attributes": ",".join(o.attributes) if o.attributes else [],
+                "depth_ordering_rank": i + 1,
+                "occluded": _occluded_flag(image, i),
+                "crop": "1" if crop else "0",
+                "parts": parts,
+                "instance_mask": f"{stem}/instance_{int(o.id):03d}_{stem}.png",  # type: ignore[arg-type]
+                "polygon": polygon,
+                "saved_date": o.saved_date,
+            }
+        )
+    return {
+        "annotation": {
+            "filename": f"{stem}.jpg",
+            "folder": folder,
+            "imsize": [h, w, 3],
+            "source": dict(source),
+            "scene": list(scene),
+            "object": objs,
+        }
+    }
 
 
 def _default_folder(image_dir: Path, scene: Sequence[str]) -> str:
     parts = image_dir.parts
     if DIR_2021 in parts:
-        return "/".join(parts[parts.index(DIR_2021):])
+        return "/".join(parts[parts.index(DIR_2021) :])
     return "/".join((DIR_2021, "images", "ADE", "training", *scene[-2:]))
 
 
-def write_ade2021_image(image_dir: PathLike, stem: str, image: RenderedImage, *,
-                        scene: Sequence[str] = ("outdoor", "urban", "street"), folder: str | None = None,
-                        source: Mapping[str, str] | None = None, photo: np.ndarray | None = None,
-                        click_date: bool = False, seed: int = 0, _encoder: PngEncoder | None = None) -> list[Path]:
+def write_ade2021_image(
+    image_dir: PathLike,
+    stem: str,
+    image: RenderedImage,
+    *,
+    scene: Sequence[str] = ("outdoor", "urban", "street"),
+    folder: str | None = None,
+    source: Mapping[str, str] | None = None,
+    photo: np.ndarray | None = None,
+    click_date: bool = False,
+    seed: int = 0,
+    _encoder: PngEncoder | None = None,
+) -> list[Path]:
     """Write one image in the ADE20K 2021 layout.
 
     Parameters
@@ -205,8 +228,11 @@ def write_ade2021_image(image_dir: PathLike, stem: str, image: RenderedImage, *,
         photo = _render_photo(image, rng)
     if source is None:
         letters = "".join(chr(97 + int(c)) for c in rng.integers(0, 26, 15))
-        source = {"folder": f"static_sun_database/{scene[-1][0]}/{scene[-1]}", "filename": f"labelme_{letters}.jpg",
-                  "origin": _ORIGIN}
+        source = {
+            "folder": f"static_sun_database/{scene[-1][0]}/{scene[-1]}",
+            "filename": f"labelme_{letters}.jpg",
+            "origin": _ORIGIN,
+        }
     path = image_dir / f"{stem}.jpg"
     _write_jpeg(path, photo, image.height, image.width)
     written.append(path)
@@ -219,7 +245,7 @@ def write_ade2021_image(image_dir: PathLike, stem: str, image: RenderedImage, *,
     mask_dir.mkdir(exist_ok=True)
     for i, o in enumerate(image.objects):
         y0, x0, m = image.amodal[i]
-        vis = image.owners[o.part_level][y0:y0 + m.shape[0], x0:x0 + m.shape[1]] == image.slots[i]
+        vis = image.owners[o.part_level][y0 : y0 + m.shape[0], x0 : x0 + m.shape[1]] == image.slots[i]
         crop = m.view(np.uint8) * np.uint8(128)
         crop[vis] = 255
         path = mask_dir / f"instance_{int(o.id):03d}_{stem}.png"  # type: ignore[arg-type]
@@ -239,9 +265,16 @@ def _atr_rows(image: RenderedImage) -> list[tuple]:
     return rows
 
 
-def write_ade2016_image(image_dir: PathLike, stem: str, image: RenderedImage, *, photo: np.ndarray | None = None,
-                        seed: int = 0, jpeg_bytes: bytes | None = None,
-                        _encoder: PngEncoder | None = None) -> list[Path]:
+def write_ade2016_image(
+    image_dir: PathLike,
+    stem: str,
+    image: RenderedImage,
+    *,
+    photo: np.ndarray | None = None,
+    seed: int = 0,
+    jpeg_bytes: bytes | None = None,
+    _encoder: PngEncoder | None = None,
+) -> list[Path]:
     """Write one image in the ADE20K 2016 layout (also used by the consistency set).
 
     Parameters
@@ -280,9 +313,17 @@ def write_ade2016_image(image_dir: PathLike, stem: str, image: RenderedImage, *,
     return written
 
 
-def write_challenge_image(dataset_dir: PathLike, split: str, stem: str, image: RenderedImage,
-                          labels: Mapping[int, int], *, photo: np.ndarray | None = None, seed: int = 0,
-                          _encoder: PngEncoder | None = None) -> np.ndarray:
+def write_challenge_image(
+    dataset_dir: PathLike,
+    split: str,
+    stem: str,
+    image: RenderedImage,
+    labels: Mapping[int, int],
+    *,
+    photo: np.ndarray | None = None,
+    seed: int = 0,
+    _encoder: PngEncoder | None = None,
+) -> np.ndarray:
     """Write one image in the ADEChallengeData2016 (SceneParsing) layout.
 
     Parameters
@@ -325,4 +366,3 @@ def write_challenge_image(dataset_dir: PathLike, split: str, stem: str, image: R
     label_map = _lut_gray(image.owners[0], lut)
     (ann_dir / f"{stem}.png").write_bytes(encoder.encode(image.height, image.width, 1, label_map))
     return np.bincount(label_map.ravel(), minlength=256)
-
