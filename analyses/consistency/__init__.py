@@ -69,7 +69,7 @@ agreement and the breakdown by table lookups (:mod:`.counting`: the C extension
 - :mod:`.counting`: one image (:func:`count_image`, :func:`boundary_band`, :func:`categorize`,
   :func:`split_regions`, :func:`majority_vote`, :func:`disagreement_map`);
 - :mod:`.figures`: every figure from per-image sums (:func:`pair_figures`, the bootstrap);
-- :mod:`.compare`: which annotations and images, the parallel map and the reduce
+- :mod:`.comparison`: which annotations and images, the parallel map and the reduce
   (:func:`compare`, :class:`ConsistencyResult`, :func:`consistency_report`);
 - :mod:`.ceiling`: the ceiling file (:func:`write_ceiling`, :func:`read_ceiling`);
 - :mod:`.plots`: :func:`plot_consistency`.
@@ -85,7 +85,7 @@ from segdata.runner import dask_executor  # noqa: F401 (kept importable here: th
 
 from .ceiling import CEILING_FORMAT, CEILING_VERSION, Ceiling, read_ceiling, write_ceiling
 from .classes import ClassSpace, build_class_space, read_class_map
-from .compare import Annotation, ConsistencyResult, compare, consistency_report, match_images, resolve_annotations
+from .comparison import Annotation, ConsistencyResult, compare, consistency_report, match_images, resolve_annotations
 from .counting import (
     ADE20K_REFERENCE,
     AGREE,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .compare import ConsistencyResult
+from .comparison import ConsistencyResult
 from .counting import AGREE, CATEGORIES, NAMING, QUALITY, QUANTITY, disagreement_map, split_regions
 
 _CATEGORY_COLORS = {AGREE: (0.82, 0.82, 0.82), QUALITY: (0.95, 0.65, 0.1), NAMING: (0.85, 0.1, 0.55), QUANTITY: (0.15, 0.45, 0.9)}
