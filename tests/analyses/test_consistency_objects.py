@@ -88,26 +88,20 @@ def edited(regions, tmp_path, labels) -> cons.ConsistencyResult:
     return cons.compare(a, b, workers=1, bootstrap=0)
 
 
-def test_an_erased_component_is_quantity_where_its_class_survives(regions, tmp_path):
+@pytest.mark.parametrize("cls,new_class,category", [
+    (5, 0, "quantity"),  # erase P: class 5 survives in Q
+    (7, 12, "naming"),  # rename R to class 12, not in the image: class 7 survives in S
+])  # fmt: skip
+def test_an_erased_or_renamed_component_is_its_own_object(regions, tmp_path, cls, new_class, category):
     a = designed_map()
-    first, n = components(a, 5)
+    comps, n = components(a, cls)
     assert n == 2
-    erased = first == 1
-    b = np.where(erased, 0, a)
-    result = edited(regions, tmp_path, b)
-    assert breakdown_of(result, IMAGE_ID) == {"segmentation_quality": 0, "naming": 0, "quantity": int(erased.sum())}
-    assert int(erased.sum()) == 150
-
-
-def test_a_renamed_component_is_naming_where_its_class_survives(regions, tmp_path):
-    a = designed_map()
-    comps, n = components(a, 7)
-    assert n == 2
-    renamed = comps == 1
-    b = np.where(renamed, 12, a)  # class 12 is not in the image
-    result = edited(regions, tmp_path, b)
-    assert breakdown_of(result, IMAGE_ID) == {"segmentation_quality": 0, "naming": int(renamed.sum()), "quantity": 0}
-    assert int(renamed.sum()) == 150
+    edit = comps == 1
+    result = edited(regions, tmp_path, np.where(edit, new_class, a))
+    expected = dict.fromkeys(cons.CATEGORIES, 0)
+    expected[category] = int(edit.sum())
+    assert breakdown_of(result, IMAGE_ID) == expected
+    assert int(edit.sum()) == 150
 
 
 def test_a_dilated_component_is_segmentation_quality_next_to_the_other_edits(regions, tmp_path):
