@@ -310,8 +310,6 @@ def compare(
                    threads=default_workers() if executor is not None or workers is None else max(1, int(workers)))  # fmt: skip
 
 
-
-
 def _buckets_of_a(ann: Annotation, space: ClassSpace, rule: longtail.BucketRule) -> tuple[np.ndarray, pd.DataFrame]:
     """Bucket name of every class index (classes A's long-tail table lacks: ``absent``)."""
     freq = longtail.class_frequencies(ann.dataset, layer=ann.layer)

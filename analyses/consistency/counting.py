@@ -80,7 +80,6 @@ class ImageCounts:
             raise ValueError(f"breakdown: expected shape (3,), got {self.breakdown.shape}")
 
 
-
 def _check_maps(maps: Sequence[np.ndarray]) -> None:
     if not maps:
         raise ValueError("no segment map given")
@@ -393,8 +392,6 @@ def majority_vote(classes: np.ndarray) -> np.ndarray:
     for k in range(n):
         tied |= (votes[k] == best) & (flat[k] != winner)
     return np.where(tied, 0, winner).astype(classes.dtype).reshape(classes.shape[1:])
-
-
 
 
 def disagreement_map(

@@ -173,9 +173,6 @@ def _ci(values: np.ndarray, confidence: float) -> list:
     return [float(lo), float(hi)]
 
 
-
-
-
 def _resample(s: dict, scored: np.ndarray, bucket_members: dict, extra: dict, n_images: int, draw: np.ndarray) -> dict:
     """The figures of the bootstrap resamples ``draw`` ((B, n_images) image indices): (B,) each."""
     m = len(draw)

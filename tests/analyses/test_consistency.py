@@ -1,7 +1,7 @@
 """Annotation consistency: answers known in advance.
 
-- the kernel against brute force (boundary band against scipy's maximum filter, class pairs
-  against np.unique, dense against sparse tables, per-pixel categories against the counts);
+- (one image, both backends: tests/analyses/test_consistency_counting.py; class regions and a
+  dataset against itself: tests/analyses/test_consistency_objects.py)
 - edits of known size on real Cityscapes maps (rename a region: naming; erase an object:
   quantity; dilate a region: segmentation quality), one by one and together;
 - the Cityscapes labelIds against the rasterised ``_polygons.json`` of the same images, counted
@@ -385,6 +385,24 @@ def test_breakdown_equals_the_generators_exact_edit_counts(generated):
         assert (int(row.segmentation_quality), int(row.naming), int(row.quantity)) == (
             image.segmentation_quality, image.naming, image.quantity)  # fmt: skip
     assert result.figures["pixel_agreement"] == pytest.approx(summary.agreement, abs=1e-15)
+
+
+def test_backends_give_identical_counts_on_the_generated_pairs(generated):
+    """The C kernel and the numpy reference on the generated re-annotations (every category
+    present), with the band; the numpy breakdown equals the generator's exact counts."""
+    if cons.counting._runs_ext is None:
+        pytest.skip("the segdata._runs extension was not compiled: there is no native backend to compare with numpy")
+    summary, path = generated
+    ds = segdata.open(path)
+    result = cons.compare(path, workers=1, bootstrap=0)
+    for image in summary.images:
+        maps = [ds.segment_map(image.stem, layer) for layer in ("objects", "reannotation")]
+        luts = result.luts[image.stem]
+        native = cons.count_image(maps, luts, boundary_px=3, backend="native")
+        numpy_ = cons.count_image(maps, luts, boundary_px=3, backend="numpy")
+        assert native.pairs.tolist() == numpy_.pairs.tolist()
+        assert native.breakdown.tolist() == numpy_.breakdown.tolist() == [
+            image.segmentation_quality, image.naming, image.quantity]  # fmt: skip
 
 
 def test_default_calibration_lands_near_the_published_figures(tmp_path):
