@@ -455,10 +455,11 @@ def split_regions(seg: np.ndarray, lut: np.ndarray, whole: np.ndarray | None) ->
     lut = np.asarray(lut)
     if whole is None:
         return seg, lut
+    known = min(len(whole), len(lut))  # ids past the lookup table stay as they are (count_image names them)
     split = np.zeros(max(len(lut), int(seg.max(initial=0)) + 1), dtype=bool)
-    split[: len(whole)] = ~np.asarray(whole, dtype=bool)
+    split[:known] = ~np.asarray(whole[:known], dtype=bool)
     split[0] = False
-    if not split[: len(lut)].any():
+    if not split.any():
         return seg, lut
     regions = np.where(split[seg], seg, 0)
     if not regions.any():
