@@ -88,7 +88,7 @@ def profile_one(ds, pairs: list[tuple[str, str]]) -> None:
     result = consistency.compare(ds, workers=1, bootstrap=0)
     luts = result.luts
     items = [(Path(a).stem, (a, b), luts[Path(a).stem][:2]) for a, b in pairs[:50]]
-    fn = consistency._count_task
+    from segdata.analyses.consistency.comparison import _count_task as fn
     prof = cProfile.Profile()
     prof.enable()
     for item in items:

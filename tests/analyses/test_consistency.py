@@ -1,7 +1,7 @@
 """Annotation consistency: answers known in advance.
 
-- the kernel against brute force (boundary band against scipy's maximum filter, class pairs
-  against np.unique, dense against sparse tables, per-pixel categories against the counts);
+- (one image, both backends: tests/analyses/test_consistency_counting.py; class regions and a
+  dataset against itself: tests/analyses/test_consistency_objects.py)
 - edits of known size on real Cityscapes maps (rename a region: naming; erase an object:
   quantity; dilate a region: segmentation quality), one by one and together;
 - the Cityscapes labelIds against the rasterised ``_polygons.json`` of the same images, counted
@@ -47,201 +47,6 @@ def run(*args):
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise result.exception
     return result
-
-
-# --------------------------------------------------------------------------- kernel vs brute force
-
-
-def brute_band(maps, k):
-    """Boundary pixels (a 4-neighbour with another id in some map) dilated by a (2k+1)^2 square."""
-    h, w = maps[0].shape
-    edge = np.zeros((h, w), dtype=bool)
-    for m in maps:
-        d = m[:, 1:] != m[:, :-1]
-        edge[:, 1:] |= d
-        edge[:, :-1] |= d
-        d = m[1:] != m[:-1]
-        edge[1:] |= d
-        edge[:-1] |= d
-    if k == 0:
-        return edge
-    return ndimage.maximum_filter(edge.astype(np.uint8), size=2 * k + 1, mode="constant", cval=0).astype(bool)
-
-
-def random_maps(rng, h, w, dtype=np.uint8, n=6):
-    a = ((rng.random((h, w)) < 0.04).cumsum(axis=1) + (np.arange(h)[:, None] // 7) * 3) % n
-    b = a.copy()
-    b[rng.random((h, w)) < 0.02] = n
-    return a.astype(dtype), b.astype(dtype)
-
-
-@pytest.mark.parametrize("k", [0, 1, 3, 7, 64, 70])
-@pytest.mark.parametrize("shape,dtype", [((37, 128), np.uint8), ((20, 61), np.uint8), ((9, 64), np.uint16), ((1, 5), np.uint8)])
-def test_boundary_band_equals_dilated_boundary_pixels(k, shape, dtype):
-    rng = np.random.default_rng(k * 1000 + shape[1])
-    a, b = random_maps(rng, *shape, dtype=dtype)
-    assert np.array_equal(cons.boundary_band([a, b], k), brute_band([a, b], k))
-
-
-def test_count_image_pairs_and_band_pixels_equal_numpy_counts():
-    rng = np.random.default_rng(3)
-    for shape in [(50, 128), (33, 70)]:
-        a, b = random_maps(rng, *shape)
-        lut_a = np.array([0, 1, 1, 2, 3, 4, 5])
-        lut_b = np.array([0, 1, 2, 2, 3, 4, 0])
-        counts = cons.count_image([a, b], [lut_a, lut_b], boundary_px=2)
-        band = brute_band([a, b], 2)
-        ca, cb = lut_a[a], lut_b[b]
-        expected = {}
-        for x, y, inside in zip(ca.ravel(), cb.ravel(), band.ravel()):
-            e = expected.setdefault((int(x), int(y)), [0, 0])
-            e[0] += 1
-            e[1] += int(inside)
-        assert {(int(r[0]), int(r[1])): [int(r[2]), int(r[3])] for r in counts.pairs} == expected
-
-
-def _rectangles(rng, h, w, dtype, n):
-    """Overlapping rectangles of random ids: long runs, edges at every offset within a word."""
-    m = np.zeros((h, w), dtype)
-    high = 300 if dtype == np.uint16 else 256
-    for _ in range(n):
-        y, x = rng.integers(0, h), rng.integers(0, w)
-        m[y : y + rng.integers(1, h + 1), x : x + rng.integers(1, w + 1)] = rng.integers(0, high)
-    return m
-
-
-@pytest.mark.skipif(cons._runs_ext is None, reason="the segdata._runs extension was not compiled")
-def test_native_runs_equal_the_numpy_runs_and_a_brute_force_band():
-    """segdata._runs against the numpy path (same starts, values, band counts) and both against
-    the band of brute_band: widths around the 16-pixel blocks and 64-bit words, K past a word,
-    mixed uint8/uint16 maps, a third map that splits runs without touching the band."""
-    rng = np.random.default_rng(11)
-    for trial in range(300):
-        h, w = int(rng.integers(1, 30)), int(rng.choice([1, 2, 15, 16, 17, 31, 63, 64, 65, 100, 130]))
-        dtypes = [np.uint8 if rng.random() < 0.6 else np.uint16 for _ in range(int(rng.choice([2, 2, 3])))]
-        maps = [_rectangles(rng, h, w, d, int(rng.integers(0, 8))) for d in dtypes]
-        if trial % 4 == 0:
-            maps[1] = maps[0].copy()
-        k = [None, 0, 1, 3, 5, 63, 64, 70][trial % 8]
-        native = cons._runs(maps, k, native=True)
-        numpy_ = cons._runs(maps, k, native=False)
-        assert np.array_equal(native[0], numpy_[0]) and np.array_equal(native[1], numpy_[1])
-        assert all(np.array_equal(x, y) for x, y in zip(native[2], numpy_[2]))
-        if k is None:
-            assert native[3] is None and numpy_[3] is None
-            continue
-        assert np.array_equal(native[3], numpy_[3])
-        band = brute_band(maps[:2], k).ravel()
-        starts, lengths = native[0], native[1]
-        assert native[3].tolist() == [int(band[s : s + n].sum()) for s, n in zip(starts, lengths)]
-        # runs: maximal stretches of a row over which every map is constant
-        flat = [m.ravel() for m in maps]
-        new_run = np.zeros(h * w, dtype=bool)
-        new_run[:: max(w, 1)] = True
-        for f in flat:
-            new_run[1:] |= f[1:] != f[:-1]
-        assert starts.tolist() == np.flatnonzero(new_run).tolist()
-
-
-def _pair_with_overlaps(rng, h, w, dtype):
-    """B a re-annotation of A: regions renamed, shifted, erased to 0, so that every breakdown rule
-    (counterparts, IoU >= 0.5, missing objects, unlabeled on either side) fires."""
-    a = _rectangles(rng, h, w, dtype, int(rng.integers(1, 9)))
-    b = a.copy()
-    if h > 2 and w > 2:
-        b[rng.integers(0, h) :, : rng.integers(0, w)] = rng.integers(0, 300 if dtype == np.uint16 else 256)
-        b[: rng.integers(0, h), rng.integers(0, w) :] = 0
-        b = np.roll(b, int(rng.integers(-2, 3)), axis=int(rng.integers(0, 2)))
-    return a, b
-
-
-@pytest.mark.skipif(cons._runs_ext is None, reason="the segdata._runs extension was not compiled")
-def test_native_pair_count_equals_the_numpy_path(monkeypatch):
-    """segdata._runs.count_pair (runs, dense table, breakdown rules, class pairs in C) against the
-    numpy path of count_image on random pairs: widths around the 64-pixel blocks, K past a word,
-    an unmapped class, lookup tables that merge segments into classes, and the maps as strided
-    (and, 16-bit, big-endian) views like the rows of an inflated PNG."""
-    rng = np.random.default_rng(23)
-    for trial in range(160):
-        h, w = int(rng.integers(1, 40)), int(rng.choice([1, 2, 15, 16, 17, 63, 64, 65, 100, 130, 257]))
-        dtype = np.uint8 if trial % 3 else np.uint16
-        a, b = _pair_with_overlaps(rng, h, w, dtype)
-        classes = int(rng.integers(2, 12))
-        luts = [rng.integers(0, classes, int(m.max()) + 1 + int(rng.integers(0, 3))) for m in (a, b)]
-        for lut in luts:
-            lut[0] = 0
-            lut[rng.random(len(lut)) < 0.1] = 0  # segments of class unlabeled
-        k = [None, 0, 1, 3, 5, 63, 64, 70][trial % 8]
-        unmapped = None if trial % 5 else classes - 1
-        native = cons.count_image([a, b], luts, boundary_px=k, unmapped=unmapped)
-        # the same maps as views into wider rows, 16-bit in PNG byte order
-        wide = [np.zeros((h, w + 1), dtype=">u2" if dtype == np.uint16 else np.uint8) for _ in (a, b)]
-        for x, m in zip(wide, (a, b)):
-            x[:, :w] = m
-        views = [x[:, :w] for x in wide]
-        assert h == 1 or not views[0].flags.c_contiguous
-        viewed = cons.count_image(views, luts, boundary_px=k, unmapped=unmapped)
-        monkeypatch.setattr(cons, "_runs_ext", None)
-        reference = cons.count_image([a, b], luts, boundary_px=k, unmapped=unmapped)
-        monkeypatch.undo()
-        assert native.pairs.tolist() == reference.pairs.tolist(), trial
-        assert native.breakdown.tolist() == reference.breakdown.tolist(), trial
-        assert viewed.pairs.tolist() == reference.pairs.tolist() and viewed.breakdown.tolist() == reference.breakdown.tolist()
-
-
-def test_a_segment_id_without_a_lookup_entry_names_the_mask():
-    a = np.zeros((4, 70), np.uint8)
-    b = a.copy()
-    b[1, 3] = 9  # the lookup table of B stops at 4
-    with pytest.raises(InputError, match=r"b\.png.*segment id 9 has no row"):
-        cons.count_image([a, b], [np.zeros(2, int), np.zeros(5, int)], where=["a.png", "b.png"])
-
-
-def test_count_image_is_the_same_without_the_extension(monkeypatch):
-    rng = np.random.default_rng(5)
-    maps = [_rectangles(rng, 40, 97, np.uint8, 9) for _ in range(3)]
-    luts = [np.arange(256) % 7 for _ in maps]
-    with_ext = cons.count_image(maps, luts, boundary_px=3)
-    monkeypatch.setattr(cons, "_runs_ext", None)
-    without = cons.count_image(maps, luts, boundary_px=3)
-    assert np.array_equal(with_ext.pairs, without.pairs)
-    assert with_ext.breakdown.tolist() == without.breakdown.tolist()
-    assert all(np.array_equal(x, y) for x, y in zip(with_ext.pairwise, without.pairwise))
-
-
-@pytest.mark.parametrize("unmapped", [None, 5])
-def test_dense_and_sparse_tables_and_the_per_pixel_map_agree(monkeypatch, unmapped):
-    rng = np.random.default_rng(7)
-    for trial in range(40):
-        a, b = random_maps(rng, 24, 40, n=9)
-        b[(a == trial % 9)] = (trial * 5) % 10  # rename or merge a region
-        b[rng.random(b.shape) < 0.05] = 0
-        lut_a = rng.integers(0, 6, 10)
-        lut_b = rng.integers(0, 6, 10)
-        lut_a[0] = lut_b[0] = 0
-        dense = cons.count_image([a, b], [lut_a, lut_b], boundary_px=1, unmapped=unmapped)
-        monkeypatch.setattr(cons, "_DENSE_PAIRS", 0)
-        sparse = cons.count_image([a, b], [lut_a, lut_b], boundary_px=1, unmapped=unmapped)
-        monkeypatch.undo()
-        assert np.array_equal(dense.pairs, sparse.pairs)
-        assert dense.breakdown.tolist() == sparse.breakdown.tolist()
-        cat = cons.disagreement_map(a, b, lut_a, lut_b, unmapped)
-        assert [int((cat == c).sum()) for c in (cons.QUALITY, cons.NAMING, cons.QUANTITY)] == dense.breakdown.tolist()
-
-
-def test_segment_id_without_row_is_an_error():
-    a = np.array([[1, 2]], np.uint8)
-    with pytest.raises(InputError, match="segment id 2 has no row"):
-        cons.count_image([a, a], [np.array([0, 1]), np.array([0, 1, 1])], where=["a.png", "b.png"])
-
-
-@pytest.mark.parametrize("columns,expected", [
-    ([[1, 1, 4], [1, 2, 2], [2, 3, 4], [0, 0, 5]], [1, 2, 0, 0]),
-    ([[3, 3], [3, 0], [0, 3]], [3, 0, 0]),
-    ([[2, 2, 1, 1]], [0]),
-])  # fmt: skip
-def test_majority_vote_ties_give_unlabeled(columns, expected):
-    assert cons.majority_vote(np.array(columns).T).tolist() == expected
 
 
 # --------------------------------------------------------------------------- class map, ceiling file
@@ -580,6 +385,24 @@ def test_breakdown_equals_the_generators_exact_edit_counts(generated):
         assert (int(row.segmentation_quality), int(row.naming), int(row.quantity)) == (
             image.segmentation_quality, image.naming, image.quantity)  # fmt: skip
     assert result.figures["pixel_agreement"] == pytest.approx(summary.agreement, abs=1e-15)
+
+
+def test_backends_give_identical_counts_on_the_generated_pairs(generated):
+    """The C kernel and the numpy reference on the generated re-annotations (every category
+    present), with the band; the numpy breakdown equals the generator's exact counts."""
+    if cons.counting._runs_ext is None:
+        pytest.skip("the segdata._runs extension was not compiled: there is no native backend to compare with numpy")
+    summary, path = generated
+    ds = segdata.open(path)
+    result = cons.compare(path, workers=1, bootstrap=0)
+    for image in summary.images:
+        maps = [ds.segment_map(image.stem, layer) for layer in ("objects", "reannotation")]
+        luts = result.luts[image.stem]
+        native = cons.count_image(maps, luts, boundary_px=3, backend="native")
+        numpy_ = cons.count_image(maps, luts, boundary_px=3, backend="numpy")
+        assert native.pairs.tolist() == numpy_.pairs.tolist()
+        assert native.breakdown.tolist() == numpy_.breakdown.tolist() == [
+            image.segmentation_quality, image.naming, image.quantity]  # fmt: skip
 
 
 def test_default_calibration_lands_near_the_published_figures(tmp_path):
