@@ -89,6 +89,7 @@ def profile_one(ds, pairs: list[tuple[str, str]]) -> None:
     luts = result.luts
     items = [(Path(a).stem, (a, b), luts[Path(a).stem][:2]) for a, b in pairs[:50]]
     from segdata.analyses.consistency.comparison import _count_task as fn
+
     prof = cProfile.Profile()
     prof.enable()
     for item in items:
@@ -119,18 +120,22 @@ def main(argv=None) -> int:
         src, dst = work / "source", work / "unified"
         t0 = time.perf_counter()
         shutil.rmtree(src, ignore_errors=True)
-        summary = generate_ade20k_consistency(src, args.images, image_size=(1024, 2048), parts=False,
-                                              workers=args.workers)  # fmt: skip
+        summary = generate_ade20k_consistency(
+            src, args.images, image_size=(1024, 2048), parts=False, workers=args.workers
+        )
         t_gen = time.perf_counter() - t0
         t0 = time.perf_counter()
         convert(ade20k, summary.path, dst, workers=args.workers, overwrite=True, name="consistency-bench")
         t_conv = time.perf_counter() - t0
-        print(f"generated {args.images} image pairs of 2048x1024 in {t_gen:.1f} s, converted in {t_conv:.1f} s "
-              f"({work})")  # fmt: skip
+        print(
+            f"generated {args.images} image pairs of 2048x1024 in {t_gen:.1f} s, converted in {t_conv:.1f} s ({work})"
+        )
         ds = segdata.open(dst)
         split = dict(zip(ds.images["image_id"], ds.images["split"]))
-        pairs = [(str(dst / mask_relpath("objects", split[i], i)), str(dst / mask_relpath("reannotation", split[i], i)))
-                 for i in ds.images["image_id"]]  # fmt: skip
+        pairs = [
+            (str(dst / mask_relpath("objects", split[i], i)), str(dst / mask_relpath("reannotation", split[i], i)))
+            for i in ds.images["image_id"]
+        ]
         mb = sum(Path(p).stat().st_size for pair in pairs for p in pair) / 2**20
         print(f"masks: {len(pairs)} pairs, {mb:.1f} MiB of PNG; workers: {args.workers}; batch size {args.batch_size}")
 
@@ -157,15 +162,27 @@ def main(argv=None) -> int:
         print("|---|---|---|---|")
         for d in decoders:
             mark = " (the floor)" if d == fastest else ""
-            what = "read + inflate both masks, rows in place (not a PNG decoder)" if d == "inflate only" else f"read + {d} both masks"
-            print(f"| decode: {what}, {args.workers} processes{mark} | {medians[d]:.3f} | "
-                  f"{medians[d] / n * 1000:.2f} | {n / medians[d]:.0f} |")  # fmt: skip
-        print(f"| segdata analyze consistency (K = 3, {args.bootstrap} bootstrap), {args.workers} processes | "
-              f"{run:.3f} | {run / n * 1000:.2f} | {n / run:.0f} |")  # fmt: skip
-        print(f"| ratio to the floor | **{run / floor:.2f}x** (median of the paired runs: {paired:.2f}x) | | target: within 2x |")
+            what = (
+                "read + inflate both masks, rows in place (not a PNG decoder)"
+                if d == "inflate only"
+                else f"read + {d} both masks"
+            )
+            print(
+                f"| decode: {what}, {args.workers} processes{mark} | {medians[d]:.3f} | "
+                f"{medians[d] / n * 1000:.2f} | {n / medians[d]:.0f} |"
+            )
+        print(
+            f"| segdata analyze consistency (K = 3, {args.bootstrap} bootstrap), {args.workers} processes | "
+            f"{run:.3f} | {run / n * 1000:.2f} | {n / run:.0f} |"
+        )
+        print(
+            f"| ratio to the floor | **{run / floor:.2f}x** (median of the paired runs: {paired:.2f}x) | | target: within 2x |"
+        )
         print(f"| ratio to pyspng decoding | {run / medians['pyspng']:.2f}x | | |")
         print(f"| ratio to inflating the rows only | {run / medians['inflate only']:.2f}x | | |")
-        print(f"all runs: floors {({d: [round(x, 3) for x in v] for d, v in floors.items()})}, analysis {[round(x, 3) for x in runs]}")
+        print(
+            f"all runs: floors { ({d: [round(x, 3) for x in v] for d, v in floors.items()}) }, analysis {[round(x, 3) for x in runs]}"
+        )
 
         assert result is not None
         f = result.figures
@@ -176,25 +193,47 @@ def main(argv=None) -> int:
         print("calibration (generated re-annotation against the published ADE20K figures):")
         print("| | measured | generator (exact edits) | published |")
         print("|---|---|---|---|")
-        print(f"| pixel agreement | {f['pixel_agreement']:.2%} | {summary.agreement:.2%} | {ref['pixel_agreement']:.1%} |")
+        print(
+            f"| pixel agreement | {f['pixel_agreement']:.2%} | {summary.agreement:.2%} | {ref['pixel_agreement']:.1%} |"
+        )
         for c in consistency.CATEGORIES:
             print(f"| {c.replace('_', ' ')} | {b[c]:.2%} | {gen[c]:.2%} | {ref[c]:.1%} |")
         ci = result.ci
-        print(f"95% CI over images: agreement {ci['pixel_agreement'][0]:.2%}..{ci['pixel_agreement'][1]:.2%}, "
-              f"mIoU {f['miou']:.3f} ({ci['miou'][0]:.3f}..{ci['miou'][1]:.3f}); band (K = 3) agreement "
-              f"{result.boundary['band']['agreement']:.2%} on {result.boundary['band']['share']:.1%} of pixels, "
-              f"interior {result.boundary['interior']['agreement']:.2%}")  # fmt: skip
+        print(
+            f"95% CI over images: agreement {ci['pixel_agreement'][0]:.2%}..{ci['pixel_agreement'][1]:.2%}, "
+            f"mIoU {f['miou']:.3f} ({ci['miou'][0]:.3f}..{ci['miou'][1]:.3f}); band (K = 3) agreement "
+            f"{result.boundary['band']['agreement']:.2%} on {result.boundary['band']['share']:.1%} of pixels, "
+            f"interior {result.boundary['interior']['agreement']:.2%}"
+        )
         exact = {c: int(result.per_image[c].sum()) for c in consistency.CATEGORIES}
-        want = {"segmentation_quality": summary.segmentation_quality, "naming": summary.naming, "quantity": summary.quantity}
+        want = {
+            "segmentation_quality": summary.segmentation_quality,
+            "naming": summary.naming,
+            "quantity": summary.quantity,
+        }
         print(f"breakdown pixels: measured {exact}, generator {want}")
         if args.profile:
             profile_one(ds, pairs)
         if args.json:
-            print(json.dumps({"pairs": n, "workers": args.workers, "floor_decoder": fastest, "floor_s": floor,
-                              "decode_s": medians, "analysis_s": run,
-                              "ratio": run / floor, "paired_ratio": paired, "floors": floors, "runs": runs,
-                              "agreement": f["pixel_agreement"], "breakdown": {c: b[c] for c in consistency.CATEGORIES},
-                              "generator": {"agreement": summary.agreement, **gen}}))  # fmt: skip
+            print(
+                json.dumps(
+                    {
+                        "pairs": n,
+                        "workers": args.workers,
+                        "floor_decoder": fastest,
+                        "floor_s": floor,
+                        "decode_s": medians,
+                        "analysis_s": run,
+                        "ratio": run / floor,
+                        "paired_ratio": paired,
+                        "floors": floors,
+                        "runs": runs,
+                        "agreement": f["pixel_agreement"],
+                        "breakdown": {c: b[c] for c in consistency.CATEGORIES},
+                        "generator": {"agreement": summary.agreement, **gen},
+                    }
+                )
+            )
     finally:
         if not args.keep and args.work is None:
             shutil.rmtree(work, ignore_errors=True)

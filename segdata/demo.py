@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from .convert import convert
 from .summary import summarize
@@ -86,8 +86,9 @@ def _consistency(out: Path, n_images: int, workers: int | None, seed: int) -> di
     source_dir = out / "consistency-source"
     dataset_dir = out / "consistency-unified"
     shutil.rmtree(source_dir, ignore_errors=True)
-    generated = generate_ade20k_consistency(source_dir, n_images, image_size=(768, 1024), parts=False, seed=seed,
-                                            workers=workers or 1)  # fmt: skip
+    generated = generate_ade20k_consistency(
+        source_dir, n_images, image_size=(768, 1024), parts=False, seed=seed, workers=workers or 1
+    )
     convert(ade20k, generated.path, dataset_dir, workers=workers, overwrite=True, name="demo-consistency")
     result = consistency.compare(dataset_dir, layers="objects,reannotation", workers=workers, bootstrap=200, seed=seed)
     ceiling = consistency.write_ceiling(out / "ceiling.json", result)

@@ -81,7 +81,7 @@ bucket of A (:mod:`segdata.analyses.longtail`), as JSON that :func:`read_ceiling
 
 from __future__ import annotations
 
-from segdata.runner import dask_executor  # noqa: F401 (kept importable here: the CLI's --scheduler)
+from segdata.runner import dask_executor
 
 from .ceiling import CEILING_FORMAT, CEILING_VERSION, Ceiling, read_ceiling, write_ceiling
 from .classes import ClassSpace, build_class_space, read_class_map
@@ -111,10 +111,40 @@ from .figures import pair_figures
 from .plots import plot_consistency
 
 __all__ = [
-    "ADE20K_REFERENCE", "AGREE", "BACKENDS", "CATEGORIES", "CEILING_FORMAT", "CEILING_VERSION", "DEFAULT_BOUNDARY_PX",
-    "MISSING_FRACTION", "NAMING", "NAMING_IOU", "NOT_COMPARED", "QUALITY", "QUANTITY",
-    "Annotation", "Ceiling", "ClassSpace", "ConsistencyResult", "ImageCounts",
-    "boundary_band", "build_class_space", "categorize", "compare", "consistency_report", "count_image",
-    "dask_executor", "disagreement_map", "majority_vote", "match_images", "pair_figures", "pair_table",
-    "plot_consistency", "read_ceiling", "read_class_map", "resolve_annotations", "split_regions", "write_ceiling",
-]  # fmt: skip
+    "ADE20K_REFERENCE",
+    "AGREE",
+    "BACKENDS",
+    "CATEGORIES",
+    "CEILING_FORMAT",
+    "CEILING_VERSION",
+    "DEFAULT_BOUNDARY_PX",
+    "MISSING_FRACTION",
+    "NAMING",
+    "NAMING_IOU",
+    "NOT_COMPARED",
+    "QUALITY",
+    "QUANTITY",
+    "Annotation",
+    "Ceiling",
+    "ClassSpace",
+    "ConsistencyResult",
+    "ImageCounts",
+    "boundary_band",
+    "build_class_space",
+    "categorize",
+    "compare",
+    "consistency_report",
+    "count_image",
+    "dask_executor",
+    "disagreement_map",
+    "majority_vote",
+    "match_images",
+    "pair_figures",
+    "pair_table",
+    "plot_consistency",
+    "read_ceiling",
+    "read_class_map",
+    "resolve_annotations",
+    "split_regions",
+    "write_ceiling",
+]

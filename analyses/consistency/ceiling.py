@@ -79,11 +79,21 @@ def read_ceiling(path: str | Path) -> Ceiling:
     except json.JSONDecodeError as exc:
         raise InputError(path, f"not JSON ({exc})") from None
     if not isinstance(data, dict) or data.get("format") != CEILING_FORMAT:
-        raise InputError(path, f"not a segdata ceiling file (format {data.get('format') if isinstance(data, dict) else None!r}, "
-                               f"expected {CEILING_FORMAT!r})", "write one with `segdata analyze consistency ... --ceiling-out FILE`")  # fmt: skip
+        raise InputError(
+            path,
+            f"not a segdata ceiling file (format {data.get('format') if isinstance(data, dict) else None!r}, "
+            f"expected {CEILING_FORMAT!r})",
+            "write one with `segdata analyze consistency ... --ceiling-out FILE`",
+        )
     if data.get("format_version") != CEILING_VERSION:
-        raise InputError(path, f"ceiling format version {data.get('format_version')}, this segdata reads {CEILING_VERSION}")
-    missing = [k for k in ("pixel_accuracy", "miou", "images", "reference", "annotation", "buckets", "classes") if k not in data]
+        raise InputError(
+            path, f"ceiling format version {data.get('format_version')}, this segdata reads {CEILING_VERSION}"
+        )
+    missing = [
+        k
+        for k in ("pixel_accuracy", "miou", "images", "reference", "annotation", "buckets", "classes")
+        if k not in data
+    ]
     if missing:
         raise InputError(path, f"ceiling file lacks {missing}")
     buckets = data["buckets"]
@@ -92,8 +102,14 @@ def read_ceiling(path: str | Path) -> Ceiling:
     classes = pd.DataFrame(data["classes"], columns=["class_id", "name", "bucket", "pixels", "iou"])
     classes["iou"] = pd.to_numeric(classes["iou"], errors="coerce").astype(np.float64)
     return Ceiling(
-        pixel_accuracy=data["pixel_accuracy"], miou=data["miou"], images=int(data["images"]),
-        reference=data["reference"], annotation=data["annotation"],
-        buckets={name: values[name] for name in order if name in values}, bucket_rule=buckets.get("rule", ""),
-        classes=classes, ci=data.get("ci", {}), path=str(path),
-    )  # fmt: skip
+        pixel_accuracy=data["pixel_accuracy"],
+        miou=data["miou"],
+        images=int(data["images"]),
+        reference=data["reference"],
+        annotation=data["annotation"],
+        buckets={name: values[name] for name in order if name in values},
+        bucket_rule=buckets.get("rule", ""),
+        classes=classes,
+        ci=data.get("ci", {}),
+        path=str(path),
+    )

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -50,10 +50,15 @@ def read_class_map(path: str | Path) -> dict[int, int | None]:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise InputError(path, "class map not found") from None
-    lines = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip() and not line.lstrip().startswith("#")]
+    lines = [
+        (n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip() and not line.lstrip().startswith("#")
+    ]
     if not lines or [h.strip() for h in lines[0][1].split(",")] != ["b_class_id", "a_class_id"]:
-        raise InputError(path, "a class map starts with the header b_class_id,a_class_id",
-                         "one line per B class follows: b_class_id,a_class_id (empty a_class_id: leave out)")
+        raise InputError(
+            path,
+            "a class map starts with the header b_class_id,a_class_id",
+            "one line per B class follows: b_class_id,a_class_id (empty a_class_id: leave out)",
+        )
     out: dict[int, int | None] = {}
     for lineno, rec in lines[1:]:
         fields = next(csv.reader(io.StringIO(rec)))
@@ -110,8 +115,10 @@ class ClassSpace:
     def __post_init__(self) -> None:
         n = len(self.class_ids)
         if not (len(self.names) == len(self.ignore) == len(self.colors) == n) or n < 1 or self.class_ids[0] != 0:
-            raise ValueError(f"class space: expected K names, flags and colours for K class ids starting with 0, got "
-                             f"{n} ids, {len(self.names)} names, {len(self.ignore)} flags, {len(self.colors)} colours")
+            raise ValueError(
+                f"class space: expected K names, flags and colours for K class ids starting with 0, got "
+                f"{n} ids, {len(self.names)} names, {len(self.ignore)} flags, {len(self.colors)} colours"
+            )
 
     def __len__(self) -> int:
         return len(self.class_ids)
@@ -143,12 +150,14 @@ class ClassSpace:
 
 def _table_classes(ds: Dataset) -> pd.DataFrame:
     t = ds.classes
-    return pd.DataFrame({
-        "class_id": t["class_id"].astype(np.int64),
-        "name": t["name"].astype(str),
-        "ignore": t["ignore"].fillna(False).astype(bool),
-        "color": t["color"].fillna("#808080").astype(str),
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            "class_id": t["class_id"].astype(np.int64),
+            "name": t["name"].astype(str),
+            "ignore": t["ignore"].fillna(False).astype(bool),
+            "color": t["color"].fillna("#808080").astype(str),
+        }
+    )
 
 
 def build_class_space(
@@ -248,7 +257,9 @@ def build_class_space(
             b_index[k] = 0
         else:
             unmapped.append({"class_id": c, "name": names_b[c]})
-    info = {"mapped": sum(1 for c in b_ids.tolist() if class_map.get(c) is not None), "left_out": left_out,
-            "unmapped": unmapped}  # fmt: skip
+    info = {
+        "mapped": sum(1 for c in b_ids.tolist() if class_map.get(c) is not None),
+        "left_out": left_out,
+        "unmapped": unmapped,
+    }
     return space, b_ids, b_index, info
-

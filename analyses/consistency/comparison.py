@@ -3,11 +3,11 @@ the per-image counts into the figures of :class:`ConsistencyResult`."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -58,8 +58,10 @@ def resolve_annotations(a, b=None, layers: Sequence[str] | str | None = None) ->
     if b is None:
         names = list(layers) if layers else _top_layers(a)
         if len(names) < 2:
-            raise ValueError(f"{a.path} has the top-level layer(s) {names or a.layers}; comparing needs two: "
-                             "give --layers L1,L2 or a second dataset")  # fmt: skip
+            raise ValueError(
+                f"{a.path} has the top-level layer(s) {names or a.layers}; comparing needs two: "
+                "give --layers L1,L2 or a second dataset"
+            )
         out = [Annotation(a, n) for n in names]
     else:
         b = _as_dataset(b)
@@ -121,8 +123,9 @@ def _count_task(boundary_px: int | None, unmapped: int | None, item) -> ImageCou
     maps = [read_segment_map(p, view=True) for p in paths]
     for p, m in zip(paths[1:], maps[1:]):
         if m.shape != maps[0].shape:
-            raise InputError(p, f"mask is {m.shape[1]}x{m.shape[0]}, the first annotation's is "
-                                f"{maps[0].shape[1]}x{maps[0].shape[0]}")  # fmt: skip
+            raise InputError(
+                p, f"mask is {m.shape[1]}x{m.shape[0]}, the first annotation's is {maps[0].shape[1]}x{maps[0].shape[0]}"
+            )
     if any(w is not None for w in whole):
         maps, luts = zip(*(split_regions(m, lut, w) for m, lut, w in zip(maps, luts, whole)))
     return count_image(maps, luts, boundary_px=boundary_px, unmapped=unmapped, image_id=image_id, where=paths)
@@ -260,15 +263,19 @@ def compare(
         map_info = {"file": map_file, **map_info}
     images, unmatched = match_images(anns, split)
     if len(images) == 0:
-        raise ValueError("no image is annotated in every annotation compared; nothing to compare "
-                         f"(only in A: {len(unmatched.get('only_in_a', []))}, only in B: {len(unmatched.get('only_in_b', []))})")  # fmt: skip
+        raise ValueError(
+            "no image is annotated in every annotation compared; nothing to compare "
+            f"(only in A: {len(unmatched.get('only_in_a', []))}, only in B: {len(unmatched.get('only_in_b', []))})"
+        )
     ids = images["image_id"].tolist()
 
     def b_lookup(class_ids):
         pos = np.searchsorted(b_ids, class_ids)
         ok = (pos < len(b_ids)) & (b_ids[np.minimum(pos, len(b_ids) - 1)] == class_ids) if len(b_ids) else class_ids < 0
         if not ok.all():
-            raise FormatError(f"{anns[1].dataset.path}: class id(s) {sorted(set(class_ids[~ok].tolist()))[:5]} have no row in the class table")
+            raise FormatError(
+                f"{anns[1].dataset.path}: class id(s) {sorted(set(class_ids[~ok].tolist()))[:5]} have no row in the class table"
+            )
         return b_index[pos]
 
     lookups = []
@@ -279,13 +286,20 @@ def compare(
         if id(ann.dataset) in shared and id(ann.dataset) not in tables:
             tables[id(ann.dataset)] = ann.dataset.segment_table(["image_id", "segment_id", "class_id", "layer"])
         lookups.append(ann.dataset.lookup_tables(ann.layer, ids, to_index, table=tables.get(id(ann.dataset))))
-    splits = {a_k: dict(zip(a_k.dataset.images["image_id"].tolist(), a_k.dataset.images["split"].tolist())) for a_k in anns}
+    splits = {
+        a_k: dict(zip(a_k.dataset.images["image_id"].tolist(), a_k.dataset.images["split"].tolist())) for a_k in anns
+    }
     roots = [str(ann.dataset.path) for ann in anns]
     items = [
-        (image_id, tuple(f"{roots[k]}/{mask_relpath(ann.layer, splits[ann][image_id], image_id)}" for k, ann in enumerate(anns)),
-         tuple(lk[image_id] for lk in lookups))
+        (
+            image_id,
+            tuple(
+                f"{roots[k]}/{mask_relpath(ann.layer, splits[ann][image_id], image_id)}" for k, ann in enumerate(anns)
+            ),
+            tuple(lk[image_id] for lk in lookups),
+        )
         for image_id in ids
-    ]  # fmt: skip
+    ]
     # class regions (segments that are not instances) count one object per connected component
     wholes = [_whole_tables(ann, ids) for ann in anns]
     whole: dict = {}
@@ -300,14 +314,30 @@ def compare(
     fn = partial(_count_task, boundary_px, space.unmapped)
     order = {image_id: n for n, image_id in enumerate(ids)}
     results: list[ImageCounts | None] = [None] * len(items)
-    for done, counts in enumerate(parallel_map(fn, items, workers=workers, executor=executor, batch_size=batch_size), 1):
+    for done, counts in enumerate(
+        parallel_map(fn, items, workers=workers, executor=executor, batch_size=batch_size), 1
+    ):
         results[order[counts.image_id]] = counts
         if progress is not None:
             progress(done, len(items))
     luts = {image_id: item[2] for image_id, item in zip(ids, items)}
-    return _reduce(anns, space, results, unmatched, map_info, luts, boundary_px=boundary_px, bootstrap=bootstrap,
-                   confidence=confidence, seed=seed, bucket_rule=bucket_rule, split=split, buckets=buckets.result(), whole=whole,
-                   threads=default_workers() if executor is not None or workers is None else max(1, int(workers)))  # fmt: skip
+    return _reduce(
+        anns,
+        space,
+        results,
+        unmatched,
+        map_info,
+        luts,
+        boundary_px=boundary_px,
+        bootstrap=bootstrap,
+        confidence=confidence,
+        seed=seed,
+        bucket_rule=bucket_rule,
+        split=split,
+        buckets=buckets.result(),
+        whole=whole,
+        threads=default_workers() if executor is not None or workers is None else max(1, int(workers)),
+    )
 
 
 def _buckets_of_a(ann: Annotation, space: ClassSpace, rule: longtail.BucketRule) -> tuple[np.ndarray, pd.DataFrame]:
@@ -319,8 +349,24 @@ def _buckets_of_a(ann: Annotation, space: ClassSpace, rule: longtail.BucketRule)
     return bucket, freq
 
 
-def _reduce(anns, space, results, unmatched, map_info, luts, *, boundary_px, bootstrap, confidence, seed,
-            bucket_rule, split, threads: int = 1, buckets=None, whole=None) -> ConsistencyResult:  # fmt: skip
+def _reduce(
+    anns,
+    space,
+    results,
+    unmatched,
+    map_info,
+    luts,
+    *,
+    boundary_px,
+    bootstrap,
+    confidence,
+    seed,
+    bucket_rule,
+    split,
+    threads: int = 1,
+    buckets=None,
+    whole=None,
+) -> ConsistencyResult:
     n_images = len(results)
     ids = [r.image_id for r in results]
     img = np.concatenate([np.full(len(r.pairs), k, dtype=np.int64) for k, r in enumerate(results)])
@@ -331,16 +377,27 @@ def _reduce(anns, space, results, unmatched, map_info, luts, *, boundary_px, boo
     per = {name: s["scalars"][:, t] for t, name in enumerate(_SCALARS)}
     band_per = {name: sb["scalars"][:, t] for t, name in enumerate(_SCALARS)}
     breakdown = np.stack([r.breakdown for r in results]).astype(np.float64)
-    unm = np.bincount(img[cb == space.unmapped], weights=n[cb == space.unmapped], minlength=n_images) if space.unmapped is not None else np.zeros(n_images)
-    per_image = pd.DataFrame({
-        "image_id": ids,
-        "pixels": [r.shape[0] * r.shape[1] for r in results],
-        "compared": per["compared"].astype(np.int64), "agree": per["agree"].astype(np.int64),
-        "evaluable": per["evaluable"].astype(np.int64), "agree_evaluable": per["agree_evaluable"].astype(np.int64),
-        "band_compared": band_per["compared"].astype(np.int64), "band_agree": band_per["agree"].astype(np.int64),
-        "segmentation_quality": breakdown[:, 0].astype(np.int64), "naming": breakdown[:, 1].astype(np.int64),
-        "quantity": breakdown[:, 2].astype(np.int64), "unmapped": unm.astype(np.int64),
-    })  # fmt: skip
+    unm = (
+        np.bincount(img[cb == space.unmapped], weights=n[cb == space.unmapped], minlength=n_images)
+        if space.unmapped is not None
+        else np.zeros(n_images)
+    )
+    per_image = pd.DataFrame(
+        {
+            "image_id": ids,
+            "pixels": [r.shape[0] * r.shape[1] for r in results],
+            "compared": per["compared"].astype(np.int64),
+            "agree": per["agree"].astype(np.int64),
+            "evaluable": per["evaluable"].astype(np.int64),
+            "agree_evaluable": per["agree_evaluable"].astype(np.int64),
+            "band_compared": band_per["compared"].astype(np.int64),
+            "band_agree": band_per["agree"].astype(np.int64),
+            "segmentation_quality": breakdown[:, 0].astype(np.int64),
+            "naming": breakdown[:, 1].astype(np.int64),
+            "quantity": breakdown[:, 2].astype(np.int64),
+            "unmapped": unm.astype(np.int64),
+        }
+    )
     disagree = (per_image["compared"] - per_image["agree"]).to_numpy()
     if not np.array_equal(disagree, breakdown.sum(axis=1).astype(np.int64)):  # pragma: no cover - a bug if it fires
         raise AssertionError("internal error: the breakdown does not add up to the disagreement")
@@ -353,11 +410,12 @@ def _reduce(anns, space, results, unmatched, map_info, luts, *, boundary_px, boo
     totals_w = _weighted(s, ones)
     point = _figures(totals_w, scored, bucket_members)
     extra = {
-        "segmentation_quality": (breakdown[:, 0], per["compared"]), "naming": (breakdown[:, 1], per["compared"]),
+        "segmentation_quality": (breakdown[:, 0], per["compared"]),
+        "naming": (breakdown[:, 1], per["compared"]),
         "quantity": (breakdown[:, 2], per["compared"]),
         "band_agreement": (band_per["agree"], band_per["compared"]),
         "interior_agreement": (per["agree"] - band_per["agree"], per["compared"] - band_per["compared"]),
-    }  # fmt: skip
+    }
     for key, (num, den) in extra.items():
         point[key] = _ratio(ones @ num, ones @ den)
     ci: dict = {"level": confidence, "bootstrap": int(bootstrap), "seed": int(seed), "unit": "images"}
@@ -366,7 +424,9 @@ def _reduce(anns, space, results, unmatched, map_info, luts, *, boundary_px, boo
         samples: dict[str, list] = {}
         chunk = max(1, min(bootstrap, 2_000_000 // max(1, n_images), 4_000_000 // (8 * len(space)), 250))
         sizes = [min(chunk, bootstrap - start) for start in range(0, bootstrap, chunk)]
-        draws = [rng.integers(0, n_images, size=(m, n_images)) for m in sizes]  # drawn in order: results do not depend on threads
+        draws = [
+            rng.integers(0, n_images, size=(m, n_images)) for m in sizes
+        ]  # drawn in order: results do not depend on threads
         resample = partial(_resample, s, scored, bucket_members, extra, n_images)
         # sparse products run on threads (scipy releases the GIL); dense ones are BLAS's, which has its own
         if threads > 1 and len(draws) > 1 and not isinstance(s["classes"], np.ndarray):
@@ -381,32 +441,52 @@ def _reduce(anns, space, results, unmatched, map_info, luts, *, boundary_px, boo
             ci[key] = _ci(np.concatenate(parts), confidence)
     bucket_ci = {k: ci.pop(k) for k in [k for k in ci if k.startswith("bucket:")]}
 
-    scalar_keys = ("pixel_agreement", "pixel_agreement_excluding_void", "pixel_accuracy", "miou", "miou_symmetric", "kappa")
+    scalar_keys = (
+        "pixel_agreement",
+        "pixel_agreement_excluding_void",
+        "pixel_accuracy",
+        "miou",
+        "miou_symmetric",
+        "kappa",
+    )
     figures = {k: _float(point[k][0]) for k in scalar_keys}
-    totals = {c: int(per_image[c].to_numpy().sum()) for c in ("pixels", "compared", "agree", "evaluable", "agree_evaluable", "unmapped")}
+    totals = {
+        c: int(per_image[c].to_numpy().sum())
+        for c in ("pixels", "compared", "agree", "evaluable", "agree_evaluable", "unmapped")
+    }
     figures["pixels"] = dict(totals)
 
     pixels_a = totals_w["GT"][0]  # A's evaluable pixels per class
     pixels_b = totals_w["PR"][0]
     keep = np.flatnonzero(scored)
-    per_class = pd.DataFrame({
-        "class_id": space.class_ids[keep], "name": [space.names[i] for i in keep],
-        "pixels_a": pixels_a[keep].astype(np.int64), "pixels_b": pixels_b[keep].astype(np.int64),
-        "iou": point["iou"][0, keep], "iou_symmetric": point["iou_symmetric"][0, keep],
-        "bucket": bucket_of[keep],
-    })  # fmt: skip
+    per_class = pd.DataFrame(
+        {
+            "class_id": space.class_ids[keep],
+            "name": [space.names[i] for i in keep],
+            "pixels_a": pixels_a[keep].astype(np.int64),
+            "pixels_b": pixels_b[keep].astype(np.int64),
+            "iou": point["iou"][0, keep],
+            "iou_symmetric": point["iou_symmetric"][0, keep],
+            "bucket": bucket_of[keep],
+        }
+    )
     compared_total = max(1, int(totals["compared"]))
     band_total = int(per_image["band_compared"].sum())
     boundary = {}
     if boundary_px is not None:
         boundary = {
             "k": int(boundary_px),
-            "band": {"pixels": band_total, "share": band_total / compared_total,
-                     "agreement": _float(point["band_agreement"][0])},
-            "interior": {"pixels": int(totals["compared"]) - band_total,
-                         "share": (int(totals["compared"]) - band_total) / compared_total,
-                         "agreement": _float(point["interior_agreement"][0])},
-        }  # fmt: skip
+            "band": {
+                "pixels": band_total,
+                "share": band_total / compared_total,
+                "agreement": _float(point["band_agreement"][0]),
+            },
+            "interior": {
+                "pixels": int(totals["compared"]) - band_total,
+                "share": (int(totals["compared"]) - band_total) / compared_total,
+                "agreement": _float(point["interior_agreement"][0]),
+            },
+        }
     counts = {c: int(per_image[c].to_numpy().sum()) for c in CATEGORIES}
     breakdown_out = {c: counts[c] / compared_total if totals["compared"] else 0.0 for c in CATEGORIES}
     breakdown_out["pixels"] = dict(counts)
@@ -420,13 +500,18 @@ def _reduce(anns, space, results, unmatched, map_info, luts, *, boundary_px, boo
         "images": n_images,
         "split": split,
         "conventions": "the annotation scored as a prediction against the reference: pixels the reference leaves "
-                       "unlabeled or marks ignore are left out; elsewhere a pixel the annotation leaves unlabeled, "
-                       "marks ignore or names otherwise is wrong. IoU per class summed over all images, classes "
-                       "absent from both are null and left out of the means.",
+        "unlabeled or marks ignore are left out; elsewhere a pixel the annotation leaves unlabeled, "
+        "marks ignore or names otherwise is wrong. IoU per class summed over all images, classes "
+        "absent from both are null and left out of the means.",
         "pixel_accuracy": figures["pixel_accuracy"],
         "miou": figures["miou"],
-        "ci": {"level": confidence, "bootstrap": int(bootstrap), "seed": int(seed),
-               "pixel_accuracy": ci.get("pixel_accuracy"), "miou": ci.get("miou")},
+        "ci": {
+            "level": confidence,
+            "bootstrap": int(bootstrap),
+            "seed": int(seed),
+            "pixel_accuracy": ci.get("pixel_accuracy"),
+            "miou": ci.get("miou"),
+        },
         "buckets": {
             "rule": bucket_rule.description,
             "by": bucket_rule.by,
@@ -437,27 +522,35 @@ def _reduce(anns, space, results, unmatched, map_info, luts, *, boundary_px, boo
                     "classes_scored": int(np.count_nonzero(~np.isnan(point["iou"][0, members]))),
                     "pixel_accuracy": _float(point[f"bucket:{name}:pixel_accuracy"][0]),
                     "miou": _float(point[f"bucket:{name}:miou"][0]),
-                    "ci": {"pixel_accuracy": bucket_ci.get(f"bucket:{name}:pixel_accuracy"),
-                           "miou": bucket_ci.get(f"bucket:{name}:miou")},
+                    "ci": {
+                        "pixel_accuracy": bucket_ci.get(f"bucket:{name}:pixel_accuracy"),
+                        "miou": bucket_ci.get(f"bucket:{name}:miou"),
+                    },
                 }
                 for name, members in bucket_members.items()
             },
         },
         "classes": [
             {"class_id": c, "name": name, "bucket": bucket, "pixels": px, "iou": _float(iou)}
-            for c, name, bucket, px, iou in zip(per_class["class_id"].tolist(), per_class["name"].tolist(),
-                                                per_class["bucket"].tolist(), per_class["pixels_a"].tolist(),
-                                                per_class["iou"].tolist())
+            for c, name, bucket, px, iou in zip(
+                per_class["class_id"].tolist(),
+                per_class["name"].tolist(),
+                per_class["bucket"].tolist(),
+                per_class["pixels_a"].tolist(),
+                per_class["iou"].tolist(),
+            )
         ],
-    }  # fmt: skip
+    }
     pairs = pd.DataFrame(_class_pairs(ca, cb, [n, nband]), columns=["a", "b", "pixels", "band_pixels"])
 
     pairwise = consensus = None
     if len(anns) > 2:
         labels = [_label(x) for x in anns]
         nl = len(anns)
-        mats: dict[str, list] = {k: [[None] * nl for _ in range(nl)] for k in
-                                 ("pixel_agreement", "pixel_agreement_excluding_void", "miou", "miou_symmetric")}  # fmt: skip
+        mats: dict[str, list] = {
+            k: [[None] * nl for _ in range(nl)]
+            for k in ("pixel_agreement", "pixel_agreement_excluding_void", "miou", "miou_symmetric")
+        }
         p = 0
         for l in range(nl):
             for m in range(l + 1, nl):
@@ -476,21 +569,47 @@ def _reduce(anns, space, results, unmatched, map_info, luts, *, boundary_px, boo
         for l in range(nl):
             table = np.concatenate([r.consensus[l] for r in results])
             f = pair_figures(table[:, [1, 0, 2]], space)  # the annotation scored against the consensus
-            consensus.append({"annotation": labels[l], "pixel_agreement": f["pixel_agreement"],
-                              "pixel_agreement_excluding_void": f["pixel_agreement_excluding_void"],
-                              "miou": f["miou"]})  # fmt: skip
-    settings = {"boundary_px": boundary_px, "bootstrap": int(bootstrap), "confidence": confidence, "seed": int(seed),
-                "split": split, "bucket_rule": bucket_rule.description,
-                "unlabeled_classes": [int(c) for c in space.unlabeled]}  # fmt: skip
+            consensus.append(
+                {
+                    "annotation": labels[l],
+                    "pixel_agreement": f["pixel_agreement"],
+                    "pixel_agreement_excluding_void": f["pixel_agreement_excluding_void"],
+                    "miou": f["miou"],
+                }
+            )
+    settings = {
+        "boundary_px": boundary_px,
+        "bootstrap": int(bootstrap),
+        "confidence": confidence,
+        "seed": int(seed),
+        "split": split,
+        "bucket_rule": bucket_rule.description,
+        "unlabeled_classes": [int(c) for c in space.unlabeled],
+    }
     return ConsistencyResult(
-        annotations=list(anns), space=space, per_image=per_image, pairs=pairs, figures=figures, per_class=per_class,
-        boundary=boundary, breakdown=breakdown_out, ci=ci, ceiling=ceiling, unmatched=unmatched, settings=settings,
-        class_map=map_info, pairwise=pairwise, consensus=consensus, luts=luts, whole=whole or {},
-    )  # fmt: skip
+        annotations=list(anns),
+        space=space,
+        per_image=per_image,
+        pairs=pairs,
+        figures=figures,
+        per_class=per_class,
+        boundary=boundary,
+        breakdown=breakdown_out,
+        ci=ci,
+        ceiling=ceiling,
+        unmatched=unmatched,
+        settings=settings,
+        class_map=map_info,
+        pairwise=pairwise,
+        consensus=consensus,
+        luts=luts,
+        whole=whole or {},
+    )
 
 
 def _label(ann: Annotation) -> str:
     return ann.layer
+
 
 def consistency_report(result: ConsistencyResult, per_image: bool = True) -> dict:
     """Everything ``segdata analyze consistency --json`` prints, as one JSON-ready dict (schema in
@@ -510,8 +629,15 @@ def consistency_report(result: ConsistencyResult, per_image: bool = True) -> dic
         "miou_symmetric": f["miou_symmetric"],
         "kappa": f["kappa"],
         "per_class": [
-            {"class_id": int(r.class_id), "name": r.name, "pixels_a": int(r.pixels_a), "pixels_b": int(r.pixels_b),
-             "iou": r.iou, "iou_symmetric": r.iou_symmetric, "bucket": r.bucket}
+            {
+                "class_id": int(r.class_id),
+                "name": r.name,
+                "pixels_a": int(r.pixels_a),
+                "pixels_b": int(r.pixels_b),
+                "iou": r.iou,
+                "iou_symmetric": r.iou_symmetric,
+                "bucket": r.bucket,
+            }
             for r in result.per_class.itertuples(index=False)
         ],
         "boundary": result.boundary,
@@ -519,7 +645,7 @@ def consistency_report(result: ConsistencyResult, per_image: bool = True) -> dic
         "ci": result.ci,
         "ceiling": result.ceiling,
         "settings": result.settings,
-    }  # fmt: skip
+    }
     if len(anns) > 2:
         report["annotations"] = [x.describe() for x in anns]
         report["pairwise"] = result.pairwise
@@ -529,15 +655,17 @@ def consistency_report(result: ConsistencyResult, per_image: bool = True) -> dic
     if per_image:
         pi = result.per_image
         report["per_image"] = [
-            {"image_id": r.image_id, "compared": int(r.compared),
-             "pixel_agreement": r.agree / r.compared if r.compared else None,
-             "pixel_agreement_excluding_void": r.agree_evaluable / r.evaluable if r.evaluable else None,
-             "band_agreement": r.band_agree / r.band_compared if r.band_compared else None,
-             "interior_agreement": (r.agree - r.band_agree) / (r.compared - r.band_compared)
-             if r.compared > r.band_compared else None,
-             **{c: getattr(r, c) / r.compared if r.compared else 0.0 for c in CATEGORIES}}
+            {
+                "image_id": r.image_id,
+                "compared": int(r.compared),
+                "pixel_agreement": r.agree / r.compared if r.compared else None,
+                "pixel_agreement_excluding_void": r.agree_evaluable / r.evaluable if r.evaluable else None,
+                "band_agreement": r.band_agree / r.band_compared if r.band_compared else None,
+                "interior_agreement": (r.agree - r.band_agree) / (r.compared - r.band_compared)
+                if r.compared > r.band_compared
+                else None,
+                **{c: getattr(r, c) / r.compared if r.compared else 0.0 for c in CATEGORIES},
+            }
             for r in pi.itertuples(index=False)
-        ]  # fmt: skip
+        ]
     return _clean(report)
-
-

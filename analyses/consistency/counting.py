@@ -17,8 +17,8 @@ counted per pixel with numpy on top of either backend.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -93,8 +93,11 @@ def _check_maps(maps: Sequence[np.ndarray]) -> None:
 def _check_ids(seg: np.ndarray, lut: np.ndarray, where) -> None:
     low, top = int(seg.min(initial=0)), int(seg.max(initial=0))
     if top >= len(lut) or low < 0:
-        raise InputError(where, f"segment id {top if top >= len(lut) else low} has no row in segments.parquet",
-                         "run `segdata validate` on the dataset")
+        raise InputError(
+            where,
+            f"segment id {top if top >= len(lut) else low} has no row in segments.parquet",
+            "run `segdata validate` on the dataset",
+        )
 
 
 # --------------------------------------------------------------------------- the numpy reference
@@ -211,7 +214,9 @@ def categorize(i, j, n, class_a, class_b, unmapped: int | None = None) -> np.nda
     # missing objects: mostly unlabeled on the other side, and no counterpart there
     a_missing_in_b = np.bincount(i[b_unlabeled], weights=n[b_unlabeled], minlength=na) > MISSING_FRACTION * area_a
     b_missing_in_a = np.bincount(j[a_unlabeled], weights=n[a_unlabeled], minlength=nb) > MISSING_FRACTION * area_b
-    missing = (b_unlabeled & a_missing_in_b[i] & ~a_has_counterpart[i]) | (a_unlabeled & b_missing_in_a[j] & ~b_has_counterpart[j])
+    missing = (b_unlabeled & a_missing_in_b[i] & ~a_has_counterpart[i]) | (
+        a_unlabeled & b_missing_in_a[j] & ~b_has_counterpart[j]
+    )
     iou = n / (area_a[i] + area_b[j] - n)
 
     cat = np.full(len(i), NOT_COMPARED, dtype=np.uint8)
@@ -261,13 +266,21 @@ def _count_pair_native(seg_a, seg_b, lut_a, lut_b, boundary_px, unmapped, where)
         seg_a, seg_b = (np.asarray(m, dtype=np.uint16) for m in (seg_a, seg_b))
     k = -1 if boundary_px is None else int(boundary_px)
     try:
-        raw, breakdown = _runs_ext.count_pair(seg_a, seg_b, np.ascontiguousarray(lut_a, dtype=np.int64),
-                                              np.ascontiguousarray(lut_b, dtype=np.int64), k,
-                                              -1 if unmapped is None else int(unmapped), MISSING_FRACTION, NAMING_IOU)  # fmt: skip
+        raw, breakdown = _runs_ext.count_pair(
+            seg_a,
+            seg_b,
+            np.ascontiguousarray(lut_a, dtype=np.int64),
+            np.ascontiguousarray(lut_b, dtype=np.int64),
+            k,
+            -1 if unmapped is None else int(unmapped),
+            MISSING_FRACTION,
+            NAMING_IOU,
+        )
     except IndexError as exc:  # "<map> <segment id>": an id without a segments.parquet row
         which, sid = (int(x) for x in str(exc).split())
-        raise InputError(where[which], f"segment id {sid} has no row in segments.parquet",
-                         "run `segdata validate` on the dataset") from None  # fmt: skip
+        raise InputError(
+            where[which], f"segment id {sid} has no row in segments.parquet", "run `segdata validate` on the dataset"
+        ) from None
     return np.frombuffer(raw, dtype=np.int64).reshape(-1, 4), np.array(breakdown, dtype=np.int64)
 
 
@@ -344,8 +357,9 @@ def count_image(
             _check_ids(m, lut, wh)
         classes = [lut[m].reshape(-1) for lut, m in zip(luts, maps)]
         ones = [np.ones(h * w)]
-        pairwise = tuple(_class_pairs(classes[l], classes[m], ones)
-                         for l in range(len(maps)) for m in range(l + 1, len(maps)))  # fmt: skip
+        pairwise = tuple(
+            _class_pairs(classes[l], classes[m], ones) for l in range(len(maps)) for m in range(l + 1, len(maps))
+        )
         vote = majority_vote(np.stack(classes))
         consensus = tuple(_class_pairs(c, vote, ones) for c in classes)
     return ImageCounts(image_id, (h, w), pairs, breakdown, pairwise, consensus)
@@ -361,7 +375,9 @@ def _class_pairs(ca: np.ndarray, cb: np.ndarray, weights: Sequence[np.ndarray]) 
     if span * span <= _DENSE_PAIRS and len(key) > span * span // 8:  # many rows, few pairs: no sort
         present = np.flatnonzero(np.bincount(key, minlength=span * span))
         cols = [present // span, present % span]
-        cols += [np.bincount(key, weights=np.asarray(w, dtype=np.float64), minlength=span * span)[present] for w in weights]
+        cols += [
+            np.bincount(key, weights=np.asarray(w, dtype=np.float64), minlength=span * span)[present] for w in weights
+        ]
         return np.stack(cols, axis=1).astype(np.int64)
     uniq, inverse = np.unique(key, return_inverse=True)
     cols = [uniq // span, uniq % span]

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -13,13 +13,30 @@ from .classes import ClassSpace
 _DENSE_SUMS = 1 << 22  # images * per-class sums up to which the per-image sums are a dense array (32 MiB)
 
 
-_SCALARS = ("compared", "agree", "evaluable", "agree_evaluable", "gt", "tp_all", "kappa_n", "kappa_agree", "sym_unlabeled")
+_SCALARS = (
+    "compared",
+    "agree",
+    "evaluable",
+    "agree_evaluable",
+    "gt",
+    "tp_all",
+    "kappa_n",
+    "kappa_agree",
+    "sym_unlabeled",
+)
 #: the per-class sums kept per image; TP, GT, PR, kA and kB follow from them (see :func:`_weighted`)
 _PER_CLASS = ("sTP", "sA", "sB", "EA", "UB")
 
 
-def _sums(image: np.ndarray, ca: np.ndarray, cb: np.ndarray, n: np.ndarray, n_images: int, space: ClassSpace,
-          per_class: Sequence[str] = _PER_CLASS) -> dict:  # fmt: skip
+def _sums(
+    image: np.ndarray,
+    ca: np.ndarray,
+    cb: np.ndarray,
+    n: np.ndarray,
+    n_images: int,
+    space: ClassSpace,
+    per_class: Sequence[str] = _PER_CLASS,
+) -> dict:
     """Per-image sums every figure is a function of.
 
     Returns ``{"scalars": (n_images, len(_SCALARS)), "classes": the (n_images, len(per_class) K)
@@ -41,14 +58,29 @@ def _sums(image: np.ndarray, ca: np.ndarray, cb: np.ndarray, n: np.ndarray, n_im
     scored_gt = la & ~ia  # B against A: A's evaluable pixels
     sym = ~ia & ~ib
     kap = sym & compared
-    masks = (compared, compared & same, evaluable, evaluable & same, scored_gt, scored_gt & same, kap, kap & same,
-             sym & ~la & ~lb)  # fmt: skip
+    masks = (
+        compared,
+        compared & same,
+        evaluable,
+        evaluable & same,
+        scored_gt,
+        scored_gt & same,
+        kap,
+        kap & same,
+        sym & ~la & ~lb,
+    )
     scalars = np.stack([np.bincount(image[m], weights=n[m], minlength=n_images) for m in masks], axis=1)
     out = {"scalars": scalars, "k": k, "classes": None, "names": tuple(per_class)}
     if not per_class:
         return out
     # EA: A labels class c, B marks ignore; UB: B labels class c, A leaves unlabeled (neither ignore)
-    every = {"sTP": (sym & same, ca), "sA": (sym, ca), "sB": (sym, cb), "EA": (la & ~ia & ib, ca), "UB": (~la & sym, cb)}
+    every = {
+        "sTP": (sym & same, ca),
+        "sA": (sym, ca),
+        "sB": (sym, cb),
+        "EA": (la & ~ia & ib, ca),
+        "UB": (~la & sym, cb),
+    }
     defs = [every[name] for name in per_class]
     width = len(defs) * k
     rows = np.concatenate([image[m] for m, _ in defs])

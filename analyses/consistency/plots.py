@@ -10,7 +10,12 @@ import numpy as np
 from .comparison import ConsistencyResult
 from .counting import AGREE, CATEGORIES, NAMING, QUALITY, QUANTITY, disagreement_map, split_regions
 
-_CATEGORY_COLORS = {AGREE: (0.82, 0.82, 0.82), QUALITY: (0.95, 0.65, 0.1), NAMING: (0.85, 0.1, 0.55), QUANTITY: (0.15, 0.45, 0.9)}
+_CATEGORY_COLORS = {
+    AGREE: (0.82, 0.82, 0.82),
+    QUALITY: (0.95, 0.65, 0.1),
+    NAMING: (0.85, 0.1, 0.55),
+    QUANTITY: (0.15, 0.45, 0.9),
+}
 
 
 def _hex(color: str) -> tuple[float, float, float]:
@@ -52,7 +57,10 @@ def plot_consistency(result: ConsistencyResult, directory: str | Path, top: int 
         seg_b = b.dataset.segment_map(r.image_id, b.layer)
         lut_a, lut_b = result.luts[r.image_id][:2]
         whole_a, whole_b = result.whole.get(r.image_id, (None, None))[:2]
-        (obj_a, obj_lut_a), (obj_b, obj_lut_b) = split_regions(seg_a, lut_a, whole_a), split_regions(seg_b, lut_b, whole_b)
+        (obj_a, obj_lut_a), (obj_b, obj_lut_b) = (
+            split_regions(seg_a, lut_a, whole_a),
+            split_regions(seg_b, lut_b, whole_b),
+        )
         cat = disagreement_map(obj_a, obj_b, obj_lut_a, obj_lut_b, space.unmapped)
         photo = None
         image_path = a.dataset.image_path(r.image_id)
@@ -67,7 +75,9 @@ def plot_consistency(result: ConsistencyResult, directory: str | Path, top: int 
             if photo is not None and photo.shape[:2] != seg_a.shape:
                 photo = None
         panels = ([("image", photo)] if photo is not None else []) + [
-            (f"A: {a.layer}", palette[lut_a[seg_a]]), (f"B: {b.layer}", palette[lut_b[seg_b]])]
+            (f"A: {a.layer}", palette[lut_a[seg_a]]),
+            (f"B: {b.layer}", palette[lut_b[seg_b]]),
+        ]
         overlay = np.zeros(cat.shape + (3,))
         base = (photo / 255.0 * 0.5 + 0.25) if photo is not None else np.full(cat.shape + (3,), 0.35)
         overlay[:] = base
@@ -80,8 +90,10 @@ def plot_consistency(result: ConsistencyResult, directory: str | Path, top: int 
             ax.imshow(arr, interpolation="nearest")
             ax.set_title(name, fontsize=9)
             ax.axis("off")
-        handles = [Patch(color=_CATEGORY_COLORS[c], label=l) for c, l in
-                   ((QUALITY, "segmentation quality"), (NAMING, "naming"), (QUANTITY, "quantity"))]  # fmt: skip
+        handles = [
+            Patch(color=_CATEGORY_COLORS[c], label=l)
+            for c, l in ((QUALITY, "segmentation quality"), (NAMING, "naming"), (QUANTITY, "quantity"))
+        ]
         fig.legend(handles=handles, loc="lower center", ncol=3, fontsize=8)
         fig.suptitle(f"{r.image_id}: {r.frac:.1%} of compared pixels disagree", fontsize=10)
         safe = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in r.image_id)
@@ -97,7 +109,11 @@ def plot_consistency(result: ConsistencyResult, directory: str | Path, top: int 
         ax.annotate(f"{v:.2f}%", (i, v), ha="center", va="bottom", fontsize=8)
     ax.set_ylabel("% of compared pixels")
     agreement = result.figures["pixel_agreement"]
-    ax.set_title(f"disagreement breakdown {title} (agreement {agreement:.1%})".strip() if agreement is not None else "disagreement breakdown")
+    ax.set_title(
+        f"disagreement breakdown {title} (agreement {agreement:.1%})".strip()
+        if agreement is not None
+        else "disagreement breakdown"
+    )
     save(fig, "breakdown")
 
     pc = result.per_class[~result.per_class["iou"].isna() & (result.per_class["pixels_a"] > 0)]

@@ -52,14 +52,17 @@ def run(*args):
 # --------------------------------------------------------------------------- class map, ceiling file
 
 
-@pytest.mark.parametrize("text,expected,raises", [
-    ("b_class_id,a_class_id\n3,7\n4,\n5,0\n", {3: 7, 4: None, 5: 0}, None),
-    ("# comment\nb_class_id,a_class_id\n3,ignore\n", {3: None}, None),
-    ("3,7\n", None, "header"),
-    ("b_class_id,a_class_id\n3,7\n3,8\n", None, "twice"),
-    ("b_class_id,a_class_id\nx,7\n", None, "integers"),
-    ("b_class_id,a_class_id\n3,7,1\n", None, "expected"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "text,expected,raises",
+    [
+        ("b_class_id,a_class_id\n3,7\n4,\n5,0\n", {3: 7, 4: None, 5: 0}, None),
+        ("# comment\nb_class_id,a_class_id\n3,ignore\n", {3: None}, None),
+        ("3,7\n", None, "header"),
+        ("b_class_id,a_class_id\n3,7\n3,8\n", None, "twice"),
+        ("b_class_id,a_class_id\nx,7\n", None, "integers"),
+        ("b_class_id,a_class_id\n3,7,1\n", None, "expected"),
+    ],
+)
 def test_read_class_map(tmp_path, text, expected, raises):
     path = tmp_path / "map.csv"
     path.write_text(text)
@@ -106,8 +109,13 @@ def brute_figures(pairs, ignore, scored):
         inter = conf[c, c]
         union = sum(conf[c, b] for b in keep) + sum(conf[a, c] for a in keep) - inter
         sious.append(inter / union if union else np.nan)
-    return {"pixel_agreement": agree / compared, "pixel_agreement_excluding_void": agree_ev / evaluable,
-            "pixel_accuracy": tp / gt, "miou": np.nanmean(ious), "miou_symmetric": np.nanmean(sious)}  # fmt: skip
+    return {
+        "pixel_agreement": agree / compared,
+        "pixel_agreement_excluding_void": agree_ev / evaluable,
+        "pixel_accuracy": tp / gt,
+        "miou": np.nanmean(ious),
+        "miou_symmetric": np.nanmean(sious),
+    }
 
 
 def test_figures_equal_a_brute_force_confusion_matrix():
@@ -166,7 +174,9 @@ def copy_dataset(src: Path, dst: Path) -> Path:
     return dst
 
 
-def edit_image(path: Path, image_id: str, layer: str, segmap: np.ndarray, classes: dict[int, int] | None = None) -> None:
+def edit_image(
+    path: Path, image_id: str, layer: str, segmap: np.ndarray, classes: dict[int, int] | None = None
+) -> None:
     """Overwrite one mask of a dataset on disk and its segment rows (class changes, areas)."""
     ds = segdata.open(path)
     write_segment_map(ds.mask_path(image_id, layer), segmap)
@@ -193,7 +203,9 @@ def test_identical_annotations_agree_fully_with_an_empty_breakdown(fine_coarse, 
 def test_two_datasets_unmatched_images_and_a_class_map(fine_coarse, tmp_path):
     other = copy_dataset(fine_coarse, tmp_path / "b")
     images = pq.read_table(other / "images.parquet").to_pandas()
-    pq.write_table(pa.Table.from_pandas(images[images["image_id"] != fx.V], preserve_index=False), other / "images.parquet")
+    pq.write_table(
+        pa.Table.from_pandas(images[images["image_id"] != fx.V], preserve_index=False), other / "images.parquet"
+    )
     # in B, image A's road (class 8 = labelId 7 + 1) is renamed sidewalk (9); the map sends 9 to road
     ds_b = segdata.open(other)
     rows = ds_b.segments[(ds_b.segments.image_id == fx.A) & (ds_b.segments.layer == "objects")]
@@ -383,7 +395,10 @@ def test_breakdown_equals_the_generators_exact_edit_counts(generated):
         row = got.loc[image.stem]
         assert int(row.compared) == image.labelled_either
         assert (int(row.segmentation_quality), int(row.naming), int(row.quantity)) == (
-            image.segmentation_quality, image.naming, image.quantity)  # fmt: skip
+            image.segmentation_quality,
+            image.naming,
+            image.quantity,
+        )
     assert result.figures["pixel_agreement"] == pytest.approx(summary.agreement, abs=1e-15)
 
 
@@ -401,8 +416,11 @@ def test_backends_give_identical_counts_on_the_generated_pairs(generated):
         native = cons.count_image(maps, luts, boundary_px=3, backend="native")
         numpy_ = cons.count_image(maps, luts, boundary_px=3, backend="numpy")
         assert native.pairs.tolist() == numpy_.pairs.tolist()
-        assert native.breakdown.tolist() == numpy_.breakdown.tolist() == [
-            image.segmentation_quality, image.naming, image.quantity]  # fmt: skip
+        assert (
+            native.breakdown.tolist()
+            == numpy_.breakdown.tolist()
+            == [image.segmentation_quality, image.naming, image.quantity]
+        )
 
 
 def test_default_calibration_lands_near_the_published_figures(tmp_path):
@@ -440,8 +458,16 @@ def test_three_annotations_pairwise_and_consensus(tmp_path):
     by = {c["annotation"]: c for c in result.consensus}
     assert by["reannotation"]["pixel_agreement"] == by["second"]["pixel_agreement"] == 1.0
     assert by["objects"]["pixel_agreement"] == pytest.approx(summary.agreement)
-    report = run("analyze", "consistency", tmp_path / "u", "--layers", "objects,reannotation,second", "--json",
-                 "--bootstrap", "0")  # fmt: skip
+    report = run(
+        "analyze",
+        "consistency",
+        tmp_path / "u",
+        "--layers",
+        "objects,reannotation,second",
+        "--json",
+        "--bootstrap",
+        "0",
+    )
     assert json.loads(report.output)["pairwise"]["annotations"] == ["objects", "reannotation", "second"]
 
 
@@ -483,8 +509,9 @@ def test_inline_process_pool_and_dask_give_identical_reports(generated):
     with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster:
         with Client(cluster) as client:
             on_dask = cons.compare(path, executor=client.get_executor(), workers=2, bootstrap=50).report()
-        result = run("analyze", "consistency", path, "--scheduler", cluster.scheduler_address, "--json",
-                     "--bootstrap", "50")  # fmt: skip
+        result = run(
+            "analyze", "consistency", path, "--scheduler", cluster.scheduler_address, "--json", "--bootstrap", "50"
+        )
     assert result.exit_code == 0, result.output
     assert inline == pool == on_dask == json.loads(result.output)
 
@@ -493,12 +520,36 @@ def test_inline_process_pool_and_dask_give_identical_reports(generated):
 
 
 def test_cli_json_ceiling_file_and_plots(fine_coarse, tmp_path):
-    result = run("analyze", "consistency", fine_coarse, "--layers", "objects,coarse", "--json", "--bootstrap", "30",
-                 "--ceiling-out", tmp_path / "ceiling.json", "--plots", tmp_path / "plots")  # fmt: skip
+    result = run(
+        "analyze",
+        "consistency",
+        fine_coarse,
+        "--layers",
+        "objects,coarse",
+        "--json",
+        "--bootstrap",
+        "30",
+        "--ceiling-out",
+        tmp_path / "ceiling.json",
+        "--plots",
+        tmp_path / "plots",
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
-    for key in ("images", "pixel_agreement", "pixel_agreement_excluding_void", "miou", "per_class", "kappa",
-                "boundary", "breakdown", "ci", "ceiling", "unmatched", "per_image"):  # fmt: skip
+    for key in (
+        "images",
+        "pixel_agreement",
+        "pixel_agreement_excluding_void",
+        "miou",
+        "per_class",
+        "kappa",
+        "boundary",
+        "breakdown",
+        "ci",
+        "ceiling",
+        "unmatched",
+        "per_image",
+    ):
         assert key in report, key
     assert set(report["boundary"]) == {"k", "band", "interior"}
     assert {"class_id", "name", "iou"} <= set(report["per_class"][0])
@@ -518,12 +569,22 @@ def test_cli_json_ceiling_file_and_plots(fine_coarse, tmp_path):
 def test_cli_unlabeled_classes(fine_coarse):
     """--unlabeled 1,8: Cityscapes 'unlabeled' (labelId 0) and 'road' (labelId 7) both mean no
     annotation; the agreement equals a count with both mapped to 0 in the decoded label maps."""
-    result = run("analyze", "consistency", fine_coarse, "--layers", "objects,coarse", "--unlabeled", "1,8",
-                 "--bootstrap", "0", "--json")  # fmt: skip
+    result = run(
+        "analyze",
+        "consistency",
+        fine_coarse,
+        "--layers",
+        "objects,coarse",
+        "--unlabeled",
+        "1,8",
+        "--bootstrap",
+        "0",
+        "--json",
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     compared = agree = 0
-    for image_id, scene in ((fx.A, fx.scene_a()), (fx.V, fx.scene_v())):
+    for _image_id, scene in ((fx.A, fx.scene_a()), (fx.V, fx.scene_v())):
         f, c = fx.labels_of(scene), fx.coarse_of(scene)
         f, c = np.where(np.isin(f, [0, 7]), 0, f), np.where(np.isin(c, [0, 7]), 0, c)
         labelled = (f != 0) | (c != 0)
@@ -546,11 +607,14 @@ def test_ceiling_file_errors(tmp_path):
         cons.read_ceiling(tmp_path / "v.json")
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--layers", "objects"], "comparing needs two"),
-    (["--layers", "objects,nope"], "no layer 'nope'"),
-    (["--split", "nope", "--layers", "objects,coarse"], "no split"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--layers", "objects"], "comparing needs two"),
+        (["--layers", "objects,nope"], "no layer 'nope'"),
+        (["--split", "nope", "--layers", "objects,coarse"], "no split"),
+    ],
+)
 def test_cli_usage_errors(fine_coarse, args, message):
     result = run("analyze", "consistency", fine_coarse, *args)
     assert result.exit_code == 2

@@ -54,7 +54,9 @@ def random_maps(rng, h, w, dtype=np.uint8, n=6):
 
 
 @pytest.mark.parametrize("k", [0, 1, 3, 7, 64, 70])
-@pytest.mark.parametrize("shape,dtype", [((37, 128), np.uint8), ((20, 61), np.uint8), ((9, 64), np.uint16), ((1, 5), np.uint8)])
+@pytest.mark.parametrize(
+    "shape,dtype", [((37, 128), np.uint8), ((20, 61), np.uint8), ((9, 64), np.uint16), ((1, 5), np.uint8)]
+)
 def test_boundary_band_equals_dilated_boundary_pixels(k, shape, dtype):
     rng = np.random.default_rng(k * 1000 + shape[1])
     a, b = random_maps(rng, *shape, dtype=dtype)
@@ -105,7 +107,8 @@ def test_native_joint_runs_equal_brute_force_runs_and_band():
             maps[1] = maps[0].copy()
         k = [None, 0, 1, 3, 5, 63, 64, 70][trial % 8]
         raw_starts, raw_lengths, raw_values, raw_band = runs_ext.joint_runs(
-            maps, h, w, np.dtype(dtype).itemsize, 2, -1 if k is None else k)
+            maps, h, w, np.dtype(dtype).itemsize, 2, -1 if k is None else k
+        )
         starts = np.frombuffer(raw_starts, dtype=np.int64)
         lengths = np.frombuffer(raw_lengths, dtype=np.int64)
         flat = [m.ravel() for m in maps]
@@ -121,7 +124,9 @@ def test_native_joint_runs_equal_brute_force_runs_and_band():
             assert raw_band is None
             continue
         band = brute_band(maps[:2], k).ravel()
-        assert np.frombuffer(raw_band, dtype=np.int64).tolist() == [int(band[s : s + n].sum()) for s, n in zip(starts, lengths)]
+        assert np.frombuffer(raw_band, dtype=np.int64).tolist() == [
+            int(band[s : s + n].sum()) for s, n in zip(starts, lengths)
+        ]
 
 
 def _pair_with_overlaps(rng, h, w, dtype):
@@ -166,7 +171,10 @@ def test_native_and_numpy_backends_give_identical_counts():
         reference = cons.count_image([a, b], luts, boundary_px=k, unmapped=unmapped, backend="numpy")
         assert native.pairs.tolist() == reference.pairs.tolist(), trial
         assert native.breakdown.tolist() == reference.breakdown.tolist(), trial
-        assert viewed.pairs.tolist() == reference.pairs.tolist() and viewed.breakdown.tolist() == reference.breakdown.tolist()
+        assert (
+            viewed.pairs.tolist() == reference.pairs.tolist()
+            and viewed.breakdown.tolist() == reference.breakdown.tolist()
+        )
         rules += reference.breakdown > 0
     assert (rules > 10).all()  # every category was exercised many times
 
@@ -235,10 +243,13 @@ def test_a_segment_id_without_a_lookup_entry_names_the_mask(backend):
         cons.count_image([a, a], [np.array([0, 1]), np.array([0, 1, 1])], where=["a.png", "b.png"], backend=backend)
 
 
-@pytest.mark.parametrize("columns,expected", [
-    ([[1, 1, 4], [1, 2, 2], [2, 3, 4], [0, 0, 5]], [1, 2, 0, 0]),
-    ([[3, 3], [3, 0], [0, 3]], [3, 0, 0]),
-    ([[2, 2, 1, 1]], [0]),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "columns,expected",
+    [
+        ([[1, 1, 4], [1, 2, 2], [2, 3, 4], [0, 0, 5]], [1, 2, 0, 0]),
+        ([[3, 3], [3, 0], [0, 3]], [3, 0, 0]),
+        ([[2, 2, 1, 1]], [0]),
+    ],
+)
 def test_majority_vote_ties_give_unlabeled(columns, expected):
     assert cons.majority_vote(np.array(columns).T).tolist() == expected

@@ -88,10 +88,13 @@ def edited(regions, tmp_path, labels) -> cons.ConsistencyResult:
     return cons.compare(a, b, workers=1, bootstrap=0)
 
 
-@pytest.mark.parametrize("cls,new_class,category", [
-    (5, 0, "quantity"),  # erase P: class 5 survives in Q
-    (7, 12, "naming"),  # rename R to class 12, not in the image: class 7 survives in S
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "cls,new_class,category",
+    [
+        (5, 0, "quantity"),  # erase P: class 5 survives in Q
+        (7, 12, "naming"),  # rename R to class 12, not in the image: class 7 survives in S
+    ],
+)
 def test_an_erased_or_renamed_component_is_its_own_object(regions, tmp_path, cls, new_class, category):
     a = designed_map()
     comps, n = components(a, cls)
@@ -166,8 +169,13 @@ def test_known_edits_on_real_sceneparsing_maps(samples, tmp_path):
     erased, renamed = split[erase_class][0], split[rename_class][0]
     absent = min(set(range(1, 151)) - set(split))
     touched = ndimage.binary_dilation(erased | renamed, structure=SQUARE, iterations=3)
-    candidates = [(c, m) for c in split if c not in (erase_class, rename_class) for m in split[c]
-                  if m.sum() >= 1000 and not (m & touched).any()]  # fmt: skip
+    candidates = [
+        (c, m)
+        for c in split
+        if c not in (erase_class, rename_class)
+        for m in split[c]
+        if m.sum() >= 1000 and not (m & touched).any()
+    ]
     grow_class, grown = max(candidates, key=lambda cm: int(cm[1].sum()))
     ring = ndimage.binary_dilation(grown, structure=SQUARE, iterations=2) & (labels != grow_class) & ~erased & ~renamed
     edited_labels = np.where(erased, 0, np.where(renamed, absent, np.where(ring, grow_class, labels)))
@@ -218,12 +226,14 @@ def test_a_dataset_compared_with_itself_agrees_fully(challenge, how):
 
 
 def test_cli_compares_a_dataset_with_itself(challenge):
-    result = CliRunner().invoke(main, ["analyze", "consistency", str(challenge), str(challenge), "--json",
-                                       "--bootstrap", "10"])  # fmt: skip
+    result = CliRunner().invoke(
+        main, ["analyze", "consistency", str(challenge), str(challenge), "--json", "--bootstrap", "10"]
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert_perfect(report, report["breakdown"]["pixels"])
-    layers = CliRunner().invoke(main, ["analyze", "consistency", str(challenge), "--layers", "objects,objects", "--json",
-                                       "--bootstrap", "0"])  # fmt: skip
+    layers = CliRunner().invoke(
+        main, ["analyze", "consistency", str(challenge), "--layers", "objects,objects", "--json", "--bootstrap", "0"]
+    )
     assert layers.exit_code == 0, layers.output
     assert json.loads(layers.output)["pixel_agreement"] == 1.0
