@@ -134,7 +134,7 @@ def _matched(source: np.ndarray, ids: np.ndarray, segments: list[dict], names: d
 
 
 # ---------------------------------------------------------------------------------------------
-# HOOK for segdata's COCO panoptic exporter (converters/coco.py, written separately): it is called
+# HOOK for segdata's COCO panoptic exporter (converters/coco/export.py): it is called
 # when segdata.converters.coco has a `write(dataset, out, ...)`; until then the benchmark prints
 # "pending". Adjust the call below to that exporter's options once it exists.
 # ---------------------------------------------------------------------------------------------

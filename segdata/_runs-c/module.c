@@ -2,7 +2,7 @@
  * segdata/_runs-c/module.c: the Python module segdata._runs (argument parsing, buffers, method
  * table, PyInit); the work is in the other files of this folder (runs.h lists them).
  *
- * segdata._runs: the per-image kernel of the consistency analysis (analyses/consistency.py).
+ * segdata._runs: the per-image kernel of the consistency analysis (analyses/consistency/counting.py calls it).
  *
  * - count_pair(a, b, ...): everything count_image computes for two segment maps, in one sweep
  *   over the rows: the runs of constant (segment of A, segment of B), the boundary band, the
