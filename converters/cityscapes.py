@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -273,8 +274,9 @@ def detect(root: str | Path, *, coarse: bool = False, check_labelids: bool = Fal
         Also decode every ``labelIds`` PNG and check it against ``instanceIds`` (CLI
         ``--check-labelids``). Off by default: ``instanceIds`` holds every pixel's labelId
         (``v`` or ``v // 1000``), which is all cityscapesScripts' own panoptic conversion reads,
-        and the second decode costs a third of the conversion time. ``labelIds`` alone is read
-        where ``instanceIds`` is missing.
+        and the second decode costs a third of the conversion time. Every image needs its
+        ``instanceIds`` PNG: a missing one is an :class:`InputError` naming it, never read as
+        "no instances" from ``labelIds``.
 
     Raises
     ------
@@ -451,13 +453,38 @@ def _check_label_range(lab: np.ndarray, lab_path: Path) -> None:
         )
 
 
+def _wrong_size(files: list[Path]) -> InputError:
+    """The error for an image whose files differ in size (read from the PNG headers): it names the
+    file whose size the others do not share, or ``files[0]`` when no size has a majority."""
+    sizes = {f: hw for f in files if (hw := _header_size(f)) is not None}
+    ranked = Counter(sizes.values()).most_common()
+    tie = len(ranked) < 2 or ranked[0][1] == ranked[1][1]
+    wrong = files[0] if tie else next(f for f in sizes if sizes[f] != ranked[0][0])
+    others = " and ".join(f"{f.name} is {hw[1]}x{hw[0]}" for f, hw in sizes.items() if f != wrong)
+    h, w = sizes[wrong]
+    kind = wrong.stem.rsplit("_", 1)[-1]  # instanceIds, labelIds or leftImg8bit
+    unsure = " (the other files of this image do not tell which is wrong)" if tie else ""
+    return InputError(wrong, f"{kind} is {w}x{h} but {others}{unsure}")
+
+
+def _header_size(path: Path) -> tuple[int, int] | None:
+    """``(H, W)`` from a PNG header; None when the file is missing or no PNG (not this check's business)."""
+    try:
+        return png_size(path)
+    except (OSError, SegdataError):
+        return None
+
+
 def read_label_pair(
-    lab_path: Path, inst_path: Path, check_labelids: bool = True
+    lab_path: Path, inst_path: Path, check_labelids: bool = True, image: Path | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Read one ``labelIds``/``instanceIds`` pair; cross-check them when ``check_labelids``.
 
-    Without the check only ``instanceIds`` is decoded (it holds every pixel's labelId); when it
-    is missing, ``labelIds`` alone gives class regions. With the check both must exist.
+    Without the check only ``instanceIds`` is decoded (it holds every pixel's labelId; a missing
+    ``instanceIds`` is an error, never read as "no instances"). With the check both must exist.
+    ``image`` (the leftImg8bit PNG, when there is one) and ``labelIds`` (its header, when it is not
+    decoded) must have the same size: where sizes differ, the file named is the one whose size the
+    others (image, labelIds, instanceIds) do not share.
 
     Returns
     -------
@@ -475,21 +502,18 @@ def read_label_pair(
         single-channel, instanceIds 16-bit grey), sizes differ, a labelId outside 0..33, an
         instanceIds value that is neither a labelId nor labelId*1000+k, or the two disagree.
     """
-    if not check_labelids and inst_path.is_file():
-        lab = None
-        inst = read_png(inst_path, expect="grey16")
-    elif not check_labelids and lab_path.is_file():  # no instanceIds: class regions from labelIds
-        lab = read_png(lab_path, expect="grey8")
-        _check_label_range(lab, lab_path)
-        inst = lab.astype(np.uint16)
-    else:
-        lab = read_png(lab_path, expect="grey8")
-        inst = read_png(inst_path, expect="grey16")
-    if lab is not None and lab.shape != inst.shape:
+    if not inst_path.is_file():
         raise InputError(
             inst_path,
-            f"instanceIds is {inst.shape[1]}x{inst.shape[0]} but {lab_path.name} is {lab.shape[1]}x{lab.shape[0]}",
+            "file not found: the instanceIds PNG holds the image's instances (labelIds alone has none)",
+            hint="restore it, or convert with --on-error skip to leave this image out",
         )
+    lab = read_png(lab_path, expect="grey8") if check_labelids else None
+    inst = read_png(inst_path, expect="grey16")
+    # sizes from the headers where a file is not decoded (an unreadable labelIds is not checked)
+    lab_hw = lab.shape if lab is not None else _header_size(lab_path)
+    if (lab_hw is not None and lab_hw != inst.shape) or (image is not None and png_size(image) != inst.shape):
+        raise _wrong_size([inst_path, lab_path] + ([image] if image is not None else []))
     if inst.size == 0:
         raise InputError(inst_path, "image has no pixels")
     starts = _run_starts(inst)
@@ -548,29 +572,22 @@ def _add_segments(rows: SegmentRows, layer: str, values: np.ndarray, areas: np.n
 def read_image(layout: Layout, task: Task) -> ConvertedImage:
     """Convert one image of ``layout``; raises :class:`InputError` naming the bad file."""
     rows = SegmentRows(task.image_id)
+    image = layout.root / IMAGE_DIR / task.split / task.city / f"{task.image_id}_{IMAGE_DIR}.png"
+    known_image = image if image.is_file() else None
     lab_path, inst_path = _label_pair(layout.root, layout.annotation, task.split, task.city, task.image_id)
-    segmap, values, areas, boxes = read_label_pair(lab_path, inst_path, layout.check_labelids)
+    segmap, values, areas, boxes = read_label_pair(lab_path, inst_path, layout.check_labelids, known_image)
     _add_segments(rows, "objects", values, areas, boxes)
     masks = {"objects": segmap}
     if task.coarse:
         c_lab, c_inst = _label_pair(layout.root, COARSE, task.split, task.city, task.image_id)
-        c_map, c_values, c_areas, c_boxes = read_label_pair(c_lab, c_inst, layout.check_labelids)
-        if c_map.shape != segmap.shape:
-            raise InputError(
-                c_lab,
-                f"gtCoarse annotation is {c_map.shape[1]}x{c_map.shape[0]}, gtFine is {segmap.shape[1]}x{segmap.shape[0]}",
-            )
+        c_map, c_values, c_areas, c_boxes = read_label_pair(c_lab, c_inst, layout.check_labelids, known_image)
+        if c_map.shape != segmap.shape:  # no image to tell which is wrong: the four label files vote
+            raise _wrong_size([c_inst, c_lab, inst_path, lab_path])
         _add_segments(rows, "coarse", c_values, c_areas, c_boxes)
         masks["coarse"] = c_map
-    image = layout.root / IMAGE_DIR / task.split / task.city / f"{task.image_id}_{IMAGE_DIR}.png"
     problems = []
     file = None
-    if image.is_file():
-        hw = png_size(image)
-        if hw != segmap.shape:
-            raise InputError(
-                lab_path, f"annotation is {segmap.shape[1]}x{segmap.shape[0]} but image {image.name} is {hw[1]}x{hw[0]}"
-            )
+    if known_image is not None:
         file = image.relative_to(layout.root).as_posix()
     else:
         problems.append((str(image), "image file missing; annotation converted without it"))

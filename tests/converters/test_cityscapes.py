@@ -180,6 +180,51 @@ def test_real_export_round_trip_is_exact(real, tmp_path):
                 assert np.array_equal(np.asarray(a), np.asarray(b)), (image_id, kind)
 
 
+@pytest.fixture()
+def real_copy(samples, tmp_path):
+    """A writable copy of the real samples (in tmp_path, never in the repository)."""
+    src = require(samples / "cityscapes")
+    dst = tmp_path / "cityscapes"
+    for sub in ("gtFine", "leftImg8bit"):
+        shutil.copytree(src / sub, dst / sub)
+    return dst
+
+
+def _instances_in(path: Path) -> int:
+    return int((np.unique(pil(path)) >= 1000).sum())
+
+
+def test_real_missing_instanceids_stops_or_is_skipped(real_copy, tmp_path):
+    """frankfurt_000000_000294 has 7 instances: without its instanceIds they must not become 0."""
+    files = sample_files(real_copy, "val", "frankfurt_000000_000294")
+    assert _instances_in(files["instanceIds"]) == 7
+    files["instanceIds"].unlink()
+    with pytest.raises(InputError, match="file not found") as info:
+        convert(cityscapes, real_copy, tmp_path / "u", workers=2)
+    assert Path(info.value.path) == files["instanceIds"] and not (tmp_path / "u").exists()
+    report = convert(cityscapes, real_copy, tmp_path / "u", workers=2, on_error="skip")
+    (skipped,) = [p for p in report.problems if p["action"] == "skipped"]
+    assert skipped["image_id"] == "frankfurt_000000_000294" and Path(skipped["file"]) == files["instanceIds"]
+    ds = segdata.open(tmp_path / "u")
+    assert report.images == 6 and "frankfurt_000000_000294" not in set(ds.images.image_id)
+    seg = ds.segments
+    for image_id in ("frankfurt_000000_000576", "aachen_000000_000019"):
+        split = "val" if image_id.startswith("frankfurt") else "train"
+        expected = _instances_in(sample_files(real_copy, split, image_id)["instanceIds"])
+        assert int(seg[seg.image_id == image_id].is_instance.sum()) == expected
+
+
+@pytest.mark.parametrize("image_id", ["frankfurt_000000_000294", "frankfurt_000000_000576"])
+def test_real_cropped_instanceids_is_named(real_copy, tmp_path, image_id):
+    """000294 has its leftImg8bit image (three files vote), 000576 has not (labelIds against instanceIds)."""
+    files = sample_files(real_copy, "val", image_id)
+    values = pil(files["instanceIds"])
+    fx.write_instance_ids(files["instanceIds"], values[:1000])
+    with pytest.raises(InputError, match="instanceIds is 2048x1000 but .*labelIds.png is 2048x1024") as info:
+        convert(cityscapes, real_copy, tmp_path / "u", workers=2)
+    assert Path(info.value.path) == files["instanceIds"]
+
+
 def test_builders_are_byte_exact(samples, tmp_path):
     """The fixture builders, fed the real pixels and polygons, write the real files byte for byte."""
     base = require(samples / "cityscapes" / "gtFine" / "val" / "frankfurt") / "frankfurt_000000_000294_gtFine_"
@@ -378,6 +423,11 @@ def _bad_sizes(paths, v):
     return "instanceIds", "instanceIds is 7x6 but .*labelIds.png is 8x6"
 
 
+def _bad_sizes_labelids(paths, v):
+    fx.write_label_ids(paths["labelIds"], fx.labels_of(v)[:-1])  # the labelIds file is the cropped one
+    return "labelIds", "labelIds is 8x5 but .*instanceIds.png is 8x6 and .*leftImg8bit.png is 8x6"
+
+
 def _bad_label_range(paths, v):
     labels = fx.labels_of(v)
     labels[0, :2] = 40
@@ -427,8 +477,8 @@ def _bad_missing(paths, v):
 
 
 def _bad_image_size(paths, v):
-    fx.write_left_image(paths["image"], 6, 9)
-    return "labelIds", "annotation is 8x6 but image .*leftImg8bit.png is 9x6"
+    fx.write_left_image(paths["image"], 6, 9)  # both label files are 8x6: the image is the wrong one
+    return "leftImg8bit", "leftImg8bit is 9x6 but .*instanceIds.png is 8x6 and .*labelIds.png is 8x6"
 
 
 BAD = [
@@ -436,6 +486,7 @@ BAD = [
     _bad_8bit_instances,
     _bad_rgb_labels,
     _bad_sizes,
+    _bad_sizes_labelids,
     _bad_label_range,
     _bad_label_range_both,
     _bad_disagreement,
@@ -458,7 +509,7 @@ def test_bad_input_raises_input_error_naming_the_file(tmp_path, spoil):
     (task,) = cityscapes.list_images(layout)
     with pytest.raises(InputError, match=message) as info:
         cityscapes.read_image(layout, task)
-    assert Path(info.value.path).name == f"{fx.A}_gtFine_{kind}.png"
+    assert Path(info.value.path).name == (f"{fx.A}_leftImg8bit.png" if kind == "leftImg8bit" else paths[kind].name)
 
 
 def test_bad_image_is_skipped_on_request(small, tmp_path):
@@ -486,16 +537,84 @@ def test_labelids_are_not_decoded_unless_checked(small, tmp_path):
         assert np.array_equal(a.semantic(image_id), b.semantic(image_id))
 
 
-def test_labelids_alone_when_instanceids_are_missing(small, tmp_path):
-    folder = small / "gtFine" / "train" / "aachen"
-    (folder / f"{fx.B}_gtFine_instanceIds.png").unlink()
-    convert(cityscapes, small, tmp_path / "u", workers=1)
+@pytest.mark.parametrize("check", [False, True])
+def test_missing_instanceids_stops_the_run_naming_it(small, tmp_path, check):
+    """A missing instanceIds PNG is an error, never "no instances" read from labelIds alone."""
+    missing = small / "gtFine" / "train" / "aachen" / f"{fx.A}_gtFine_instanceIds.png"
+    missing.unlink()
+    with pytest.raises(InputError, match="file not found") as info:
+        convert(cityscapes, small, tmp_path / "u", workers=1, options={"check_labelids": check})
+    assert Path(info.value.path) == missing and not (tmp_path / "u").exists()
+
+
+def test_missing_instanceids_is_skipped_and_listed_on_request(small, tmp_path):
+    missing = small / "gtFine" / "train" / "aachen" / f"{fx.A}_gtFine_instanceIds.png"
+    missing.unlink()
+    report = convert(cityscapes, small, tmp_path / "u", workers=1, on_error="skip")
     ds = segdata.open(tmp_path / "u")
-    labels = np.asarray(Image.open(folder / f"{fx.B}_gtFine_labelIds.png")).astype(np.int64)
-    to_label = dict(zip(ds.classes.class_id, ds.classes.source_id))
-    sem = ds.semantic(fx.B)
-    assert np.array_equal(np.vectorize(to_label.get)(sem), labels)
-    assert not ds.segments[ds.segments.image_id == fx.B].is_instance.any()
+    assert report.images == 2 and sorted(ds.images.image_id) == [fx.B, fx.V]
+    (skipped,) = [p for p in report.problems if p["action"] == "skipped"]
+    assert skipped["image_id"] == fx.A and Path(skipped["file"]) == missing
+    # V keeps its three instances (24000, 24003, 33000 in scene_v)
+    assert int(ds.segments[ds.segments.image_id == fx.V].is_instance.sum()) == 3
+
+
+def _crop_instance_ids(paths, v):
+    fx.write_instance_ids(paths["instanceIds"], v[:, :-1])
+    return "instanceIds", "instanceIds is 7x6 but .*labelIds.png is 8x6 and .*leftImg8bit.png is 8x6"
+
+
+def _crop_label_ids(paths, v):
+    fx.write_label_ids(paths["labelIds"], fx.labels_of(v)[:, 1:])
+    return "labelIds", "labelIds is 7x6 but .*instanceIds.png is 8x6 and .*leftImg8bit.png is 8x6"
+
+
+def _widen_image(paths, v):
+    fx.write_left_image(paths["image"], 6, 9)
+    return "image", "leftImg8bit is 9x6 but .*instanceIds.png is 8x6 and .*labelIds.png is 8x6"
+
+
+CROPS = [_crop_instance_ids, _crop_label_ids, _widen_image]
+
+
+@pytest.mark.parametrize("spoil", CROPS, ids=[f.__name__[1:] for f in CROPS])
+def test_size_mismatch_names_the_wrong_file(tmp_path, spoil):
+    """Default options (labelIds not decoded): the file whose size the other two do not share is named."""
+    root = tmp_path / "cityscapes"
+    v = fx.scene_a()
+    paths = fx.write_image(root, "train", "aachen", fx.A, v, image=True)
+    kind, message = spoil(paths, v)
+    with pytest.raises(InputError, match=message) as info:
+        convert(cityscapes, root, tmp_path / "u", workers=1)
+    assert Path(info.value.path) == paths[kind]
+
+
+def test_size_mismatch_without_a_third_file_says_so(tmp_path):
+    root = tmp_path / "cityscapes"
+    v = fx.scene_b()
+    paths = fx.write_image(root, "train", "aachen", fx.B, v)  # no leftImg8bit image
+    fx.write_label_ids(paths["labelIds"], fx.labels_of(v)[:-1])
+    with pytest.raises(
+        InputError, match="instanceIds is 8x5 but .*labelIds.png is 8x4 .the other files of this image do not tell"
+    ) as info:
+        convert(cityscapes, root, tmp_path / "u", workers=1)
+    assert Path(info.value.path) == paths["instanceIds"]
+
+
+def test_coarse_size_mismatch_names_the_coarse_file(small_coarse, tmp_path):
+    folder = small_coarse / "gtCoarse" / "val" / "frankfurt"
+    cropped = fx.write_instance_ids(folder / f"{fx.V}_gtCoarse_instanceIds.png", fx.coarse_of(fx.scene_v())[:-1])
+    with pytest.raises(InputError, match="instanceIds is 8x5 but .*leftImg8bit.png is 8x6") as info:
+        convert(cityscapes, small_coarse, tmp_path / "u", workers=1, options={"coarse": True})
+    assert Path(info.value.path) == cropped
+    # A has no leftImg8bit image: the four label files vote, two against two: the coarse file is named
+    folder = small_coarse / "gtCoarse" / "train" / "aachen"
+    fx.write_instance_ids(cropped, fx.coarse_of(fx.scene_v()))
+    lab = fx.write_label_ids(folder / f"{fx.A}_gtCoarse_labelIds.png", fx.coarse_of(fx.scene_a())[1:])
+    fx.write_instance_ids(folder / f"{fx.A}_gtCoarse_instanceIds.png", fx.coarse_of(fx.scene_a())[1:])
+    with pytest.raises(InputError, match="instanceIds is 8x5 but .*labelIds.png is 8x5 and .*gtFine") as info:
+        convert(cityscapes, small_coarse, tmp_path / "u2", workers=1, options={"coarse": True})
+    assert Path(info.value.path) == lab.with_name(f"{fx.A}_gtCoarse_instanceIds.png")
 
 
 def test_no_layout_names_what_was_looked_for(tmp_path):
