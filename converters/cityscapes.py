@@ -677,6 +677,62 @@ def _instance_values(label: np.ndarray, is_instance: np.ndarray, source: np.ndar
     return values
 
 
+def annotation_folders(ds) -> dict[str, str]:
+    """layer -> the annotation folder it comes from (``objects`` of a gtCoarse dataset: gtCoarse)."""
+    layout = ds.manifest.get("source", {}).get("layout")
+    return {"objects": COARSE if layout == LAYOUT_OF[COARSE] else FINE, "coarse": COARSE}
+
+
+def value_tables(ds, layers: tuple[str, ...] | None = None):
+    """Per image of ``ds`` (a dataset converted from Cityscapes) and layer (all, or those in
+    ``layers``): ``(image row, layer, annotation folder, city, label_lut, value_lut)``, where
+    ``label_lut`` (uint8) maps a segment id to its labelId and ``value_lut`` (uint16) to its
+    instanceIds value (see :func:`write`; segment id 0, no annotation, maps to labelId 0).
+
+    Raises :class:`SegdataError` when ``ds`` is not from Cityscapes (its classes carry no labelIds),
+    has a layer other than ``objects`` and ``coarse``, or a segment of a class without a labelId.
+    """
+    from segdata.format import layer_names, lookup_table, text_or_none
+
+    source = ds.manifest.get("source", {})
+    if source.get("family") != FAMILY:
+        raise SegdataError(
+            f"{ds.path}: the Cityscapes exporters write datasets converted from Cityscapes only; this one is "
+            f"from {source.get('family')!r} (its classes carry no Cityscapes labelIds)"
+        )
+    folder_of = annotation_folders(ds)
+    unknown_layers = [layer for layer in ds.layers if layer not in folder_of]
+    if unknown_layers:
+        raise SegdataError(f"{ds.path}: layers {unknown_layers} have no Cityscapes counterpart (objects, coarse)")
+    classes = ds.classes
+    label_of_class = np.full(int(classes["class_id"].max()) + 1 if len(classes) else 1, -1, dtype=np.int64)
+    label_of_class[classes["class_id"].to_numpy()] = classes["source_id"].to_numpy()
+    segments = ds.segments
+    groups = segments.groupby(["image_id", "layer"], sort=False).indices
+    for img in ds.images.itertuples(index=False):
+        parts = (text_or_none(img.annotation) or "").split("/")
+        city = parts[2] if len(parts) == 4 else img.image_id.rsplit("_", 2)[0]
+        for layer in layer_names(img.layers):
+            if layers is not None and layer not in layers:
+                continue
+            idx = groups.get((img.image_id, layer))
+            seg = segments.iloc[idx] if idx is not None else segments.iloc[0:0]
+            class_ids = seg["class_id"].to_numpy()
+            if len(class_ids) and class_ids.max() >= len(label_of_class):
+                raise SegdataError(f"{ds.path}: image {img.image_id} has class ids without a class row")
+            label = label_of_class[class_ids]
+            if ((label < 0) | (label > MAX_LABEL_ID)).any():
+                bad = sorted(set(class_ids[(label < 0) | (label > MAX_LABEL_ID)].tolist()))
+                raise SegdataError(
+                    f"{ds.path}: image {img.image_id} has segments of classes {bad}, which have no labelId 0..33"
+                )
+            source_inst = seg["source_instance"].astype("Int64").fillna(-1).to_numpy(dtype=np.int64)
+            values = _instance_values(label, seg["is_instance"].to_numpy(dtype=bool), source_inst)
+            seg_ids = seg["segment_id"].to_numpy()
+            label_lut = lookup_table(seg_ids, label, dtype=np.uint8)
+            yield img, layer, folder_of[layer], city, label_lut, lookup_table(seg_ids, values, dtype=np.uint16)
+
+
 def write(
     dataset,
     out: str | Path,
@@ -714,53 +770,14 @@ def write(
     dict
         ``path``, ``images``, ``files``, ``layers`` (layer -> annotation folder), ``seconds``.
     """
-    from segdata.format import Dataset, layer_names, lookup_table, mask_relpath, text_or_none
+    from segdata.format import Dataset, mask_relpath
 
     start = time.perf_counter()
     ds = dataset if isinstance(dataset, Dataset) else Dataset(dataset)
-    source = ds.manifest.get("source", {})
-    if source.get("family") != FAMILY:
-        raise SegdataError(
-            f"{ds.path}: the Cityscapes exporter writes datasets converted from Cityscapes only; this one is "
-            f"from {source.get('family')!r} (its classes carry no Cityscapes labelIds)"
-        )
-    folder_of = {"objects": COARSE if source.get("layout") == LAYOUT_OF[COARSE] else FINE, "coarse": COARSE}
-    unknown_layers = [layer for layer in ds.layers if layer not in folder_of]
-    if unknown_layers:
-        raise SegdataError(f"{ds.path}: layers {unknown_layers} have no Cityscapes counterpart (objects, coarse)")
-    classes = ds.classes
-    label_of_class = np.full(int(classes["class_id"].max()) + 1 if len(classes) else 1, -1, dtype=np.int64)
-    label_of_class[classes["class_id"].to_numpy()] = classes["source_id"].to_numpy()
-
-    segments = ds.segments
-    groups = segments.groupby(["image_id", "layer"], sort=False).indices
     tasks: list[_ExportTask] = []
-    for img in ds.images.itertuples(index=False):
-        annotation = text_or_none(img.annotation) or ""
-        parts = annotation.split("/")
-        city = parts[2] if len(parts) == 4 else img.image_id.rsplit("_", 2)[0]
-        for layer in layer_names(img.layers):
-            idx = groups.get((img.image_id, layer))
-            seg = segments.iloc[idx] if idx is not None else segments.iloc[0:0]
-            seg_ids = seg["segment_id"].to_numpy()
-            class_ids = seg["class_id"].to_numpy()
-            if len(class_ids) and class_ids.max() >= len(label_of_class):
-                raise SegdataError(f"{ds.path}: image {img.image_id} has class ids without a class row")
-            label = label_of_class[class_ids]
-            if ((label < 0) | (label > MAX_LABEL_ID)).any():
-                bad = sorted(set(class_ids[(label < 0) | (label > MAX_LABEL_ID)].tolist()))
-                raise SegdataError(
-                    f"{ds.path}: image {img.image_id} has segments of classes {bad}, which have no labelId 0..33"
-                )
-            source_inst = seg["source_instance"].astype("Int64").fillna(-1).to_numpy(dtype=np.int64)
-            values = _instance_values(label, seg["is_instance"].to_numpy(dtype=bool), source_inst)
-            label_lut = lookup_table(seg_ids, label, dtype=np.uint8)
-            value_lut = lookup_table(seg_ids, values, dtype=np.uint16)
-            folder = folder_of[layer]
-            stem = Path(folder) / img.split / city / f"{img.image_id}_{folder}_"
-            tasks.append(
-                _ExportTask(ds.path / mask_relpath(layer, img.split, img.image_id), stem, label_lut, value_lut)
-            )
+    for img, layer, folder, city, label_lut, value_lut in value_tables(ds):
+        stem = Path(folder) / img.split / city / f"{img.image_id}_{folder}_"
+        tasks.append(_ExportTask(ds.path / mask_relpath(layer, img.split, img.image_id), stem, label_lut, value_lut))
 
     files = 0
     with atomic_output(out, overwrite=overwrite) as tmp:
@@ -775,6 +792,6 @@ def write(
         "path": str(out),
         "images": len(ds.images),
         "files": files,
-        "layers": {layer: folder_of[layer] for layer in used},
+        "layers": {layer: annotation_folders(ds)[layer] for layer in used},
         "seconds": round(time.perf_counter() - start, 3),
     }

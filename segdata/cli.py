@@ -292,14 +292,24 @@ EXPORTERS = {"coco-panoptic": "coco", "label-png": "label-png", "cityscapes": "c
     show_default=True,
     help="label-png: how image files reach img_dir/.",
 )
+@click.option(
+    "--convention",
+    type=click.Choice(["segdata", "cityscapes"]),
+    default="segdata",
+    show_default=True,
+    help="coco-panoptic: segdata's class ids and segments, or the official Cityscapes flavour "
+    "(cityscapesScripts' csCreatePanopticImgs: labelIds, ignoreInEval void, string image ids).",
+)
+@click.option("--use-train-id", is_flag=True, help="coco-panoptic --convention cityscapes: category ids are trainIds.")
 @click.option("--overwrite", is_flag=True, help="Replace OUT if it exists (only once the new one is complete).")
 @click.option("--workers", type=click.IntRange(min=1), help="Worker processes  [default: all cores]")
 @click.option("--json", "as_json", is_flag=True, help="Print the export report as JSON.")
-def export(dataset, target, out, vocab, layer, images_mode, overwrite, workers, as_json):
+def export(dataset, target, out, vocab, layer, images_mode, convention, use_train_id, overwrite, workers, as_json):
     """Export a unified-format DATASET into a layout that training code reads.
 
     \b
-    coco-panoptic  panoptic JSON + RGB PNGs (id = R + 256 G + 256^2 B), as panopticapi and detectron2 read
+    coco-panoptic  panoptic JSON + RGB PNGs (id = R + 256 G + 256^2 B), as panopticapi and detectron2 read;
+                   --convention cityscapes: as cityscapesScripts' csCreatePanopticImgs writes them
     label-png      one label PNG per image in a class vocabulary, 255 = ignore (mmsegmentation's
                    img_dir/ann_dir layout, detectron2's sem_seg), plus vocab.json
     cityscapes     gtFine/<split>/<city>/*_labelIds.png and *_instanceIds.png
@@ -315,6 +325,12 @@ def export(dataset, target, out, vocab, layer, images_mode, overwrite, workers, 
         options = {"vocab": vocab, "layer": layer, "images": images_mode}
     elif vocab is not None or layer != "objects" or images_mode != "link":
         _fail("--vocab, --layer and --images apply to --to label-png only", code=2)
+    if target == "coco-panoptic":
+        options = {"convention": convention, "use_train_id": use_train_id}
+    elif convention != "segdata" or use_train_id:
+        _fail("--convention and --use-train-id apply to --to coco-panoptic only", code=2)
+    if use_train_id and convention != "cityscapes":
+        _fail("--use-train-id applies to --convention cityscapes only", code=2)
     with _errors(), _Progress(f"exporting {dataset.name}", enabled=not as_json) as progress:
         report = module.write(dataset, out, overwrite=overwrite, workers=workers, progress=progress, **options)
     if as_json:

@@ -66,7 +66,9 @@ and listed under ``problems``.
 
 The package: ``layout`` (records, categories, :func:`detect`), ``listing`` (:func:`list_images`),
 ``readers`` (one image of each layout, :func:`build_classes`), ``export`` (:func:`write`, the COCO
-panoptic exporter), ``stuff_labels`` (COCO-Stuff's label table, as data). This module is the
+panoptic exporter), ``panoptic_cityscapes`` (its official Cityscapes convention, as
+cityscapesScripts' ``csCreatePanopticImgs`` writes it), ``stuff_labels`` (COCO-Stuff's label
+table, as data). This module is the
 converter's whole interface (``segdata.cli`` and ``segdata.convert`` use only its names).
 """
 

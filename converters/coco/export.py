@@ -30,6 +30,7 @@ class _ExportTask:
     width: int
     height: int
     png: str
+    file_name: str | None  # the image file's name (null where the dataset records no file)
     mask: str | None  # path of the objects mask, None when the image has none
     segments: bytes  # int64 rows (segment_id, class_id, iscrowd) of the image's objects segments with a class row
 
@@ -67,7 +68,7 @@ def _export_one(task: _ExportTask, out_dir: str) -> tuple:
     rgb[..., 2] = ids >> 16
     dest = Path(out_dir) / "annotations" / f"panoptic_{task.split}" / task.png
     Image.fromarray(rgb, "RGB").save(dest, compress_level=1)
-    image = {"id": task.json_id, "width": task.width, "height": task.height, "file_name": Path(task.png).stem + ".jpg"}
+    image = {"id": task.json_id, "width": task.width, "height": task.height, "file_name": task.file_name}
     if str(task.json_id) != task.image_id:
         image["segdata_image_id"] = task.image_id
     annotation = {"segments_info": segments_info, "file_name": task.png, "image_id": task.json_id}
@@ -75,7 +76,19 @@ def _export_one(task: _ExportTask, out_dir: str) -> tuple:
     return task.split, task.json_id, json.dumps(image), json.dumps(annotation), len(segments_info), dropped, unlisted
 
 
-def write(dataset, out: str | Path, *, overwrite: bool = False, workers: int | None = None, progress=None) -> dict:
+CONVENTIONS = ("segdata", "cityscapes")
+
+
+def write(
+    dataset,
+    out: str | Path,
+    *,
+    overwrite: bool = False,
+    workers: int | None = None,
+    progress=None,
+    convention: str = "segdata",
+    use_train_id: bool = False,
+) -> dict:
     """Export a unified dataset to COCO panoptic: ``annotations/panoptic_<split>.json`` and the
     RGB PNGs ``annotations/panoptic_<split>/<name>.png`` (id = R + 256 G + 256^2 B, 0 = void),
     as panopticapi and detectron2 read them.
@@ -88,8 +101,17 @@ def write(dataset, out: str | Path, *, overwrite: bool = False, workers: int | N
     segment of the class is an instance; ``color`` from the class colour). Image ids are the
     dataset's when they are all decimal numbers (COCO), otherwise 1..N in (split, image id)
     order with the dataset's id kept as ``segdata_image_id`` (detectron2 needs integer ids).
-    PNGs are named after the image file (``000000397133.png``), or the image id where the file
-    is unknown or names collide; ``images[].file_name`` is that name with ``.jpg``.
+    ``images[].file_name`` is the image file's own name, with the extension it has
+    (``000000397133.jpg``, ``frankfurt_000000_000294_leftImg8bit.png``), and null for an image
+    whose file the dataset does not record (it was missing at conversion; ``images_without_file``
+    counts them). PNGs are named after the image file's stem (``000000397133.png``); in a split
+    where an image has no file or two files share a stem, every PNG of the split is named after
+    its image id instead (one scheme per split).
+
+    This is the ``segdata`` convention. ``convention="cityscapes"`` (a dataset converted from
+    Cityscapes only) writes instead what cityscapesScripts' ``csCreatePanopticImgs`` writes:
+    labelIds as category ids (trainIds with ``use_train_id``), ignoreInEval classes void, string
+    image ids; see :mod:`segdata.converters.coco.panoptic_cityscapes`.
 
     Parameters
     ----------
@@ -100,15 +122,30 @@ def write(dataset, out: str | Path, *, overwrite: bool = False, workers: int | N
     workers : int, optional
         Processes; default all cores.
     progress : callable(done, total), optional
+    convention : {"segdata", "cityscapes"}
+        ``segdata``: the dataset's class ids and segments, as above. ``cityscapes``: the official
+        Cityscapes flavour.
+    use_train_id : bool
+        ``cityscapes`` only: category ids are Cityscapes trainIds (``--use-train-id``).
 
     Returns
     -------
     dict
-        ``path``, ``images``, ``segments`` (written), ``dropped_segments`` (rows of area 0,
+        ``path``, ``images``, ``images_without_file``, ``segments`` (written), ``dropped_segments`` (rows of area 0,
         which a panoptic PNG cannot hold), ``unlisted_pixels`` (mask pixels without a segment
         row of a class in the class table, written as void), ``categories``, ``splits`` (JSON
         path per split), ``seconds``.
     """
+    if convention not in CONVENTIONS:
+        raise ValueError(f"convention must be one of {CONVENTIONS}, got {convention!r}")
+    if convention == "cityscapes":
+        from . import panoptic_cityscapes
+
+        return panoptic_cityscapes.write(
+            dataset, out, overwrite=overwrite, workers=workers, progress=progress, use_train_id=use_train_id
+        )
+    if use_train_id:
+        raise ValueError("use_train_id applies to convention='cityscapes' only")
     start = time.perf_counter()
     ds = dataset if isinstance(dataset, Dataset) else Dataset(dataset)
     if "objects" not in ds.layers:
@@ -133,12 +170,13 @@ def write(dataset, out: str | Path, *, overwrite: bool = False, workers: int | N
     objects = objects[objects["class_id"].isin([c["id"] for c in categories])]  # others are written as void
     groups = objects.groupby("image_id", sort=False).indices
     seg_cols = objects[["segment_id", "class_id", "iscrowd"]].to_numpy(dtype=np.int64)
-    names = [Path(f).stem if (f := text_or_none(r.file)) else r.image_id for r in images.itertuples(index=False)]
-    by_image_id = images.groupby("split").size().to_dict()
+    files = [text_or_none(f) for f in images["file"]]
+    names = [Path(f).stem if f else None for f in files]
+    # one naming scheme per split: file stems where every image has a file of its own stem, else image ids
     clash = {
         split
         for split, group in images.assign(_n=names).groupby("split")
-        if group["_n"].nunique() != by_image_id[split]
+        if group["_n"].isna().any() or group["_n"].nunique() != len(group)
     }
     tasks = []
     masked = layer_flags(images["layers"].tolist(), "objects")
@@ -155,6 +193,7 @@ def write(dataset, out: str | Path, *, overwrite: bool = False, workers: int | N
                 int(row.width),
                 int(row.height),
                 f"{stem}.png",
+                Path(files[k]).name if files[k] else None,
                 str(ds.path / mask_relpath("objects", row.split, row.image_id)) if has_mask else None,
                 np.ascontiguousarray(seg).tobytes(),
             )
@@ -197,6 +236,7 @@ def write(dataset, out: str | Path, *, overwrite: bool = False, workers: int | N
     return {
         "path": str(out),
         "images": len(tasks),
+        "images_without_file": sum(f is None for f in files),
         "segments": n_seg,
         "dropped_segments": n_dropped,
         "unlisted_pixels": n_unlisted,
