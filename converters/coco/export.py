@@ -1,5 +1,6 @@
 """The exporter to COCO panoptic (:func:`write`): a unified dataset's ``objects`` layer as
-panopticapi's JSON + RGB PNGs."""
+panopticapi's JSON + RGB PNGs, in segdata's convention or (``panoptic_cityscapes``) the official
+Cityscapes one."""
 
 from __future__ import annotations
 
@@ -131,10 +132,11 @@ def write(
     Returns
     -------
     dict
-        ``path``, ``images``, ``images_without_file``, ``segments`` (written), ``dropped_segments`` (rows of area 0,
-        which a panoptic PNG cannot hold), ``unlisted_pixels`` (mask pixels without a segment
-        row of a class in the class table, written as void), ``categories``, ``splits`` (JSON
-        path per split), ``seconds``.
+        ``path``, ``images``, ``images_without_file`` (``file_name`` null), ``segments``
+        (written), ``dropped_segments`` (rows of area 0, which a panoptic PNG cannot hold),
+        ``unlisted_pixels`` (mask pixels without a segment row of a class in the class table,
+        written as void), ``categories``, ``splits`` (JSON path per split), ``seconds``. The
+        ``cityscapes`` convention reports its own (see ``panoptic_cityscapes.write``).
     """
     if convention not in CONVENTIONS:
         raise ValueError(f"convention must be one of {CONVENTIONS}, got {convention!r}")

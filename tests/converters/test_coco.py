@@ -239,6 +239,11 @@ def test_round_trip_panoptic_unified_panoptic_unified(coco_panoptic, tmp_path):
     assert result["images"] == 2 and result["segments"] == 50 and result["dropped_segments"] == 0
     doc = json.loads((tmp_path / "export" / "annotations" / "panoptic_val.json").read_text())
     assert [i["id"] for i in doc["images"]] == [142238, 439180]  # COCO ids stay integers
+    # file_name: the image file's own name (a COCO JPEG), null where the dataset records no file
+    files = dict(zip(ds.images.image_id, ds.images.file))
+    assert [i["file_name"] for i in doc["images"]] == [
+        Path(files[str(i["id"])]).name if isinstance(files[str(i["id"])], str) else None for i in doc["images"]
+    ]
     for ann in doc["annotations"]:  # the exported PNGs as panopticapi reads them
         ids = png_ids(tmp_path / "export" / "annotations" / "panoptic_val" / ann["file_name"])
         assert {s["id"]: s["area"] for s in ann["segments_info"]} == {
