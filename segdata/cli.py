@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -12,6 +15,9 @@ import click
 
 from . import __version__
 from .errors import SegdataError, SelectionError
+
+#: the temporary sibling a command writes before renaming it into place (as segdata.convert's)
+PARTIAL_SUFFIX = ".segdata-partial"
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -54,17 +60,81 @@ def _fail(message: str, code: int = 1) -> None:
     sys.exit(code)
 
 
+def _system_error(exc: OSError, where: Path | None = None) -> str:
+    """One line for an error of the operating system: the path and the cause ("out/x.png: No
+    space left on device"). ``where`` names the path when the error does not (a failed write to
+    an open file); Arrow's errors name theirs in the text ("Failed to open local file '...'")."""
+    path = exc.filename
+    if path is None:
+        named = re.search(r"local file '([^']+)'", str(exc))
+        path = named.group(1) if named else where
+    if exc.errno:
+        cause = os.strerror(exc.errno)
+    else:
+        cause = exc.strerror or str(exc) or type(exc).__name__
+    if exc.filename2 is not None:
+        path = f"{path} -> {exc.filename2}"
+    return cause if path is None else f"{path}: {cause}"
+
+
 @contextlib.contextmanager
-def _errors():
+def _errors(where: Path | None = None):
     """Turn the library's exceptions into one-line messages and exit codes: a split, layer or
     option the data does not have is a usage error (2), anything else segdata raises on purpose a
-    data or system problem (1)."""
+    data or system problem (1), and so is an error of the operating system (a full disk, a
+    read-only folder, a permission denied): one line naming the path (``where`` when the error
+    names none) and the cause."""
     try:
         yield
     except SelectionError as exc:
         _fail(str(exc), code=2)
     except SegdataError as exc:
         _fail(str(exc))
+    except OSError as exc:
+        _fail(_system_error(exc, where))
+
+
+@contextlib.contextmanager
+def _atomic_file(path: Path):
+    """Yield where to write the file ``path``: a temporary sibling renamed onto ``path`` once
+    written, removed when the block raises (nothing half-written is left). A path that exists
+    and is not a regular file (``/dev/stdout``, a FIFO) is written directly."""
+    if path.exists() and not path.is_file():
+        yield path
+        return
+    tmp = path.with_name(path.name + PARTIAL_SUFFIX)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
+@contextlib.contextmanager
+def _staged_directory(directory: Path):
+    """Yield a temporary directory for files that belong in ``directory`` (plots); once the block
+    finishes they are moved there (``directory`` is created if need be; other files in it are
+    left alone), and when it raises the temporary directory is removed with what it holds."""
+    tmp = directory.with_name(directory.name + PARTIAL_SUFFIX)
+    from .convert import remove_path
+
+    try:
+        remove_path(tmp)  # an earlier run's
+        yield tmp
+        directory.mkdir(parents=True, exist_ok=True)
+        for file in sorted(tmp.iterdir()):
+            os.replace(file, directory / file.name)
+        tmp.rmdir()
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _moved(paths, directory: Path) -> list[str]:
+    """The paths of files written by :func:`_staged_directory`, where they ended up."""
+    return [str(directory / Path(p).name) for p in paths]
 
 
 def _scheduler_option(fn):
@@ -132,7 +202,7 @@ def main() -> None:
 )
 @click.argument("out", type=click.Path(path_type=Path))
 @click.option("--split", help="Convert only this split (train, val; ADE folder names training/validation work too).")
-@click.option("--limit", type=click.IntRange(min=0), help="Convert only the first N images (sorted by split, id).")
+@click.option("--limit", type=click.IntRange(min=1), help="Convert only the first N images (sorted by split, id).")
 @click.option("--workers", type=click.IntRange(min=1), help="Worker processes  [default: all cores]")
 @click.option("--copy-images", is_flag=True, help="Copy image files into OUT/images instead of referencing them.")
 @click.option("--overwrite", is_flag=True, help="Replace OUT if it exists (only once the new one is complete).")
@@ -245,7 +315,7 @@ def convert(
         options["stuff"] = False
     module = _converters()[family]
     try:
-        with _errors(), executor_for(scheduler, workers) as (executor, workers):
+        with _errors(out), executor_for(scheduler, workers) as (executor, workers):
             with _Progress(f"converting {root.name}", enabled=not as_json) as progress:
                 report = run_convert(
                     module,
@@ -315,7 +385,7 @@ def export(dataset, target, out, vocab, layer, images_mode, overwrite, workers, 
         options = {"vocab": vocab, "layer": layer, "images": images_mode}
     elif vocab is not None or layer != "objects" or images_mode != "link":
         _fail("--vocab, --layer and --images apply to --to label-png only", code=2)
-    with _errors(), _Progress(f"exporting {dataset.name}", enabled=not as_json) as progress:
+    with _errors(out), _Progress(f"exporting {dataset.name}", enabled=not as_json) as progress:
         report = module.write(dataset, out, overwrite=overwrite, workers=workers, progress=progress, **options)
     if as_json:
         click.echo(json.dumps(report, indent=1, default=str))
@@ -345,7 +415,7 @@ def validate(path, workers, as_json, scheduler):
     from .runner import executor_for
     from .validate import validate as run_validate
 
-    with _errors(), executor_for(scheduler, workers) as (executor, workers):
+    with _errors(path), executor_for(scheduler, workers) as (executor, workers):
         with _Progress(f"validating {path.name}", enabled=not as_json) as progress:
             findings = run_validate(path, workers=workers, executor=executor, progress=progress)
     if as_json:
@@ -368,7 +438,7 @@ def info(path, as_json):
     from .render import text
     from .summary import summarize
 
-    with _errors():
+    with _errors(path):
         summary = summarize(path)
     if as_json:
         click.echo(json.dumps(summary, indent=1))
@@ -390,7 +460,7 @@ def analyze() -> None:
 def _open_dataset(path: Path):
     from .format import Dataset
 
-    with _errors():
+    with _errors(path):
         return Dataset(path)
 
 
@@ -436,15 +506,16 @@ def longtail(dataset, split, layer, bucket_rule, buckets_out, bootstrap, plots, 
         rule = lt.parse_bucket_rule(bucket_rule)
     except ValueError as exc:
         _fail(str(exc), code=2)
-    with _errors():
+    with _errors(dataset):
         result = lt.analyze(ds, split=split, layer=layer, rule=rule, bootstrap=bootstrap)
     report = result.to_dict()
     if buckets_out:
-        lt.write_buckets(buckets_out, result.frequencies, result.buckets)
+        with _errors(buckets_out), _atomic_file(buckets_out) as tmp:
+            lt.write_buckets(tmp, result.frequencies, result.buckets)
     if plots:
-        report["plots"] = [
-            str(p) for p in lt.plot_longtail(result.frequencies, result.buckets, plots, title=ds.name, rule=rule)
-        ]
+        with _errors(plots), _staged_directory(plots) as tmp:
+            written = lt.plot_longtail(result.frequencies, result.buckets, tmp, title=ds.name, rule=rule)
+        report["plots"] = _moved(written, plots)
     if as_json:
         click.echo(json.dumps(report))  # compact: thousands of classes, read by scripts
         return
@@ -477,12 +548,14 @@ def small_objects(dataset, split, layer, workers, plots, top, as_json, scheduler
     from .runner import executor_for
 
     ds = _open_dataset(dataset)
-    with _errors(), executor_for(scheduler, workers) as (executor, workers):
+    with _errors(dataset), executor_for(scheduler, workers) as (executor, workers):
         with _Progress("connected components", enabled=not as_json) as progress:
             result = so.analyze(ds, split=split, layer=layer, workers=workers, executor=executor, progress=progress)
     report = result.to_dict()
     if plots:
-        report["plots"] = [str(p) for p in so.plot_sizes(result.objects, result.per_class, plots, title=ds.name)]
+        with _errors(plots), _staged_directory(plots) as tmp:
+            written = so.plot_sizes(result.objects, result.per_class, tmp, title=ds.name)
+        report["plots"] = _moved(written, plots)
     if as_json:
         click.echo(json.dumps(report, indent=1))
         return
@@ -597,7 +670,7 @@ def consistency(
         except ValueError:
             _fail(f"--unlabeled takes class ids separated by commas (1,8), got {unlabeled!r}", code=2)
     try:
-        with _errors(), executor_for(scheduler, workers) as (executor, workers):
+        with _errors(a), executor_for(scheduler, workers) as (executor, workers):
             with _Progress("comparing", enabled=not as_json) as progress:
                 result = cons.compare(
                     ds_a,
@@ -618,9 +691,13 @@ def consistency(
         _fail(str(exc), code=2)
     report = result.report()
     if ceiling_out:
-        report["ceiling_file"] = str(cons.write_ceiling(ceiling_out, result))
+        with _errors(ceiling_out), _atomic_file(ceiling_out) as tmp:
+            cons.write_ceiling(tmp, result)
+        report["ceiling_file"] = str(ceiling_out)
     if plots:
-        report["plots"] = [str(p) for p in cons.plot_consistency(result, plots, top=top_images, title=ds_a.name)]
+        with _errors(plots), _staged_directory(plots) as tmp:
+            written = cons.plot_consistency(result, tmp, top=top_images, title=ds_a.name)
+        report["plots"] = _moved(written, plots)
     if as_json:
         click.echo(json.dumps(report, indent=1))
         return
@@ -668,7 +745,7 @@ def vocab(dataset, top, coverage, from_train_ids, min_images, split, layer, outp
         _fail("--min-images applies to --top and --coverage only", code=2)
     ds = _open_dataset(dataset)
     try:
-        with _errors():
+        with _errors(dataset):
             vocabulary, report = build_vocabulary(
                 ds,
                 top=top,
@@ -680,7 +757,8 @@ def vocab(dataset, top, coverage, from_train_ids, min_images, split, layer, outp
             )
     except ValueError as exc:
         _fail(str(exc), code=2)
-    write_vocab(output, vocabulary)
+    with _errors(output):
+        write_vocab(output, vocabulary)
     report["file"] = str(output)
     if as_json:
         click.echo(json.dumps(report, indent=1))
@@ -716,14 +794,21 @@ def vocab(dataset, top, coverage, from_train_ids, min_images, split, layer, outp
 )
 @click.option("--workers", type=click.IntRange(min=1), help="Worker processes  [default: all cores]")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace the demo's folders under --out even when an earlier demo did not write them.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def demo(out, n_images, n_consistency, workers, seed, as_json):
+def demo(out, n_images, n_consistency, workers, seed, overwrite, as_json):
     """Generate a synthetic ADE20K dataset (2021 layout), convert it, validate it, summarise it,
     and measure its long tail and object sizes; then compare a simulated re-annotation with its
     original (calibrated on the ADE20K study) and write the annotation ceiling.
 
     The generated classes follow a power law, regions have realistic shapes, images range from a
-    few hundred pixels to a few megapixels. Everything lands under --out (rerunning replaces it).
+    few hundred pixels to a few megapixels. Everything lands under --out: source/, ade20k-unified/,
+    consistency-source/, consistency-unified/, ceiling.json and a .segdata-demo marker; a rerun
+    replaces what an earlier demo wrote there, and nothing else without --overwrite.
 
     \b
     Example:
@@ -732,9 +817,15 @@ def demo(out, n_images, n_consistency, workers, seed, as_json):
     from .demo import run_demo
     from .render import text
 
-    with _errors(), _Progress("demo: converting", enabled=not as_json) as progress:
+    with _errors(out), _Progress("demo: converting", enabled=not as_json) as progress:
         result = run_demo(
-            out, n_images=n_images, n_consistency=n_consistency, workers=workers, seed=seed, progress=progress
+            out,
+            n_images=n_images,
+            n_consistency=n_consistency,
+            workers=workers,
+            seed=seed,
+            progress=progress,
+            overwrite=overwrite,
         )
     if as_json:
         click.echo(json.dumps(result, indent=1))
