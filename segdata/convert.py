@@ -559,7 +559,7 @@ def _nothing_to_convert(module: ModuleType, layout, split: str | None) -> InputE
     counts: dict[str, int] = {}
     for task in module.list_images(layout):
         counts[task.split] = counts.get(task.split, 0) + 1
-    have = ", ".join(f"{name} ({n} images)" for name, n in sorted(counts.items())) or "none"
+    have = ", ".join(f"{name} ({n} image{'s' * (n != 1)})" for name, n in sorted(counts.items())) or "none"
     return InputError(layout.root, f"no image of split {split!r}; splits: {have}")
 
 
