@@ -4,6 +4,7 @@ its exceptions into messages and exit codes (1: the data is bad or a check faile
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
@@ -92,6 +93,24 @@ def _errors(where: Path | None = None):
         _fail(str(exc))
     except OSError as exc:
         _fail(_system_error(exc, where))
+
+
+@contextlib.contextmanager
+def _stdout():
+    """Printing a command's result: a failed write to standard output (a full disk, an output
+    file on a read-only mount) is a system error, one line on stderr and exit 1, not a
+    traceback and not exit 0 with the result lost. A closed pipe (``| head``) is left to click."""
+    try:
+        yield
+        sys.stdout.flush()
+    except OSError as exc:
+        if exc.errno == errno.EPIPE:
+            raise
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            # what is still buffered can never be written: drop it, so that the interpreter's
+            # last flush does not fail again
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        _fail(_system_error(exc, Path("<standard output>")))
 
 
 @contextlib.contextmanager
@@ -335,10 +354,11 @@ def convert(
                 )
     except KeyboardInterrupt:
         _fail(f"interrupted; rerun with --resume to continue into {out}", code=130)
-    if as_json:
-        click.echo(json.dumps(report.as_dict(), indent=1))
-        return
-    text.conversion(_console(), report.as_dict())
+    with _stdout():
+        if as_json:
+            click.echo(json.dumps(report.as_dict(), indent=1))
+        else:
+            text.conversion(_console(), report.as_dict())
 
 
 EXPORTERS = {"coco-panoptic": "coco", "label-png": "label-png", "cityscapes": "cityscapes"}
@@ -387,12 +407,13 @@ def export(dataset, target, out, vocab, layer, images_mode, overwrite, workers, 
         _fail("--vocab, --layer and --images apply to --to label-png only", code=2)
     with _errors(out), _Progress(f"exporting {dataset.name}", enabled=not as_json) as progress:
         report = module.write(dataset, out, overwrite=overwrite, workers=workers, progress=progress, **options)
-    if as_json:
-        click.echo(json.dumps(report, indent=1, default=str))
-        return
     from .render import text
 
-    text.export(_console(), out, report)
+    with _stdout():
+        if as_json:
+            click.echo(json.dumps(report, indent=1, default=str))
+        else:
+            text.export(_console(), out, report)
 
 
 @main.command(context_settings=CONTEXT)
@@ -418,10 +439,11 @@ def validate(path, workers, as_json, scheduler):
     with _errors(path), executor_for(scheduler, workers) as (executor, workers):
         with _Progress(f"validating {path.name}", enabled=not as_json) as progress:
             findings = run_validate(path, workers=workers, executor=executor, progress=progress)
-    if as_json:
-        click.echo(json.dumps([f.as_dict() for f in findings], indent=1))
-    else:
-        text.findings(_console(), path, [f.as_dict() for f in findings])
+    with _stdout():
+        if as_json:
+            click.echo(json.dumps([f.as_dict() for f in findings], indent=1))
+        else:
+            text.findings(_console(), path, [f.as_dict() for f in findings])
     sys.exit(1 if findings else 0)
 
 
@@ -440,10 +462,11 @@ def info(path, as_json):
 
     with _errors(path):
         summary = summarize(path)
-    if as_json:
-        click.echo(json.dumps(summary, indent=1))
-    else:
-        text.summary(_console(), summary)
+    with _stdout():
+        if as_json:
+            click.echo(json.dumps(summary, indent=1))
+        else:
+            text.summary(_console(), summary)
 
 
 @main.group(context_settings=CONTEXT)
@@ -516,10 +539,11 @@ def longtail(dataset, split, layer, bucket_rule, buckets_out, bootstrap, plots, 
         with _errors(plots), _staged_directory(plots) as tmp:
             written = lt.plot_longtail(result.frequencies, result.buckets, tmp, title=ds.name, rule=rule)
         report["plots"] = _moved(written, plots)
-    if as_json:
-        click.echo(json.dumps(report))  # compact: thousands of classes, read by scripts
-        return
-    text.longtail(_console(), report, top)
+    with _stdout():
+        if as_json:
+            click.echo(json.dumps(report))  # compact: thousands of classes, read by scripts
+        else:
+            text.longtail(_console(), report, top)
 
 
 @analyze.command("small-objects", context_settings=CONTEXT)
@@ -556,10 +580,11 @@ def small_objects(dataset, split, layer, workers, plots, top, as_json, scheduler
         with _errors(plots), _staged_directory(plots) as tmp:
             written = so.plot_sizes(result.objects, result.per_class, tmp, title=ds.name)
         report["plots"] = _moved(written, plots)
-    if as_json:
-        click.echo(json.dumps(report, indent=1))
-        return
-    text.small_objects(_console(), report, top)
+    with _stdout():
+        if as_json:
+            click.echo(json.dumps(report, indent=1))
+        else:
+            text.small_objects(_console(), report, top)
 
 
 @analyze.command(context_settings=CONTEXT)
@@ -698,10 +723,11 @@ def consistency(
         with _errors(plots), _staged_directory(plots) as tmp:
             written = cons.plot_consistency(result, tmp, top=top_images, title=ds_a.name)
         report["plots"] = _moved(written, plots)
-    if as_json:
-        click.echo(json.dumps(report, indent=1))
-        return
-    text.consistency(_console(), report)
+    with _stdout():
+        if as_json:
+            click.echo(json.dumps(report, indent=1))
+        else:
+            text.consistency(_console(), report)
 
 
 @main.command(context_settings=CONTEXT)
@@ -760,12 +786,13 @@ def vocab(dataset, top, coverage, from_train_ids, min_images, split, layer, outp
     with _errors(output):
         write_vocab(output, vocabulary)
     report["file"] = str(output)
-    if as_json:
-        click.echo(json.dumps(report, indent=1))
-        return
     from .render import text
 
-    text.vocabulary(_console(), report)
+    with _stdout():
+        if as_json:
+            click.echo(json.dumps(report, indent=1))
+        else:
+            text.vocabulary(_console(), report)
 
 
 @main.command(context_settings=CONTEXT)
@@ -827,10 +854,11 @@ def demo(out, n_images, n_consistency, workers, seed, overwrite, as_json):
             progress=progress,
             overwrite=overwrite,
         )
-    if as_json:
-        click.echo(json.dumps(result, indent=1))
-        return
-    text.demo(_console(), result, n_images)
+    with _stdout():
+        if as_json:
+            click.echo(json.dumps(result, indent=1))
+        else:
+            text.demo(_console(), result, n_images)
 
 
 if __name__ == "__main__":  # pragma: no cover

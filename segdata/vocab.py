@@ -341,6 +341,9 @@ class Vocabulary:
         ]
         if not self.entries:
             del lines[5]
+        if path.exists() and not path.is_file():  # /dev/stdout, a FIFO: written as it is, never replaced
+            path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+            return path
         tmp = path.with_name(path.name + f".tmp{os.getpid()}")
         try:
             tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")

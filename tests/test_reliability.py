@@ -8,7 +8,10 @@ import errno
 import json
 import os
 import shutil
+import stat
 import subprocess
+import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -386,6 +389,53 @@ def test_demo_out_under_a_file(a_file):
     assert result.exit_code == 1
     line = error_line(result)
     assert str(a_file) in line and "Not a directory" in line
+
+
+def test_result_that_cannot_be_printed_is_an_error(dataset, monkeypatch):
+    monkeypatch.setattr("segdata.cli.click.echo", no_space)  # standard output on a full disk
+    result = run("info", dataset, "--json")
+    assert result.exit_code == 1
+    assert error_line(result) == "error: <standard output>: No space left on device"
+
+
+@pytest.mark.parametrize("as_json", [True, False])
+def test_stdout_on_a_real_full_disk(dataset, tmp_path, as_json):
+    disk = tmp_path / "disk"
+    if not _mount_tmpfs(disk, "size=4k"):
+        pytest.skip("mounting a tmpfs needs root")
+    try:
+        (disk / "filler").write_bytes(b"x" * 4096)
+        with open(disk / "out.txt", "w") as stdout:
+            proc = subprocess.run(
+                [sys.executable, "-m", "segdata", "info", str(dataset), *(["--json"] if as_json else [])],
+                stdout=stdout,
+                stderr=subprocess.PIPE,
+                text=True,
+                timeout=60,
+            )
+        assert proc.returncode == 1
+        assert proc.stderr.strip() == "error: <standard output>: No space left on device"
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
+
+
+@pytest.mark.parametrize("command", ["vocab", "buckets"])
+def test_output_to_a_fifo_is_written_not_replaced(dataset, tmp_path, command):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    received = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_text()), daemon=True)
+    reader.start()
+    if command == "vocab":
+        result = run("vocab", dataset, "--top", 2, "-o", fifo)
+    else:
+        result = run("analyze", "longtail", dataset, "--bootstrap", 0, "--buckets-out", fifo)
+    assert result.exit_code == 0, result.output
+    assert stat.S_ISFIFO(fifo.stat().st_mode)  # still the pipe, not a file put in its place
+    reader.join(timeout=10)
+    expected = '"format": "segdata-vocab"' if command == "vocab" else "class_id,name,bucket"
+    assert received and expected in received[0]
+    assert leftovers(tmp_path) == []
 
 
 # ---- 9: nothing deleted that segdata did not write; nothing of segdata's left behind -------------
