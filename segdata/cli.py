@@ -136,7 +136,8 @@ def _staged_directory(directory: Path):
     """Yield a temporary directory for files that belong in ``directory`` (plots); once the block
     finishes they are moved there (``directory`` is created if need be; other files in it are
     left alone), and when it raises the temporary directory is removed with what it holds."""
-    tmp = directory.with_name(directory.name + PARTIAL_SUFFIX)
+    absolute = directory.resolve()  # "." and ".." have no name to put a suffix on
+    tmp = absolute.with_name(absolute.name + PARTIAL_SUFFIX)
     from .convert import remove_path
 
     try:

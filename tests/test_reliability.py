@@ -367,6 +367,13 @@ def test_plots_land_in_the_folder(dataset, tmp_path):
     assert leftovers(tmp_path) == []
 
 
+def test_plots_into_the_current_folder(dataset, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    report = json.loads(run("analyze", "longtail", dataset, "--bootstrap", 0, "--plots", ".", "--json").output)
+    assert report["plots"] and all((tmp_path / p).is_file() for p in report["plots"])
+    assert leftovers(tmp_path.parent) == []
+
+
 def test_vocab_onto_a_folder(dataset, tmp_path):
     folder = tmp_path / "v.json"
     folder.mkdir()
