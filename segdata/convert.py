@@ -440,9 +440,10 @@ def convert(
             raise OutputExistsError(
                 f"{tmp} holds an interrupted conversion: pass --resume to continue it or --overwrite to start over"
             )
+    resuming = tmp.exists()
     try:
         # everything from here on writes under tmp: an error of the system (a full disk, a
-        # read-only folder) cleans up as bad data does
+        # read-only folder) cleans up as bad data does; an interrupted run's folder is kept
         rows_dir.mkdir(parents=True, exist_ok=True)
         (tmp / STATE_FILE).write_text(json.dumps(state, indent=1))
         committed = _committed_chunks(rows_dir)
@@ -453,7 +454,8 @@ def convert(
             skipped = _read_chunks(rows_dir, committed, "problems", PROBLEM_SCHEMA).to_pandas()
             done_ids.update(skipped.loc[skipped["action"] == "skipped", "image_id"])
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if not resuming:
+            shutil.rmtree(tmp, ignore_errors=True)
         raise
     remaining = [t for t in tasks if t.image_id not in done_ids]
     resumed = len(tasks) - len(remaining)

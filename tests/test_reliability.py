@@ -188,6 +188,22 @@ def test_convert_disk_full_cleans_up(src, tmp_path, monkeypatch, where):
     assert not out.exists() and not partial_path(out).exists()
 
 
+def test_convert_state_file_on_a_full_disk_leaves_nothing(src, tmp_path, monkeypatch):
+    real = Path.write_text
+
+    def write_text(self, *args, **kwargs):
+        if self.name == "_state.json":
+            raise OSError(errno.ENOSPC, "No space left on device", str(self))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", write_text)
+    out = tmp_path / "out"
+    result = run("convert", "ade20k", src, out, "--workers", 1)
+    assert result.exit_code == 1
+    assert error_line(result) == f"error: {partial_path(out) / '_state.json'}: No space left on device"
+    assert not out.exists() and not partial_path(out).exists()
+
+
 def test_convert_final_rename_fails_keeps_the_old_output(src, tmp_path, monkeypatch):
     out = tmp_path / "out"
     convert(ade20k, src, out, workers=1, limit=1)
