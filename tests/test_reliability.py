@@ -22,7 +22,7 @@ from PIL import Image
 import segdata
 from segdata.cli import main
 from segdata.convert import convert, partial_path
-from segdata.converters import ade20k
+from segdata.converters import ade20k, cityscapes
 from segdata.errors import InputError
 from segdata.synthetic import generate_cityscapes
 from tests.fixtures.ade20k import small_2021_dataset
@@ -122,7 +122,7 @@ CITYSCAPES_IGNORE = {0, 1, 2, 3, 4, 5, 6, 9, 10, 14, 15, 16, 18, 29, 30}
 def test_info_labelled_ignore_unlabeled_as_longtail(tmp_path):
     root = generate_cityscapes(tmp_path / "cs", 4, image_size=(32, 64), polygons=False)
     out = tmp_path / "out"
-    convert(segdata.converters.cityscapes, root, out, workers=1)
+    convert(cityscapes, root, out, workers=1)
     # decode the labelIds files independently: ignore = labelIds with ignoreInEval
     total = ignore = 0
     for png in sorted(root.rglob("*_gtFine_labelIds.png")):
@@ -251,7 +251,7 @@ def test_convert_on_a_real_full_or_read_only_disk(tmp_path, options, cause):
 def cs_dataset(tmp_path):
     root = generate_cityscapes(tmp_path / "cs", 2, image_size=(32, 64), polygons=False)
     out = tmp_path / "cs-unified"
-    convert(segdata.converters.cityscapes, root, out, workers=1)
+    convert(cityscapes, root, out, workers=1)
     return out
 
 
