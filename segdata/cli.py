@@ -11,6 +11,14 @@ from pathlib import Path
 import click
 
 from . import __version__
+from .cliutil import Progress as _Progress
+from .cliutil import atomic_file as _atomic_file
+from .cliutil import console as _console
+from .cliutil import fail as _fail
+from .cliutil import moved as _moved
+from .cliutil import printing as _stdout
+from .cliutil import staged_directory as _staged_directory
+from .cliutil import system_error as _system_error
 from .errors import SegdataError, SelectionError
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -43,28 +51,21 @@ def _family_options(family: str, given: dict) -> dict:
     return options
 
 
-def _console(stderr: bool = False):
-    from rich.console import Console
-
-    return Console(stderr=stderr, highlight=False)
-
-
-def _fail(message: str, code: int = 1) -> None:
-    _console(stderr=True).print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
-    sys.exit(code)
-
-
 @contextlib.contextmanager
-def _errors():
+def _errors(where: Path | None = None):
     """Turn the library's exceptions into one-line messages and exit codes: a split, layer or
     option the data does not have is a usage error (2), anything else segdata raises on purpose a
-    data or system problem (1)."""
+    data or system problem (1), and so is an error of the operating system (a full disk, a
+    read-only folder, a permission denied): one line naming the path (``where`` when the error
+    names none) and the cause."""
     try:
         yield
     except SelectionError as exc:
         _fail(str(exc), code=2)
     except SegdataError as exc:
         _fail(str(exc))
+    except OSError as exc:
+        _fail(_system_error(exc, where))
 
 
 def _scheduler_option(fn):
@@ -74,40 +75,6 @@ def _scheduler_option(fn):
         help="Run the per-image work on this Dask cluster (tcp://host:8786; needs `pip install 'segdata[dask]'` "
         "and the paths readable by the workers); the output is the same as in the local process pool.",
     )(fn)
-
-
-class _Progress:
-    """A rich progress bar on stderr, fed by the library's ``progress(done, total)`` callback."""
-
-    def __init__(self, description: str, enabled: bool = True):
-        self.enabled = enabled and sys.stderr.isatty()
-        self.description = description
-        self.bar = None
-        self.task = None
-
-    def __enter__(self):
-        if self.enabled:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-            self.bar = Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeRemainingColumn(),
-                console=_console(stderr=True),
-                transient=False,
-            )
-            self.bar.__enter__()
-            self.task = self.bar.add_task(self.description, total=None)
-        return self
-
-    def __call__(self, done: int, total: int) -> None:
-        if self.bar is not None:
-            self.bar.update(self.task, completed=done, total=total)
-
-    def __exit__(self, *exc):
-        if self.bar is not None:
-            self.bar.__exit__(*exc)
 
 
 @click.group(context_settings=CONTEXT)
@@ -132,7 +99,7 @@ def main() -> None:
 )
 @click.argument("out", type=click.Path(path_type=Path))
 @click.option("--split", help="Convert only this split (train, val; ADE folder names training/validation work too).")
-@click.option("--limit", type=click.IntRange(min=0), help="Convert only the first N images (sorted by split, id).")
+@click.option("--limit", type=click.IntRange(min=1), help="Convert only the first N images (sorted by split, id).")
 @click.option("--workers", type=click.IntRange(min=1), help="Worker processes  [default: all cores]")
 @click.option("--copy-images", is_flag=True, help="Copy image files into OUT/images instead of referencing them.")
 @click.option("--overwrite", is_flag=True, help="Replace OUT if it exists (only once the new one is complete).")
@@ -245,7 +212,7 @@ def convert(
         options["stuff"] = False
     module = _converters()[family]
     try:
-        with _errors(), executor_for(scheduler, workers) as (executor, workers):
+        with _errors(out), executor_for(scheduler, workers) as (executor, workers):
             with _Progress(f"converting {root.name}", enabled=not as_json) as progress:
                 report = run_convert(
                     module,
@@ -265,10 +232,11 @@ def convert(
                 )
     except KeyboardInterrupt:
         _fail(f"interrupted; rerun with --resume to continue into {out}", code=130)
-    if as_json:
-        click.echo(json.dumps(report.as_dict(), indent=1))
-        return
-    text.conversion(_console(), report.as_dict())
+    with _stdout():
+        if as_json:
+            click.echo(json.dumps(report.as_dict(), indent=1))
+        else:
+            text.conversion(_console(), report.as_dict())
 
 
 EXPORTERS = {"coco-panoptic": "coco", "label-png": "label-png", "cityscapes": "cityscapes"}
@@ -331,14 +299,15 @@ def export(dataset, target, out, vocab, layer, images_mode, convention, use_trai
         _fail("--convention and --use-train-id apply to --to coco-panoptic only", code=2)
     if use_train_id and convention != "cityscapes":
         _fail("--use-train-id applies to --convention cityscapes only", code=2)
-    with _errors(), _Progress(f"exporting {dataset.name}", enabled=not as_json) as progress:
+    with _errors(out), _Progress(f"exporting {dataset.name}", enabled=not as_json) as progress:
         report = module.write(dataset, out, overwrite=overwrite, workers=workers, progress=progress, **options)
-    if as_json:
-        click.echo(json.dumps(report, indent=1, default=str))
-        return
     from .render import text
 
-    text.export(_console(), out, report)
+    with _stdout():
+        if as_json:
+            click.echo(json.dumps(report, indent=1, default=str))
+        else:
+            text.export(_console(), out, report)
 
 
 @main.command(context_settings=CONTEXT)
@@ -361,13 +330,14 @@ def validate(path, workers, as_json, scheduler):
     from .runner import executor_for
     from .validate import validate as run_validate
 
-    with _errors(), executor_for(scheduler, workers) as (executor, workers):
+    with _errors(path), executor_for(scheduler, workers) as (executor, workers):
         with _Progress(f"validating {path.name}", enabled=not as_json) as progress:
             findings = run_validate(path, workers=workers, executor=executor, progress=progress)
-    if as_json:
-        click.echo(json.dumps([f.as_dict() for f in findings], indent=1))
-    else:
-        text.findings(_console(), path, [f.as_dict() for f in findings])
+    with _stdout():
+        if as_json:
+            click.echo(json.dumps([f.as_dict() for f in findings], indent=1))
+        else:
+            text.findings(_console(), path, [f.as_dict() for f in findings])
     sys.exit(1 if findings else 0)
 
 
@@ -384,12 +354,13 @@ def info(path, as_json):
     from .render import text
     from .summary import summarize
 
-    with _errors():
+    with _errors(path):
         summary = summarize(path)
-    if as_json:
-        click.echo(json.dumps(summary, indent=1))
-    else:
-        text.summary(_console(), summary)
+    with _stdout():
+        if as_json:
+            click.echo(json.dumps(summary, indent=1))
+        else:
+            text.summary(_console(), summary)
 
 
 @main.group(context_settings=CONTEXT)
@@ -406,7 +377,7 @@ def analyze() -> None:
 def _open_dataset(path: Path):
     from .format import Dataset
 
-    with _errors():
+    with _errors(path):
         return Dataset(path)
 
 
@@ -452,19 +423,21 @@ def longtail(dataset, split, layer, bucket_rule, buckets_out, bootstrap, plots, 
         rule = lt.parse_bucket_rule(bucket_rule)
     except ValueError as exc:
         _fail(str(exc), code=2)
-    with _errors():
+    with _errors(dataset):
         result = lt.analyze(ds, split=split, layer=layer, rule=rule, bootstrap=bootstrap)
     report = result.to_dict()
     if buckets_out:
-        lt.write_buckets(buckets_out, result.frequencies, result.buckets)
+        with _errors(buckets_out), _atomic_file(buckets_out) as tmp:
+            lt.write_buckets(tmp, result.frequencies, result.buckets)
     if plots:
-        report["plots"] = [
-            str(p) for p in lt.plot_longtail(result.frequencies, result.buckets, plots, title=ds.name, rule=rule)
-        ]
-    if as_json:
-        click.echo(json.dumps(report))  # compact: thousands of classes, read by scripts
-        return
-    text.longtail(_console(), report, top)
+        with _errors(plots), _staged_directory(plots) as tmp:
+            written = lt.plot_longtail(result.frequencies, result.buckets, tmp, title=ds.name, rule=rule)
+        report["plots"] = _moved(written, plots)
+    with _stdout():
+        if as_json:
+            click.echo(json.dumps(report))  # compact: thousands of classes, read by scripts
+        else:
+            text.longtail(_console(), report, top)
 
 
 @analyze.command("small-objects", context_settings=CONTEXT)
@@ -493,16 +466,19 @@ def small_objects(dataset, split, layer, workers, plots, top, as_json, scheduler
     from .runner import executor_for
 
     ds = _open_dataset(dataset)
-    with _errors(), executor_for(scheduler, workers) as (executor, workers):
+    with _errors(dataset), executor_for(scheduler, workers) as (executor, workers):
         with _Progress("connected components", enabled=not as_json) as progress:
             result = so.analyze(ds, split=split, layer=layer, workers=workers, executor=executor, progress=progress)
     report = result.to_dict()
     if plots:
-        report["plots"] = [str(p) for p in so.plot_sizes(result.objects, result.per_class, plots, title=ds.name)]
-    if as_json:
-        click.echo(json.dumps(report, indent=1))
-        return
-    text.small_objects(_console(), report, top)
+        with _errors(plots), _staged_directory(plots) as tmp:
+            written = so.plot_sizes(result.objects, result.per_class, tmp, title=ds.name)
+        report["plots"] = _moved(written, plots)
+    with _stdout():
+        if as_json:
+            click.echo(json.dumps(report, indent=1))
+        else:
+            text.small_objects(_console(), report, top)
 
 
 @analyze.command(context_settings=CONTEXT)
@@ -613,7 +589,7 @@ def consistency(
         except ValueError:
             _fail(f"--unlabeled takes class ids separated by commas (1,8), got {unlabeled!r}", code=2)
     try:
-        with _errors(), executor_for(scheduler, workers) as (executor, workers):
+        with _errors(a), executor_for(scheduler, workers) as (executor, workers):
             with _Progress("comparing", enabled=not as_json) as progress:
                 result = cons.compare(
                     ds_a,
@@ -634,13 +610,18 @@ def consistency(
         _fail(str(exc), code=2)
     report = result.report()
     if ceiling_out:
-        report["ceiling_file"] = str(cons.write_ceiling(ceiling_out, result))
+        with _errors(ceiling_out), _atomic_file(ceiling_out) as tmp:
+            cons.write_ceiling(tmp, result)
+        report["ceiling_file"] = str(ceiling_out)
     if plots:
-        report["plots"] = [str(p) for p in cons.plot_consistency(result, plots, top=top_images, title=ds_a.name)]
-    if as_json:
-        click.echo(json.dumps(report, indent=1))
-        return
-    text.consistency(_console(), report)
+        with _errors(plots), _staged_directory(plots) as tmp:
+            written = cons.plot_consistency(result, tmp, top=top_images, title=ds_a.name)
+        report["plots"] = _moved(written, plots)
+    with _stdout():
+        if as_json:
+            click.echo(json.dumps(report, indent=1))
+        else:
+            text.consistency(_console(), report)
 
 
 @main.command(context_settings=CONTEXT)
@@ -684,7 +665,7 @@ def vocab(dataset, top, coverage, from_train_ids, min_images, split, layer, outp
         _fail("--min-images applies to --top and --coverage only", code=2)
     ds = _open_dataset(dataset)
     try:
-        with _errors():
+        with _errors(dataset):
             vocabulary, report = build_vocabulary(
                 ds,
                 top=top,
@@ -696,14 +677,16 @@ def vocab(dataset, top, coverage, from_train_ids, min_images, split, layer, outp
             )
     except ValueError as exc:
         _fail(str(exc), code=2)
-    write_vocab(output, vocabulary)
+    with _errors(output):
+        write_vocab(output, vocabulary)
     report["file"] = str(output)
-    if as_json:
-        click.echo(json.dumps(report, indent=1))
-        return
     from .render import text
 
-    text.vocabulary(_console(), report)
+    with _stdout():
+        if as_json:
+            click.echo(json.dumps(report, indent=1))
+        else:
+            text.vocabulary(_console(), report)
 
 
 @main.command(context_settings=CONTEXT)
@@ -732,14 +715,21 @@ def vocab(dataset, top, coverage, from_train_ids, min_images, split, layer, outp
 )
 @click.option("--workers", type=click.IntRange(min=1), help="Worker processes  [default: all cores]")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace the demo's folders under --out even when an earlier demo did not write them.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def demo(out, n_images, n_consistency, workers, seed, as_json):
+def demo(out, n_images, n_consistency, workers, seed, overwrite, as_json):
     """Generate a synthetic ADE20K dataset (2021 layout), convert it, validate it, summarise it,
     and measure its long tail and object sizes; then compare a simulated re-annotation with its
     original (calibrated on the ADE20K study) and write the annotation ceiling.
 
     The generated classes follow a power law, regions have realistic shapes, images range from a
-    few hundred pixels to a few megapixels. Everything lands under --out (rerunning replaces it).
+    few hundred pixels to a few megapixels. Everything lands under --out: source/, ade20k-unified/,
+    consistency-source/, consistency-unified/, ceiling.json and a .segdata-demo marker; a rerun
+    replaces what an earlier demo wrote there, and nothing else without --overwrite.
 
     \b
     Example:
@@ -748,14 +738,21 @@ def demo(out, n_images, n_consistency, workers, seed, as_json):
     from .demo import run_demo
     from .render import text
 
-    with _errors(), _Progress("demo: converting", enabled=not as_json) as progress:
+    with _errors(out), _Progress("demo: converting", enabled=not as_json) as progress:
         result = run_demo(
-            out, n_images=n_images, n_consistency=n_consistency, workers=workers, seed=seed, progress=progress
+            out,
+            n_images=n_images,
+            n_consistency=n_consistency,
+            workers=workers,
+            seed=seed,
+            progress=progress,
+            overwrite=overwrite,
         )
-    if as_json:
-        click.echo(json.dumps(result, indent=1))
-        return
-    text.demo(_console(), result, n_images)
+    with _stdout():
+        if as_json:
+            click.echo(json.dumps(result, indent=1))
+        else:
+            text.demo(_console(), result, n_images)
 
 
 if __name__ == "__main__":  # pragma: no cover

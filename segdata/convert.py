@@ -401,16 +401,20 @@ def convert(
     root = Path(root)
     out = Path(out)
     tmp = partial_path(out)
-    if out.exists() and not overwrite:
+    if (out.exists() or out.is_symlink()) and not overwrite:
         if resume and (out / MANIFEST).is_file():
             raise OutputExistsError(
                 f"{out} is already a complete dataset; nothing to resume (use --overwrite to redo it)"
             )
         raise OutputExistsError(f"{out} exists; pass --overwrite to replace it")
+    if limit is not None and int(limit) < 1:
+        raise ValueError(f"limit must be at least 1 (a dataset of 0 images is not a result), got {limit}")
     layout = layout if layout is not None else module.detect(root, **(options or {}))
     tasks = module.list_images(layout, split=split)
+    if not tasks:
+        raise _nothing_to_convert(module, layout, split)
     if limit is not None:
-        tasks = tasks[: max(0, int(limit))]
+        tasks = tasks[: int(limit)]
     state = {
         "family": module.__name__.rsplit(".", 1)[-1],
         "layout": layout.name,
@@ -422,7 +426,7 @@ def convert(
         "segdata_version": __version__,
     }
     rows_dir = tmp / ROWS_DIR
-    if tmp.exists():
+    if tmp.exists() or tmp.is_symlink():
         if resume:
             previous = json.loads((tmp / STATE_FILE).read_text()) if (tmp / STATE_FILE).is_file() else None
             if previous != state:
@@ -431,30 +435,37 @@ def convert(
                     "rerun with the same options, or pass --overwrite to start over"
                 )
         elif overwrite:
-            shutil.rmtree(tmp)
+            remove_path(tmp)
         else:
             raise OutputExistsError(
                 f"{tmp} holds an interrupted conversion: pass --resume to continue it or --overwrite to start over"
             )
-    rows_dir.mkdir(parents=True, exist_ok=True)
-    (tmp / STATE_FILE).write_text(json.dumps(state, indent=1))
-
-    committed = _committed_chunks(rows_dir)
-    done_ids: set[str] = set()
-    if committed:
-        done_table = _read_chunks(rows_dir, committed, "images", IMAGE_SCHEMA)
-        done_ids.update(done_table.column("image_id").to_pylist())
-        skipped = _read_chunks(rows_dir, committed, "problems", PROBLEM_SCHEMA).to_pandas()
-        done_ids.update(skipped.loc[skipped["action"] == "skipped", "image_id"])
+    resuming = tmp.exists()
+    try:
+        # everything from here on writes under tmp: an error of the system (a full disk, a
+        # read-only folder) cleans up as bad data does; an interrupted run's folder is kept
+        rows_dir.mkdir(parents=True, exist_ok=True)
+        (tmp / STATE_FILE).write_text(json.dumps(state, indent=1))
+        committed = _committed_chunks(rows_dir)
+        done_ids: set[str] = set()
+        if committed:
+            done_table = _read_chunks(rows_dir, committed, "images", IMAGE_SCHEMA)
+            done_ids.update(done_table.column("image_id").to_pylist())
+            skipped = _read_chunks(rows_dir, committed, "problems", PROBLEM_SCHEMA).to_pandas()
+            done_ids.update(skipped.loc[skipped["action"] == "skipped", "image_id"])
+    except BaseException:
+        if not resuming:
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise
     remaining = [t for t in tasks if t.image_id not in done_ids]
     resumed = len(tasks) - len(remaining)
     writer = _ChunkWriter(rows_dir, first_chunk=int(committed[-1]) + 1 if committed else 0)
     worker = partial(_convert_one, module.__name__, layout, tmp, copy_images, on_error)
     total = len(tasks)
     done = resumed
-    if progress:
-        progress(done, total)
     try:
+        if progress:
+            progress(done, total)
         for result in parallel_map(worker, remaining, workers=workers, executor=executor):
             writer.add(result)
             done += 1
@@ -499,6 +510,13 @@ def _finalize(module, layout, tmp, rows_dir, out, overwrite, copy_images, name, 
         used_layers.update(layer_names(value))
     layers = [layer for layer in module.layers(layout) if layer["name"] in used_layers]
     problem_rows = problems.to_dict("records")
+    if images.num_rows == 0:  # every image skipped: a dataset of 0 images is not a result
+        first = problem_rows[0] if problem_rows else None
+        raise InputError(
+            layout.root,
+            f"every image was skipped ({len(problem_rows)} of {len(problem_rows)}), nothing converted"
+            + (f"; first: {first['file']}: {first['problem']}" if first else ""),
+        )
     manifest = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
@@ -519,7 +537,7 @@ def _finalize(module, layout, tmp, rows_dir, out, overwrite, copy_images, name, 
     (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     shutil.rmtree(rows_dir)
     (tmp / STATE_FILE).unlink()
-    if out.exists() and not overwrite:  # appeared while we ran
+    if (out.exists() or out.is_symlink()) and not overwrite:  # appeared while we ran
         raise OutputExistsError(f"{out} appeared during the conversion")
     _move_into_place(tmp, out)
     return ConversionReport(
@@ -535,34 +553,63 @@ def _finalize(module, layout, tmp, rows_dir, out, overwrite, copy_images, name, 
     )
 
 
+def _nothing_to_convert(module: ModuleType, layout, split: str | None) -> InputError:
+    """The error for a selection without any image: names the split asked for and the splits
+    the source has (with their image counts)."""
+    if split is None:
+        return InputError(layout.root, f"no image found in this {layout.name} layout")
+    counts: dict[str, int] = {}
+    for task in module.list_images(layout):
+        counts[task.split] = counts.get(task.split, 0) + 1
+    have = ", ".join(f"{name} ({n} image{'s' * (n != 1)})" for name, n in sorted(counts.items())) or "none"
+    return InputError(layout.root, f"no image of split {split!r}; splits: {have}")
+
+
+def remove_path(path: Path) -> None:
+    """Remove what segdata wrote at ``path``: a directory tree, a file or a link (the link
+    itself, never what it points to). Nothing there is fine."""
+    path = Path(path)
+    if path.is_symlink() or (path.exists() and not path.is_dir()):
+        path.unlink()
+    elif path.exists():
+        shutil.rmtree(path)
+
+
 @contextlib.contextmanager
 def atomic_output(out: str | Path, *, overwrite: bool = False):
     """Write a directory atomically: yields a temporary sibling directory that becomes ``out``
-    when the block finishes, and is removed when it raises. Exporters use this.
+    when the block finishes, and is removed when it raises (a system error such as a full disk
+    included). Exporters use this. With ``overwrite``, an existing ``out`` (a directory, a file
+    or a link) is replaced only once the new one is complete, and nothing of the old one is left.
 
     Raises :class:`OutputExistsError` when ``out`` exists and ``overwrite`` is false.
     """
     out = Path(out)
-    if out.exists() and not overwrite:
+    if (out.exists() or out.is_symlink()) and not overwrite:
         raise OutputExistsError(f"{out} exists; pass --overwrite to replace it")
     tmp = partial_path(out)
-    shutil.rmtree(tmp, ignore_errors=True)
+    remove_path(tmp)  # a partial output of an earlier run
     tmp.mkdir(parents=True)
     try:
         yield tmp
+        _move_into_place(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    _move_into_place(tmp, out)
 
 
 def _move_into_place(tmp: Path, out: Path) -> None:
-    """Rename ``tmp`` to ``out``, replacing an existing ``out`` only once ``tmp`` is complete."""
-    if out.exists():
+    """Rename ``tmp`` to ``out``, replacing an existing ``out`` (a directory, a file or a link)
+    only once ``tmp`` is complete; the old one is removed, or put back when the rename fails."""
+    if out.exists() or out.is_symlink():
         old = out.with_name(out.name + ".segdata-old")
-        shutil.rmtree(old, ignore_errors=True)
+        remove_path(old)
         out.rename(old)
-        tmp.rename(out)
-        shutil.rmtree(old, ignore_errors=True)
+        try:
+            tmp.rename(out)
+        except BaseException:
+            old.rename(out)
+            raise
+        remove_path(old)
     else:
         tmp.rename(out)

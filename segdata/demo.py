@@ -10,14 +10,23 @@ disagreement), converted and compared, with the ceiling written to ``ceiling.jso
 
 from __future__ import annotations
 
+import contextlib
+import json
 import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from .convert import convert
+from . import __version__
+from .convert import convert, remove_path
+from .errors import OutputExistsError
 from .summary import summarize
 from .validate import validate
+
+#: the file that marks a folder as written by ``segdata demo`` (what a rerun may replace)
+MARKER = ".segdata-demo"
+#: what the demo writes under ``--out``, and nothing else (besides the marker)
+ENTRIES = ("source", "ade20k-unified", "consistency-source", "consistency-unified", "ceiling.json")
 
 
 def run_demo(
@@ -28,8 +37,21 @@ def run_demo(
     workers: int | None = None,
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
+    overwrite: bool = False,
 ) -> dict:
-    """Run the demo into ``out`` (replaced if it exists) and return what it found.
+    """Run the demo into the folder ``out`` and return what it found.
+
+    The demo writes :data:`ENTRIES` and the marker file :data:`MARKER` under ``out`` (created if
+    need be) and nothing else. A rerun into a folder the demo wrote (the marker is there) replaces
+    them; an entry in a folder without the marker belongs to someone else and is replaced only with
+    ``overwrite`` (other files in ``out`` are never touched). When the run fails, what it wrote is
+    removed.
+
+    Raises
+    ------
+    OutputExistsError
+        ``out`` exists and is not a folder, or one of the entries is there, was not written by the
+        demo and ``overwrite`` is false.
 
     Returns
     -------
@@ -41,16 +63,53 @@ def run_demo(
         ``n_consistency`` images of 1024x768: measured agreement and breakdown next to the
         generator's exact edits and the published ADE20K figures, and the ceiling file).
     """
+    out = Path(out)
+    if (out.exists() or out.is_symlink()) and not out.is_dir():
+        raise OutputExistsError(f"{out} exists and is not a folder; give --out a folder (new or the demo's own)")
+    created = not out.exists()
+    marked = (out / MARKER).is_file()
+    present = [out / name for name in ENTRIES if (out / name).exists() or (out / name).is_symlink()]
+    if present and not marked and not overwrite:
+        raise OutputExistsError(
+            f"{present[0]} exists and was not written by segdata demo; pass --overwrite to replace it "
+            "(or choose another --out)"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        if not marked:
+            (out / MARKER).write_text(json.dumps({"written_by": "segdata demo", "segdata_version": __version__}) + "\n")
+        for path in present + _partials(out):
+            remove_path(path)
+        return _run(out, n_images, n_consistency, workers, seed, progress)
+    except BaseException:
+        # leave nothing half-written: what this run wrote goes (and the folder, when it made it)
+        with contextlib.suppress(OSError):
+            if created:
+                shutil.rmtree(out)
+            else:
+                for path in [out / name for name in ENTRIES] + _partials(out):
+                    remove_path(path)
+                if not marked:
+                    (out / MARKER).unlink(missing_ok=True)
+        raise
+
+
+def _partials(out: Path) -> list[Path]:
+    """The temporary siblings that segdata's writers leave while they run (an interrupted
+    conversion's ``.segdata-partial``), for the demo's entries."""
+    names = [name + suffix for name in ENTRIES for suffix in (".segdata-partial", ".segdata-old")]
+    return [out / name for name in names if (out / name).exists() or (out / name).is_symlink()]
+
+
+def _run(out: Path, n_images, n_consistency, workers, seed, progress) -> dict:
     from .converters import ade20k
     from .synthetic import generate_ade20k_2021
 
-    out = Path(out)
     source_dir = out / "source"
     dataset_dir = out / "ade20k-unified"
-    shutil.rmtree(source_dir, ignore_errors=True)
     release = generate_ade20k_2021(source_dir, n_images, image_size="varied", seed=seed, workers=workers or 1)
     start = time.perf_counter()
-    convert(ade20k, release, dataset_dir, workers=workers, overwrite=True, name="demo", progress=progress)
+    convert(ade20k, release, dataset_dir, workers=workers, name="demo", progress=progress)
     seconds = time.perf_counter() - start
     findings = validate(dataset_dir, workers=workers)
     from .analyses.longtail import longtail_report
@@ -85,11 +144,10 @@ def _consistency(out: Path, n_images: int, workers: int | None, seed: int) -> di
 
     source_dir = out / "consistency-source"
     dataset_dir = out / "consistency-unified"
-    shutil.rmtree(source_dir, ignore_errors=True)
     generated = generate_ade20k_consistency(
         source_dir, n_images, image_size=(768, 1024), parts=False, seed=seed, workers=workers or 1
     )
-    convert(ade20k, generated.path, dataset_dir, workers=workers, overwrite=True, name="demo-consistency")
+    convert(ade20k, generated.path, dataset_dir, workers=workers, name="demo-consistency")
     result = consistency.compare(dataset_dir, layers="objects,reannotation", workers=workers, bootstrap=200, seed=seed)
     ceiling = consistency.write_ceiling(out / "ceiling.json", result)
     return {

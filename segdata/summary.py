@@ -11,25 +11,39 @@ from .format import Dataset
 
 def summarize(path: str | Path | Dataset, top: int = 10) -> dict:
     """Images per split, classes, segments and instances per layer, the ``top`` classes by pixels
-    (layer ``objects``), and the problems recorded at conversion. Decodes no mask."""
+    (layer ``objects``), and the problems recorded at conversion. Decodes no mask.
+
+    Pixels are counted as ``segdata analyze longtail`` counts them
+    (:func:`segdata.analyses.longtail.pixel_accounting`): per layer, ``labelled_fraction`` is the
+    share of all pixels held by classes not flagged ignore, ``ignore_fraction`` by ignore classes
+    (Cityscapes ignoreInEval, VOC void), ``unlabeled_fraction`` by no segment (the three add up to
+    1). A top class's ``pixel_share`` is its fraction of the labelled pixels; ignore classes are not
+    listed there."""
+    from .analyses.longtail import pixel_accounting
+
     ds = path if isinstance(path, Dataset) else Dataset(path)
     images, segments, classes = ds.images, ds.segments, ds.classes
     total_pixels = int((images["width"].astype(np.int64) * images["height"]).sum())
     layers = []
     for layer in ds.layers:
         rows = segments[segments["layer"] == layer]
+        acc = pixel_accounting(ds, layer=layer)
         layers.append(
             {
                 "name": layer,
                 "segments": int(len(rows)),
                 "instances": int(rows["is_instance"].sum()),
-                "labelled_fraction": float(rows["area"].sum() / total_pixels) if total_pixels else 0.0,
+                "labelled_fraction": float(acc["labelled_fraction"]),
+                "ignore_fraction": float(acc["ignore_fraction"]),
+                "unlabeled_fraction": float(acc["unlabeled_fraction"]),
             }
         )
     objects = segments[segments["layer"] == (ds.layers[0] if ds.layers else "objects")]
     per_class = objects.groupby("class_id").agg(pixels=("area", "sum"), images=("image_id", "nunique"))
     per_class = per_class.sort_values(["pixels", "images"], ascending=False)
-    labelled = int(per_class["pixels"].sum())
+    ignore_ids = set(classes.loc[classes["ignore"].fillna(False).astype(bool), "class_id"])
+    listed = per_class[~per_class.index.isin(ignore_ids)]
+    labelled = int(listed["pixels"].sum())
     names = dict(zip(classes["class_id"], classes["name"]))
     top_classes = [
         {
@@ -39,7 +53,7 @@ def summarize(path: str | Path | Dataset, top: int = 10) -> dict:
             "pixel_share": float(r.pixels / labelled) if labelled else 0.0,
             "images": int(r.images),
         }
-        for cid, r in per_class.head(top).iterrows()
+        for cid, r in listed.head(top).iterrows()
     ]
     return {
         "name": ds.name,

@@ -44,6 +44,7 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Iterable
@@ -340,9 +341,17 @@ class Vocabulary:
         ]
         if not self.entries:
             del lines[5]
+        if path.exists() and not path.is_file():  # /dev/stdout, a FIFO: written as it is, never replaced
+            path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+            return path
         tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-        tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
+        try:
+            tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+            os.replace(tmp, path)
+        except BaseException:  # a full disk, a directory at path: leave nothing half-written
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
         return path
 
     def lookup(self, classes: pd.DataFrame | int, dtype=None) -> np.ndarray:

@@ -43,14 +43,25 @@ def summary(console, summary: dict) -> None:
         f"{summary['images']} images, {summary['classes']} classes, {summary['segments']} segments"
     )
     console.print("splits: " + ", ".join(f"{k} {v}" for k, v in summary["splits"].items()))
-    table = Table("layer", "segments", "instances", "pixels labelled", title="layers")
+    # pixels in the words of `analyze longtail`: labelled (classes not flagged ignore), ignore, unlabeled
+    table = Table("layer", "segments", "instances", "labelled", "ignore", "unlabeled", title="layers (pixels)")
     for layer in summary["layers"]:
         table.add_row(
-            layer["name"], str(layer["segments"]), str(layer["instances"]), f"{layer['labelled_fraction']:.1%}"
+            layer["name"],
+            str(layer["segments"]),
+            str(layer["instances"]),
+            pct(layer["labelled_fraction"]),
+            pct(layer.get("ignore_fraction")),
+            pct(layer.get("unlabeled_fraction")),
         )
     console.print(table)
     top = Table(
-        "class", "name", "pixels", "share", "images", title=f"top {len(summary['top_classes'])} classes by pixels"
+        "class",
+        "name",
+        "pixels",
+        "share",
+        "images",
+        title=f"top {len(summary['top_classes'])} classes by pixels (share of labelled pixels)",
     )
     for c in summary["top_classes"]:
         top.add_row(str(c["class_id"]), c["name"], str(c["pixels"]), f"{c['pixel_share']:.2%}", str(c["images"]))
