@@ -121,7 +121,19 @@ def main() -> None:
       segdata convert ade20k /data/ADE20K_2021_17_01 --to unified ade-unified
       segdata validate ade-unified
       segdata info ade-unified --json
+
+    SIGTERM (a scheduler's timeout) is handled like Ctrl-C: convert stops, keeps the finished
+    images for --resume, says so and exits with status 130.
     """
+    import signal
+    import threading
+
+    def terminated(signum, frame):
+        raise KeyboardInterrupt  # the commands' Ctrl-C path: clean up, say how to resume
+
+    if threading.current_thread() is threading.main_thread():  # only there can Python set one
+        previous = signal.signal(signal.SIGTERM, terminated)
+        click.get_current_context().call_on_close(lambda: signal.signal(signal.SIGTERM, previous))
 
 
 @main.command(context_settings=CONTEXT)
