@@ -19,6 +19,7 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 FAMILIES = ("ade20k", "coco", "voc", "cityscapes", "label-png")
 #: which family takes which of convert's family options
 FAMILY_OPTIONS = {
+    "ade20k": {"check_instance_masks"},
     "coco": {"kind", "annotations", "categories", "images", "stuff"},
     "voc": {"sbd", "aug"},
     "cityscapes": {"coarse", "check_labelids"},
@@ -188,6 +189,11 @@ def main() -> None:
     is_flag=True,
     help="cityscapes: also decode labelIds and check it against instanceIds (which holds every labelId).",
 )
+@click.option(
+    "--check-instance-masks",
+    is_flag=True,
+    help="ade20k 2021: also read each object's instance mask and check it against the object's region.",
+)
 @click.option("--vocab", type=click.Path(path_type=Path), help="label-png: vocabulary file  [default: ROOT/vocab.json]")
 @_scheduler_option
 def convert(
@@ -213,6 +219,7 @@ def convert(
     aug,
     coarse,
     check_labelids,
+    check_instance_masks,
     vocab,
     scheduler,
 ):
@@ -248,6 +255,7 @@ def convert(
             "aug": aug,
             "coarse": coarse,
             "check_labelids": check_labelids,
+            "check_instance_masks": check_instance_masks,
             "vocab": vocab,
         },
     )
