@@ -19,7 +19,7 @@ from segdata.vocab import write_vocab
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads processes from /proc (Linux)")
 
-IMAGES = 120  # 2048 x 2048 label PNGs: about 5 s of conversion on 2 workers
+IMAGES = 160  # 2048 x 2048 label PNGs: about 6 s of conversion on 2 workers
 
 
 @pytest.fixture(scope="module")
@@ -136,7 +136,11 @@ def test_sigterm_stops_like_ctrl_c_and_resume_equals_a_clean_run(label_pngs, tmp
     with open(tmp_path / "stderr.txt", "w") as stderr_file:
         proc, workers = _start_conversion(label_pngs, out, stderr_file)
     try:
-        time.sleep(2.5)  # past the first commit of finished images (every 2 s)
+        # wait for the first commit of finished images (every 2 s), then stop the conversion
+        rows = out.with_name(out.name + ".segdata-partial") / "_rows"
+        deadline = time.monotonic() + 30
+        while not any(rows.glob("*.images.parquet")) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert proc.poll() is None, "the conversion ended before it could be interrupted"
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
