@@ -27,6 +27,7 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 FAMILIES = ("ade20k", "coco", "voc", "cityscapes", "label-png")
 #: which family takes which of convert's family options
 FAMILY_OPTIONS = {
+    "ade20k": {"check_instance_masks"},
     "coco": {"kind", "annotations", "categories", "images", "stuff"},
     "voc": {"sbd", "aug"},
     "cityscapes": {"coarse", "check_labelids"},
@@ -88,7 +89,19 @@ def main() -> None:
       segdata convert ade20k /data/ADE20K_2021_17_01 --to unified ade-unified
       segdata validate ade-unified
       segdata info ade-unified --json
+
+    SIGTERM (a scheduler's timeout) is handled like Ctrl-C: convert stops, keeps the finished
+    images for --resume, says so and exits with status 130.
     """
+    import signal
+    import threading
+
+    def terminated(signum, frame):
+        raise KeyboardInterrupt  # the commands' Ctrl-C path: clean up, say how to resume
+
+    if threading.current_thread() is threading.main_thread():  # only there can Python set one
+        previous = signal.signal(signal.SIGTERM, terminated)
+        click.get_current_context().call_on_close(lambda: signal.signal(signal.SIGTERM, previous))
 
 
 @main.command(context_settings=CONTEXT)
@@ -143,6 +156,11 @@ def main() -> None:
     is_flag=True,
     help="cityscapes: also decode labelIds and check it against instanceIds (which holds every labelId).",
 )
+@click.option(
+    "--check-instance-masks",
+    is_flag=True,
+    help="ade20k 2021: also read each object's instance mask and check it against the object's region.",
+)
 @click.option("--vocab", type=click.Path(path_type=Path), help="label-png: vocabulary file  [default: ROOT/vocab.json]")
 @_scheduler_option
 def convert(
@@ -168,6 +186,7 @@ def convert(
     aug,
     coarse,
     check_labelids,
+    check_instance_masks,
     vocab,
     scheduler,
 ):
@@ -203,6 +222,7 @@ def convert(
             "aug": aug,
             "coarse": coarse,
             "check_labelids": check_labelids,
+            "check_instance_masks": check_instance_masks,
             "vocab": vocab,
         },
     )

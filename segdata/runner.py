@@ -15,6 +15,8 @@ import os
 import platform
 import signal
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from collections.abc import Sequence as _SequenceABC
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
@@ -59,10 +61,87 @@ def keep_freed_memory(trim_bytes: int = 256 << 20, mmap_bytes: int = 32 << 20) -
     return bool(mallopt(_M_MMAP_THRESHOLD, mmap_bytes)) and bool(mallopt(_M_TRIM_THRESHOLD, trim_bytes))
 
 
-def _init_worker() -> None:
+#: linux/prctl.h
+_PR_SET_PDEATHSIG = 1
+
+
+def _set_parent_death_signal(sig: int) -> bool:
+    """Ask Linux to send ``sig`` to this process when its parent exits; False where unavailable."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):  # pragma: no cover - every Linux libc has it
+        return False
+    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    return prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0) == 0
+
+
+def _pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs (a zombie, dead but not yet reaped, counts as gone)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # pragma: no cover - exists, owned by another user
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):  # no /proc (macOS): trust kill(pid, 0)
+        return True
+
+
+def _watchdog(alive: Callable[[], bool], poll_seconds: float) -> None:
+    while alive():
+        time.sleep(poll_seconds)
+    os._exit(1)
+
+
+def exit_with_parent(parent_pid: int, poll_seconds: float = 0.5) -> str:
+    """Make this process exit as soon as ``parent_pid``, the process that started it, dies.
+
+    A pool worker must not outlive the process that owns its pool: when that one is killed
+    (SIGKILL from a scheduler's timeout or the OOM killer) nothing would stop its workers. On
+    Linux the kernel kills this process with SIGKILL when its parent exits (``PR_SET_PDEATHSIG``);
+    the parent may have died before that request, so the parent pid is checked after it.
+    Elsewhere, or when ``parent_pid`` is not the direct parent (a worker forked by
+    multiprocessing's fork server, which itself exits with the pool's owner), a daemon thread
+    checks every ``poll_seconds`` seconds that ``parent_pid`` is alive and ends the process
+    (exit status 1) when it is not. Returns how the process is watched: ``"pdeathsig"``,
+    ``"watchdog"`` or ``"pdeathsig+watchdog"``.
+
+    Notes
+    -----
+    Linux sends the signal when the *thread* that started the process exits: a pool must be used
+    by the thread that created it (:func:`parallel_map` creates and shuts down its pool in the
+    thread that iterates it).
+    """
+    direct = os.getppid() == parent_pid
+    armed = _set_parent_death_signal(signal.SIGKILL)
+    if direct and armed:
+        if os.getppid() != parent_pid:  # the parent died before prctl: no signal will come
+            os._exit(1)
+        return "pdeathsig"
+    if not _pid_alive(parent_pid):
+        os._exit(1)
+    if direct:
+        alive = lambda: os.getppid() == parent_pid  # noqa: E731 - a reparented process is orphaned
+    else:
+        alive = lambda: _pid_alive(parent_pid)  # noqa: E731
+    threading.Thread(target=_watchdog, args=(alive, poll_seconds), name="segdata-watchdog", daemon=True).start()
+    return "pdeathsig+watchdog" if armed else "watchdog"
+
+
+def _init_worker(parent_pid: int | None = None) -> None:
     # Ctrl-C reaches the whole process group: workers ignore it and the parent, which owns the
     # output, stops the pool cleanly (no traceback from every worker).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # a forked worker inherits the CLI's SIGTERM handler (which stops a conversion for --resume);
+    # SIGTERM sent to a worker itself ends it
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if parent_pid is not None:
+        exit_with_parent(parent_pid)
     keep_freed_memory()
 
 
@@ -101,6 +180,8 @@ def parallel_map(
     Notes
     -----
     An exception raised by ``fn`` propagates to the caller; tasks not yet started are cancelled.
+    The workers of the local pool exit when this process dies, even by SIGKILL
+    (:func:`exit_with_parent`).
     """
     workers = default_workers() if workers is None else max(1, int(workers))
     if executor is None and workers == 1:
@@ -108,7 +189,7 @@ def parallel_map(
             yield fn(item)
         return
     own = executor is None
-    pool = executor or ProcessPoolExecutor(max_workers=workers, initializer=_init_worker)
+    pool = executor or ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(os.getpid(),))
     in_flight: set[Future] = set()
     position: dict[Future, int] = {}  # batch number of each future
     held: dict[int, list] = {}  # ordered: results of batches that completed ahead of their turn

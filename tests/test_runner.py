@@ -78,3 +78,34 @@ def test_every_item_once_and_the_last_batches_shrink(n):
     with _RecordingExecutor() as pool:
         sum(1 for _ in parallel_map(_square, iter(range(n)), workers=2, batch_size=8, executor=pool))
     assert pool.batches == [8] * (n // 8) + ([n % 8] if n % 8 else [])
+
+
+WATCHED = """
+import sys, time
+from segdata.runner import exit_with_parent
+print(exit_with_parent(int(sys.argv[1]), poll_seconds=0.05), flush=True)
+time.sleep(30)
+"""
+
+
+def test_exit_with_parent_ends_the_process_when_a_watched_pid_dies():
+    # the watched pid is not this child's parent: the watchdog thread, not PR_SET_PDEATHSIG, acts
+    watched = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    child = subprocess.Popen([sys.executable, "-c", WATCHED, str(watched.pid)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert "watchdog" in child.stdout.readline()
+        assert child.poll() is None
+        watched.kill()
+        watched.wait()
+        assert child.wait(timeout=5) == 1
+    finally:
+        watched.kill()
+        child.kill()
+        child.wait()
+
+
+def test_exit_with_parent_exits_at_once_when_the_parent_is_already_gone():
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    child = subprocess.run([sys.executable, "-c", WATCHED, str(gone.pid)], capture_output=True, text=True, timeout=20)
+    assert child.returncode == 1 and child.stdout == ""

@@ -7,7 +7,8 @@ Layouts (detected by :func:`detect`):
     images/ADE/{training,validation}/<group>/<scene>/<stem>.jpg
     <stem>_seg.png, <stem>_parts_N.png      RGB: class code = R // 10 * 256 + G, instance in B
     <stem>.json                             objects and parts: name, name_ndx (= code), polygon, ...
-    <stem>/instance_NNN_<stem>.png          amodal instance masks (255 visible, 128 occluded)
+    <stem>/instance_NNN_<stem>.png          amodal instance masks (255 visible, 128 occluded),
+                                            read only with detect(root, check_instance_masks=True)
     index_ade20k.pkl (optional, at the root) objectnames[code - 1] = class name
 
 ``ade20k-2016``  full dataset, release ``ADE20K_2016_07_26``: the same PNGs and a per-image
@@ -29,7 +30,11 @@ How segments are built and linked:
 - 2021: the B values are not in JSON order, so each region is linked to its JSON object by class
   and by overlap with the object's polygon (maximum-IoU assignment within each class). Parts are
   linked to their parent through the JSON's ``parts.ispartof``. An object with no visible pixel
-  becomes a row of area 0 with no pixels in the mask.
+  becomes a row of area 0 with no pixels in the mask. With ``check_instance_masks`` (CLI
+  ``--check-instance-masks``) each object's instance mask is read: a missing or truncated one
+  raises :class:`InputError` naming it, and one whose visible pixels (255) overlap the object's
+  linked region at IoU below 0.9 is a problem naming the mask (real samples: 134 of 139
+  objects at IoU 1, all at least 0.964).
 - 2016: object ``k`` of a level (its ``_atr.txt`` instance number) has B value
   ``round_half_up(k * 255 / N)`` for the N lines of that level; parts are linked to the
   region of the level above that covers most of their pixels.

@@ -4,10 +4,10 @@ described in the package docstring)."""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from segdata.errors import InputError, LayoutNotFoundError
+from segdata.errors import InputError, LayoutNotFoundError, SelectionError
 
 FAMILY = "ade20k"
 SPLIT_DIRS = {"training": "train", "validation": "val"}
@@ -39,6 +39,7 @@ class Layout:
     annotations: tuple[str, ...] = ()
     index_file: Path | None = None
     classes_file: Path | None = None
+    check_instance_masks: bool = False
     family: str = FAMILY
 
 
@@ -111,13 +112,31 @@ def _consistency_root(root: Path) -> Path | None:
     return None
 
 
-def detect(root: str | Path) -> Layout:
+def detect(root: str | Path, *, check_instance_masks: bool = False) -> Layout:
     """Detect which ADE20K layout ``root`` holds.
 
     ``root`` may be the release directory itself or a directory above or below it (any folder
     of ``images/...``). Raises :class:`LayoutNotFoundError` naming the layouts looked for.
+
+    ``check_instance_masks`` (CLI ``--check-instance-masks``, 2021 layout only): also read every
+    object's instance mask ``<stem>/instance_NNN_<stem>.png`` and check that its visible pixels
+    coincide with the region the object is linked to (a missing or truncated mask stops the
+    conversion, a mismatch is a problem naming the mask). Off by default: the masks are not
+    read, nothing else of the conversion depends on them. Raises :class:`SelectionError` for
+    another layout.
     """
-    root = Path(root)
+    layout = _detect(Path(root))
+    if check_instance_masks:
+        if layout.name != "ade20k-2021":
+            raise SelectionError(
+                f"{root}: --check-instance-masks applies to the 2021_17_01 layout only; this is {layout.release}, "
+                "which has no instance masks"
+            )
+        layout = replace(layout, check_instance_masks=True)
+    return layout
+
+
+def _detect(root: Path) -> Layout:
     if not root.is_dir():
         raise LayoutNotFoundError(f"{root}: not a directory")
     challenge = _challenge_root(root)
