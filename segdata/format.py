@@ -201,10 +201,11 @@ def table_from_columns(columns: dict[str, list], schema: pa.Schema) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
-def read_parquet(path: Path, **options) -> pa.Table:
-    """Read one table of a dataset (``options`` are those of ``pyarrow.parquet.read_table``): the one
-    place segdata reads parquet, so that a damaged file (truncated, empty, not parquet, a column
-    asked for that it lacks) is a :class:`FormatError` naming it, never an Arrow traceback.
+def read_parquet(path: Path, *, pandas: bool = False, **options) -> pa.Table | pd.DataFrame:
+    """Read one table of a dataset (``options`` are those of ``pyarrow.parquet.read_table``), as a
+    pyarrow Table or, with ``pandas``, a DataFrame: the one place segdata reads parquet, so that a
+    damaged file (truncated, empty, not parquet, a column asked for that it lacks, a name or a
+    string that is not UTF-8) is a :class:`FormatError` naming it, never an Arrow traceback.
 
     Raises
     ------
@@ -212,7 +213,9 @@ def read_parquet(path: Path, **options) -> pa.Table:
         When the file is missing, unreadable or not a readable parquet table.
     """
     try:
-        return pq.read_table(path, **options)
+        table = pq.read_table(path, **options)
+        table.column_names  # noqa: B018 - decodes the names: a damaged one raises here, not later
+        return table.to_pandas() if pandas else table
     except FileNotFoundError:
         raise FormatError(f"{path}: missing") from None
     except OSError as exc:  # pyarrow raises OSError for a damaged file too
@@ -292,7 +295,7 @@ class Dataset:
             path = self.path / filename
             if not path.is_file():
                 raise FormatError(f"{path}: missing")
-            self._cache[filename] = read_parquet(path).to_pandas()
+            self._cache[filename] = read_parquet(path, pandas=True)
         return self._cache[filename]  # type: ignore[return-value]
 
     @property
@@ -325,7 +328,7 @@ class Dataset:
         path = self.path / SEGMENTS_FILE
         if not path.is_file():
             raise FormatError(f"{path}: missing")
-        return read_parquet(path, columns=columns).to_pandas()
+        return read_parquet(path, columns=columns, pandas=True)
 
     @property
     def splits(self) -> list[str]:
