@@ -38,6 +38,7 @@ import segdata
 from segdata import maskio
 from segdata.errors import FormatError, InputError
 from segdata.jsonstream import JsonStream
+from segdata.maskio import _png
 
 EXAMPLES = int(os.environ.get("SEGDATA_FUZZ_EXAMPLES", "200"))
 FUZZ = settings(
@@ -223,6 +224,45 @@ def _check_synthetic(data: bytes, expected: np.ndarray | None) -> None:
 @given(synthetic_png())
 def test_png_decoder_matches_the_specification_on_any_image(case):
     _check_synthetic(*case)
+
+
+@FUZZ
+@given(
+    st.integers(0, 6),
+    st.integers(0, 20),
+    st.integers(1, 24),
+    st.booleans(),
+    st.integers(-2, 2),
+    st.integers(-2, 2),
+    st.binary(min_size=0, max_size=200),
+)
+@example(4, 2**62 + 1, 1, False, 0, 0, b"")  # sizes whose products wrap around in 64 bits (_png.c)
+def test_unfilter_takes_any_arguments(height, rowbytes, bpp, swap, src_extra, dst_extra, seed):
+    """segdata._png.unfilter called directly, with buffers of the right size or not and any bpp
+    (above rowbytes too): the pixels the reference gives, or ValueError; never a crash."""
+    if _png is None:
+        pytest.skip("the segdata._png extension was not compiled")
+    big = rowbytes > 2**32
+    n_src = (0 if big else height * (rowbytes + 1)) + src_extra
+    n_dst = (0 if big else height * rowbytes) + dst_extra
+    if big:
+        n_src, n_dst = 8, 4
+    src = bytes((seed * (n_src // max(1, len(seed)) + 1))[: max(0, n_src)]) if seed else bytes(max(0, n_src))
+    if not big:
+        src = bytes(b % 5 if i % (rowbytes + 1) == 0 else b for i, b in enumerate(src))
+    dst = bytearray(max(0, n_dst))
+    fits = not big and len(src) == height * (rowbytes + 1) and len(dst) == height * rowbytes
+    try:
+        _png.unfilter(src, dst, height, rowbytes, bpp, swap)
+    except ValueError:
+        assert not fits, "refused buffers of the right size"
+        return
+    assert fits, "took buffers of the wrong size"
+    expected = _unfilter_reference(src, height, rowbytes, bpp)
+    if swap:  # 16-bit samples to little-endian, pair by pair within each row
+        rows = [expected[y * rowbytes : (y + 1) * rowbytes] for y in range(height)]
+        expected = b"".join(bytes(r[i ^ 1] if (i ^ 1) < len(r) else r[i] for i in range(len(r))) for r in rows)
+    assert bytes(dst) == expected
 
 
 @st.composite

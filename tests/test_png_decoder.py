@@ -265,3 +265,10 @@ def test_an_ihdr_png_does_not_define_is_an_input_error(field, offset, value, pro
     with pytest.raises(InputError, match=problem) as info:
         maskio.decode_png(data, "fuzz.png")
     assert info.value.path == "fuzz.png"
+
+
+def test_unfilter_refuses_sizes_whose_product_overflows():
+    # 4 rows of 2**62 + 1 bytes: 4 * (2**62 + 2) wraps to 8 and 4 * (2**62 + 1) to 4 in 64 bits, the
+    # lengths of the buffers given; the extension must see the sizes are impossible, not allocate
+    with pytest.raises(ValueError, match="too large"):
+        maskio._png.unfilter(bytes(8), bytearray(4), 4, 2**62 + 1, 1, False)
