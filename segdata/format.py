@@ -295,7 +295,12 @@ class Dataset:
             path = self.path / filename
             if not path.is_file():
                 raise FormatError(f"{path}: missing")
-            self._cache[filename] = read_parquet(path, pandas=True)
+            table = read_parquet(path, pandas=True)
+            schema = {CLASSES_FILE: CLASS_SCHEMA, IMAGES_FILE: IMAGE_SCHEMA, SEGMENTS_FILE: SEGMENT_SCHEMA}[filename]
+            missing = [name for name in schema.names if name not in table.columns]
+            if missing:  # another table, or a damaged name: an error here, not a KeyError in a command
+                raise FormatError(f"{path}: missing columns {missing}")
+            self._cache[filename] = table
         return self._cache[filename]  # type: ignore[return-value]
 
     @property

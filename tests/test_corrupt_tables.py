@@ -1,9 +1,11 @@
-"""A damaged parquet table (truncated, zero bytes, not parquet at all) is a format error naming the
+"""A damaged parquet table (truncated, zero bytes, not parquet at all, another table) is a format error naming the
 file, in the library and in every command (exit 1, one ``error:`` line, no traceback); ``validate``
 reports it among the other problems of the dataset (issue 11, item 7)."""
 
 from __future__ import annotations
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
@@ -16,7 +18,7 @@ from segdata.format import CLASSES_FILE, IMAGES_FILE, SEGMENTS_FILE
 from tests.fixtures.ade20k import small_2021_dataset
 
 TABLES = (CLASSES_FILE, IMAGES_FILE, SEGMENTS_FILE)
-KINDS = ("truncated", "empty", "not-parquet")
+KINDS = ("truncated", "empty", "not-parquet", "other-table")
 
 
 def _corrupt(path, kind):
@@ -25,6 +27,8 @@ def _corrupt(path, kind):
         path.write_bytes(data[: len(data) // 2])
     elif kind == "empty":
         path.write_bytes(b"")
+    elif kind == "other-table":  # parquet, but not the table the name says: its columns are missing
+        pq.write_table(pa.table({"image_id": ["x"], "count": [1]}), path)
     else:
         path.write_bytes(b"image_id,split\nADE_train_00000001,train\n" * 20)
 
