@@ -123,6 +123,10 @@ static PyObject *unfilter(PyObject *self, PyObject *args)
         PyErr_SetString(PyExc_ValueError, "height and rowbytes must be >= 0, bpp >= 1");
         goto done;
     }
+    if (height > 0 && rowbytes >= PY_SSIZE_T_MAX / height) { /* height * (rowbytes + 1) would overflow */
+        PyErr_Format(PyExc_ValueError, "%zd rows of %zd bytes is too large", height, rowbytes);
+        goto done;
+    }
     if (src.len != height * (rowbytes + 1)) {
         PyErr_Format(PyExc_ValueError, "image data is %zd bytes, expected %zd (%zd rows of 1 + %zd)",
                      src.len, height * (rowbytes + 1), height, rowbytes);

@@ -201,6 +201,29 @@ def table_from_columns(columns: dict[str, list], schema: pa.Schema) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
+def read_parquet(path: Path, *, pandas: bool = False, **options) -> pa.Table | pd.DataFrame:
+    """Read one table of a dataset (``options`` are those of ``pyarrow.parquet.read_table``), as a
+    pyarrow Table or, with ``pandas``, a DataFrame: the one place segdata reads parquet, so that a
+    damaged file (truncated, empty, not parquet, a column asked for that it lacks, a name or a
+    string that is not UTF-8) is a :class:`FormatError` naming it, never an Arrow traceback.
+
+    Raises
+    ------
+    FormatError
+        When the file is missing, unreadable or not a readable parquet table.
+    """
+    try:
+        table = pq.read_table(path, **options)
+        table.column_names  # noqa: B018 - decodes the names: a damaged one raises here, not later
+        return table.to_pandas() if pandas else table
+    except FileNotFoundError:
+        raise FormatError(f"{path}: missing") from None
+    except OSError as exc:  # pyarrow raises OSError for a damaged file too
+        raise FormatError(f"{path}: not a readable parquet table ({exc})") from None
+    except (pa.ArrowException, ValueError, TypeError) as exc:
+        raise FormatError(f"{path}: not a readable parquet table ({exc})") from None
+
+
 @dataclass(frozen=True)
 class ImageRecord:
     """One image of a unified dataset.
@@ -243,8 +266,12 @@ class Dataset:
             raise FormatError(f"{self.path}: no {MANIFEST}; not a segdata dataset (convert one with `segdata convert`)")
         try:
             self.manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise FormatError(f"{manifest_path}: malformed JSON ({exc})") from None
+        except OSError as exc:
+            raise FormatError(f"{manifest_path}: cannot be read ({exc.strerror or exc})") from None
+        if not isinstance(self.manifest, dict):
+            raise FormatError(f"{manifest_path}: a JSON object was expected, got {type(self.manifest).__name__}")
         if self.manifest.get("format") != FORMAT_NAME:
             raise FormatError(f"{manifest_path}: format is {self.manifest.get('format')!r}, expected {FORMAT_NAME!r}")
         version = self.manifest.get("format_version")
@@ -268,7 +295,12 @@ class Dataset:
             path = self.path / filename
             if not path.is_file():
                 raise FormatError(f"{path}: missing")
-            self._cache[filename] = pq.read_table(path).to_pandas()
+            table = read_parquet(path, pandas=True)
+            schema = {CLASSES_FILE: CLASS_SCHEMA, IMAGES_FILE: IMAGE_SCHEMA, SEGMENTS_FILE: SEGMENT_SCHEMA}[filename]
+            missing = [name for name in schema.names if name not in table.columns]
+            if missing:  # another table, or a damaged name: an error here, not a KeyError in a command
+                raise FormatError(f"{path}: missing columns {missing}")
+            self._cache[filename] = table
         return self._cache[filename]  # type: ignore[return-value]
 
     @property
@@ -290,7 +322,7 @@ class Dataset:
         if not path.is_file():
             raise FormatError(f"{path}: missing")
         filters = [("layer", "==", layer)] if layer is not None else None
-        return pq.read_table(path, columns=columns, filters=filters)
+        return read_parquet(path, columns=columns, filters=filters)
 
     def read_segments(self, columns: list[str] | None = None) -> pd.DataFrame:
         """The segment table, or only some of its columns (faster on large datasets: parquet
@@ -301,7 +333,7 @@ class Dataset:
         path = self.path / SEGMENTS_FILE
         if not path.is_file():
             raise FormatError(f"{path}: missing")
-        return pq.read_table(path, columns=columns).to_pandas()
+        return read_parquet(path, columns=columns, pandas=True)
 
     @property
     def splits(self) -> list[str]:

@@ -71,6 +71,24 @@ def png_header(data: bytes, path: str | Path = "<bytes>") -> tuple[int, int, int
     return width, height, depth, ctype
 
 
+#: the bit depths the PNG specification (table 11.1) allows for each colour type
+_DEPTHS = {GREY: (1, 2, 4, 8, 16), RGB: (8, 16), PALETTE: (1, 2, 4, 8), GREY_ALPHA: (8, 16), RGBA: (8, 16)}
+
+
+def _check_header(data: bytes, path: str | Path, w: int, h: int, depth: int, ctype: int, found: str) -> None:
+    """Raise :class:`InputError` for an IHDR the PNG specification does not allow (a size of 0 or
+    above 2^31 - 1, a bit depth the colour type does not have, an unknown compression, filter or
+    interlace method): no decoder path is asked to make sense of it."""
+    if not (0 < w < 2**31 and 0 < h < 2**31):
+        raise InputError(path, f"corrupt PNG (header says {w}x{h} pixels)")
+    if depth not in _DEPTHS.get(ctype, ()):
+        raise InputError(path, f"corrupt PNG (header says {found}, which PNG does not define)")
+    if data[26] != 0 or data[27] != 0 or data[28] > 1:
+        raise InputError(
+            path, f"corrupt PNG (compression {data[26]}, filter {data[27]}, interlace {data[28]} methods in the header)"
+        )
+
+
 def png_size(path: str | Path) -> tuple[int, int]:
     """``(height, width)`` of a PNG in pixels, read from its header without decoding."""
     with open(path, "rb") as f:
@@ -119,6 +137,7 @@ def decode_png(
     """
     w, h, depth, ctype = png_header(data, path)
     found = f"{depth}-bit {_COLOR_NAMES.get(ctype, f'colour type {ctype}')}"
+    _check_header(data, path, w, h, depth, ctype, found)
     if expect is not None:
         ok = {
             "grey8": depth == 8 and ctype in (GREY, PALETTE),

@@ -14,12 +14,16 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError, SegdataError
+from .errors import FormatError, InputError, SegdataError
 from .format import (
     CLASS_SCHEMA,
+    CLASSES_FILE,
     IMAGE_SCHEMA,
+    IMAGES_FILE,
+    MASKS_DIR,
     NO_PARENT,
     SEGMENT_SCHEMA,
+    SEGMENTS_FILE,
     Dataset,
     layer_names,
     mask_relpath,
@@ -39,6 +43,23 @@ class Finding:
 
     def as_dict(self) -> dict:
         return {"where": self.where, "problem": self.problem}
+
+
+def _load_tables(ds: Dataset) -> tuple[dict[str, object], list[Finding]]:
+    """Each table that reads (by file name), and a finding for each that does not (a damaged
+    parquet file is one problem among others: the checks that do not need it still run)."""
+    tables: dict[str, object] = {}
+    out: list[Finding] = []
+    for fname, getter in (
+        (CLASSES_FILE, lambda: ds.classes),
+        (IMAGES_FILE, lambda: ds.images),
+        (SEGMENTS_FILE, lambda: ds.segments),
+    ):
+        try:
+            tables[fname] = getter()
+        except FormatError as exc:
+            out.append(Finding(str(ds.path / fname), str(exc)))
+    return tables, out
 
 
 def _check_tables(ds: Dataset) -> list[Finding]:
@@ -124,6 +145,15 @@ def _check_tables(ds: Dataset) -> list[Finding]:
     return out
 
 
+def _check_mask(mpath: Path) -> list[Finding]:
+    """Decode one mask found on disk (when images.parquet cannot be read to list them)."""
+    try:
+        read_segment_map(mpath)
+    except InputError as exc:
+        return [Finding(str(mpath), exc.problem)]
+    return []
+
+
 def _check_image(path: Path, image_root: Path, item) -> list[Finding]:
     image_id, split, width, height, file, layers, seg = item
     file, layers = text_or_none(file), text_or_none(layers)
@@ -151,6 +181,8 @@ def _check_image(path: Path, image_root: Path, item) -> list[Finding]:
             continue
         if segmap.shape != (height, width):
             out.append(Finding(str(mpath), f"mask is {segmap.shape[1]}x{segmap.shape[0]}, image is {width}x{height}"))
+        if seg is None:  # segments.parquet unreadable (reported once): nothing to compare the mask with
+            continue
         rows = seg[seg["layer"] == layer]
         counts = np.bincount(segmap.ravel())
         ids = rows["segment_id"].to_numpy()
@@ -179,7 +211,7 @@ def _check_image(path: Path, image_root: Path, item) -> list[Finding]:
                     f"segment {ids[i]}: bbox {stated[i].tolist()} in segments.parquet, {boxes[ids[i] - 1].tolist()} in the mask",
                 )
             )
-    for layer in sorted(set(seg["layer"]) - set(listed)):
+    for layer in sorted(set(seg["layer"]) - set(listed)) if seg is not None else []:
         rows = seg[(seg["layer"] == layer) & (seg["area"] > 0)]
         if len(rows):
             out.append(
@@ -201,23 +233,43 @@ def validate(
         ds = Dataset(path)
     except SegdataError as exc:
         return [Finding(str(path), str(exc))]
-    try:
-        findings = _check_tables(ds)
-    except SegdataError as exc:
-        return [Finding(str(path), str(exc))]
-    if findings and any("missing columns" in f.problem for f in findings):
-        return findings
+    tables, findings = _load_tables(ds)
+    if not findings:
+        try:
+            findings = _check_tables(ds)
+        except SegdataError as exc:
+            return [Finding(str(path), str(exc))]
+        if findings and any("missing columns" in f.problem for f in findings):
+            return findings
+    else:  # a table is unreadable: the others are still checked for their columns, then used
+        for fname, schema in (
+            (CLASSES_FILE, CLASS_SCHEMA),
+            (IMAGES_FILE, IMAGE_SCHEMA),
+            (SEGMENTS_FILE, SEGMENT_SCHEMA),
+        ):
+            missing = [c for c in schema.names if fname in tables and c not in tables[fname].columns]
+            if missing:
+                findings.append(Finding(fname, f"missing columns {missing}"))
+                del tables[fname]
     image_root = Path(ds.manifest.get("image_root", "."))
     if not image_root.is_absolute():
         image_root = path / image_root
-    segments = ds.segments
-    groups = segments.groupby("image_id", sort=False).indices
-    empty = segments.iloc[0:0]
+    if IMAGES_FILE not in tables:  # no image list: decode every mask there is, to report those damaged too
+        masks = sorted((path / MASKS_DIR).rglob("*.png")) if (path / MASKS_DIR).is_dir() else []
+        for i, result in enumerate(
+            parallel_map(_check_mask, masks, workers=workers, executor=executor, batch_size=16, ordered=True), 1
+        ):
+            findings.extend(result)
+            if progress:
+                progress(i, len(masks))
+        return findings
+    segments = tables.get(SEGMENTS_FILE)
+    groups = segments.groupby("image_id", sort=False).indices if segments is not None else {}
 
     def items():
         for row in ds.images.itertuples(index=False):
             idx = groups.get(row.image_id)
-            seg = segments.iloc[idx] if idx is not None else empty
+            seg = segments.iloc[idx] if idx is not None else segments.iloc[0:0] if segments is not None else None
             yield (row.image_id, row.split, int(row.width), int(row.height), row.file, row.layers, seg)
 
     check = partial(_check_image, path, image_root)

@@ -164,3 +164,26 @@ def test_validator_finds_each_kind_of_damage(ds, damage):
     result = CliRunner().invoke(main, ["validate", str(ds.path), "--json"])
     assert result.exit_code == 1
     assert any(expected in f["problem"] for f in json.loads(result.output))
+
+
+@pytest.mark.parametrize(
+    "content, problem",
+    [(b"[1, 2]", "JSON object was expected"), (b"\xff\xfe\x00garbage", "malformed JSON"), (b"", "malformed JSON")],
+)
+def test_damaged_manifest_is_a_format_error_naming_it(ds, content, problem):
+    manifest = ds.path / "segdata.json"
+    manifest.write_bytes(content)
+    with pytest.raises(segdata.errors.FormatError, match=problem) as info:
+        segdata.open(ds.path)
+    assert str(manifest) in str(info.value)
+    result = CliRunner().invoke(main, ["info", str(ds.path)])
+    assert result.exit_code == 1 and "segdata.json" in result.output and "Traceback" not in result.output
+
+
+def test_read_parquet_names_a_truncated_table(ds):
+    from segdata.format import read_parquet
+
+    path = ds.path / "segments.parquet"
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(segdata.errors.FormatError, match="segments.parquet: not a readable parquet table"):
+        read_parquet(path)

@@ -242,3 +242,33 @@ def test_segment_maps_read_as_views_of_the_inflated_rows(tmp_path, dtype):
     assert np.array_equal(out, arr) and out.flags.c_contiguous
     with pytest.raises(InputError, match="missing.png.*file not found"):
         maskio.read_segment_map(tmp_path / "missing.png", view=True)
+
+
+@pytest.mark.parametrize(
+    "field, offset, value, problem",
+    [
+        ("width", 0, 0, "header says 0x5 pixels"),
+        ("height", 4, 0, "header says 7x0 pixels"),
+        ("depth", 8, 4, "header says 4-bit RGB"),  # not a depth RGB has
+        ("colour type", 9, 3, "header says 16-bit palette"),  # palettes have at most 8 bits
+        ("compression", 10, 1, "compression 1, filter 0, interlace 0"),
+        ("filter method", 11, 1, "compression 0, filter 1, interlace 0"),
+        ("interlace", 12, 2, "compression 0, filter 0, interlace 2"),
+    ],
+)
+def test_an_ihdr_png_does_not_define_is_an_input_error(field, offset, value, problem):
+    # a valid 16-bit RGB PNG of 7x5 pixels, one IHDR field set to what the specification forbids
+    ihdr = bytearray(struct.pack(">IIBBBBB", 7, 5, 16, 2, 0, 0, 0))
+    ihdr[offset : offset + (4 if offset < 8 else 1)] = value.to_bytes(4 if offset < 8 else 1, "big")
+    idat = zlib.compress(bytes(5 * (1 + 7 * 6)))  # 5 rows of filter type 0 and 7 x 6 bytes
+    data = maskio.PNG_SIGNATURE + _chunk(b"IHDR", bytes(ihdr)) + _chunk(b"IDAT", idat) + _chunk(b"IEND", b"")
+    with pytest.raises(InputError, match=problem) as info:
+        maskio.decode_png(data, "fuzz.png")
+    assert info.value.path == "fuzz.png"
+
+
+def test_unfilter_refuses_sizes_whose_product_overflows():
+    # 4 rows of 2**62 + 1 bytes: 4 * (2**62 + 2) wraps to 8 and 4 * (2**62 + 1) to 4 in 64 bits, the
+    # lengths of the buffers given; the extension must see the sizes are impossible, not allocate
+    with pytest.raises(ValueError, match="too large"):
+        maskio._png.unfilter(bytes(8), bytearray(4), 4, 2**62 + 1, 1, False)
