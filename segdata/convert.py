@@ -51,6 +51,7 @@ from .format import (
     SEGMENTS_FILE,
     layer_names,
     mask_relpath,
+    read_parquet,
     table_from_columns,
 )
 from .maskio import write_segment_map
@@ -340,7 +341,7 @@ def _committed_chunks(rows_dir: Path) -> list[str]:
 
 
 def _read_chunks(rows_dir: Path, prefixes: list[str], suffix: str, schema: pa.Schema) -> pa.Table:
-    tables = [pq.read_table(rows_dir / f"{p}.{suffix}.parquet", schema=schema) for p in prefixes]
+    tables = [read_parquet(rows_dir / f"{p}.{suffix}.parquet", schema=schema) for p in prefixes]
     return pa.concat_tables(tables) if tables else schema.empty_table()
 
 

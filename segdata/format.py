@@ -268,8 +268,8 @@ class Dataset:
             self.manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise FormatError(f"{manifest_path}: malformed JSON ({exc})") from None
-        except OSError as exc:
-            raise FormatError(f"{manifest_path}: cannot be read ({exc.strerror or exc})") from None
+        # an OSError (permission denied, an I/O error) is a system problem, not a format one: it
+        # propagates, naming the file, and the CLI prints it as one line
         if not isinstance(self.manifest, dict):
             raise FormatError(f"{manifest_path}: a JSON object was expected, got {type(self.manifest).__name__}")
         if self.manifest.get("format") != FORMAT_NAME:
