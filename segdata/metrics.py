@@ -38,11 +38,14 @@ import numpy as np
 __all__ = [
     "ConfusionMatrix",
     "Scores",
+    "accuracy_of",
     "class_accuracy",
     "confusion_matrix",
     "fw_iou",
     "iou",
+    "iou_of",
     "mean_accuracy",
+    "mean_present",
     "miou",
     "pixel_accuracy",
     "scores",
@@ -115,24 +118,54 @@ def _subset(values: np.ndarray, classes) -> np.ndarray:
     return values if classes is None else values[np.asarray(classes, dtype=np.int64)]
 
 
+def iou_of(tp, gt, pr) -> np.ndarray:
+    """IoU from per-class sums of any shape (classes last; leading axes for images or bootstrap
+    resamples): ``TP / (GT + PR - TP)``, NaN where the union is 0 (an absent class). The one
+    definition of IoU, used by :func:`iou` and by the consistency analysis.
+
+    >>> iou_of(np.array([1, 0, 0]), np.array([2, 0, 1]), np.array([1, 0, 0])).tolist()
+    [0.5, nan, 0.0]
+    """
+    tp, gt, pr = (np.asarray(x, dtype=np.float64) for x in (tp, gt, pr))
+    union = gt + pr - tp
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(union > 0, tp / np.where(union > 0, union, 1), np.nan)
+
+
+def accuracy_of(tp, gt) -> np.ndarray:
+    """Accuracy (recall) ``TP / GT`` from per-class sums of any shape; NaN where GT is 0."""
+    tp, gt = np.asarray(tp, dtype=np.float64), np.asarray(gt, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(gt > 0, tp / np.where(gt > 0, gt, 1), np.nan)
+
+
+def mean_present(values, axis: int = -1):
+    """Mean over ``axis`` of the values that are not NaN (absent classes left out, never 0); NaN
+    where all are. The one mean of every per-class figure (mIoU, mean accuracy, a bucket's).
+
+    >>> float(mean_present(np.array([0.5, np.nan, 0.0])))
+    0.25
+    """
+    values = np.asarray(values, dtype=np.float64)
+    ok = ~np.isnan(values)
+    count = ok.sum(axis=axis)
+    total = np.where(ok, values, 0.0).sum(axis=axis)
+    return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
 def _nanmean(values: np.ndarray) -> float:
-    values = values[~np.isnan(values)]
-    return float(values.mean()) if values.size else float("nan")
+    return float(mean_present(values))
 
 
 def iou(matrix: np.ndarray) -> np.ndarray:
     """(C,) IoU per class: TP / (TP + FP + FN); NaN for a class absent from both sides."""
-    tp, gt, pr = _parts(matrix)
-    union = gt + pr - tp
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(union > 0, tp / union, np.nan)
+    return iou_of(*_parts(matrix))
 
 
 def class_accuracy(matrix: np.ndarray) -> np.ndarray:
     """(C,) accuracy (recall) per class: TP / GT; NaN for a class without ground-truth pixels."""
     tp, gt, _ = _parts(matrix)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(gt > 0, tp / gt, np.nan)
+    return accuracy_of(tp, gt)
 
 
 def miou(matrix: np.ndarray, classes=None) -> float:

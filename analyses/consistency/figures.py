@@ -8,6 +8,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from segdata.metrics import iou_of, mean_present
+
 from .classes import ClassSpace
 
 _DENSE_SUMS = 1 << 22  # images * per-class sums up to which the per-image sums are a dense array (32 MiB)
@@ -104,13 +106,6 @@ def _ratio(num, den):
         return np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
 
 
-def _nanmean(x: np.ndarray, axis: int = -1) -> np.ndarray:
-    ok = ~np.isnan(x)
-    cnt = ok.sum(axis=axis)
-    tot = np.where(ok, x, 0.0).sum(axis=axis)
-    return np.where(cnt > 0, tot / np.maximum(cnt, 1), np.nan)
-
-
 def _figures(s: dict, scored: np.ndarray, buckets: dict[str, np.ndarray] | None = None) -> dict:
     """Figures from (resampled) sums: scalars are (B,), per-class sums dense (B, K)."""
     out = {
@@ -118,14 +113,14 @@ def _figures(s: dict, scored: np.ndarray, buckets: dict[str, np.ndarray] | None 
         "pixel_agreement_excluding_void": _ratio(s["agree_evaluable"], s["evaluable"]),
         "pixel_accuracy": _ratio(s["tp_all"], s["gt"]),
     }
-    iou = _ratio(s["TP"], s["GT"] + s["PR"] - s["TP"])
+    iou = iou_of(s["TP"], s["GT"], s["PR"])
     iou[:, ~scored] = np.nan
-    out["miou"] = _nanmean(iou)
+    out["miou"] = mean_present(iou)
     out["iou"] = iou
     if "sTP" in s:
-        siou = _ratio(s["sTP"], s["sA"] + s["sB"] - s["sTP"])
+        siou = iou_of(s["sTP"], s["sA"], s["sB"])
         siou[:, ~scored] = np.nan
-        out["miou_symmetric"] = _nanmean(siou)
+        out["miou_symmetric"] = mean_present(siou)
         out["iou_symmetric"] = siou
     if "kA" in s:
         po = _ratio(s["kappa_agree"], s["kappa_n"])
@@ -137,7 +132,7 @@ def _figures(s: dict, scored: np.ndarray, buckets: dict[str, np.ndarray] | None 
             tp = s["TP"][:, members].sum(axis=1)
             gt = s["GT"][:, members].sum(axis=1)
             out[f"bucket:{name}:pixel_accuracy"] = _ratio(tp, gt)
-            out[f"bucket:{name}:miou"] = _nanmean(iou[:, members])
+            out[f"bucket:{name}:miou"] = mean_present(iou[:, members])
     return out
 
 
