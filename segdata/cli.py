@@ -3,7 +3,6 @@ its exceptions into messages and exit codes (1: the data is bad or a check faile
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sys
 from pathlib import Path
@@ -11,18 +10,16 @@ from pathlib import Path
 import click
 
 from . import __version__
+from .cliutil import CONTEXT
 from .cliutil import Progress as _Progress
 from .cliutil import atomic_file as _atomic_file
 from .cliutil import console as _console
+from .cliutil import errors as _errors
 from .cliutil import fail as _fail
 from .cliutil import moved as _moved
 from .cliutil import printing as _stdout
+from .cliutil import scheduler_option as _scheduler_option
 from .cliutil import staged_directory as _staged_directory
-from .cliutil import system_error as _system_error
-from .errors import SegdataError, SelectionError
-
-CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
-
 
 FAMILIES = ("ade20k", "coco", "voc", "cityscapes", "label-png")
 #: which family takes which of convert's family options
@@ -50,32 +47,6 @@ def _family_options(family: str, given: dict) -> dict:
         flags = ", ".join("--" + w.replace("_", "-") for w in wrong)
         _fail(f"{flags} does not apply to {family}", code=2)
     return options
-
-
-@contextlib.contextmanager
-def _errors(where: Path | None = None):
-    """Turn the library's exceptions into one-line messages and exit codes: a split, layer or
-    option the data does not have is a usage error (2), anything else segdata raises on purpose a
-    data or system problem (1), and so is an error of the operating system (a full disk, a
-    read-only folder, a permission denied): one line naming the path (``where`` when the error
-    names none) and the cause."""
-    try:
-        yield
-    except SelectionError as exc:
-        _fail(str(exc), code=2)
-    except SegdataError as exc:
-        _fail(str(exc))
-    except OSError as exc:
-        _fail(_system_error(exc, where))
-
-
-def _scheduler_option(fn):
-    return click.option(
-        "--scheduler",
-        metavar="ADDRESS",
-        help="Run the per-image work on this Dask cluster (tcp://host:8786; needs `pip install 'segdata[dask]'` "
-        "and the paths readable by the workers); the output is the same as in the local process pool.",
-    )(fn)
 
 
 @click.group(context_settings=CONTEXT)

@@ -13,6 +13,10 @@ import shutil
 import sys
 from pathlib import Path
 
+import click
+
+from .errors import SegdataError, SelectionError
+
 #: the temporary sibling a command writes before renaming it into place (as segdata.convert's)
 PARTIAL_SUFFIX = ".segdata-partial"
 
@@ -141,3 +145,33 @@ class Progress:
     def __exit__(self, *exc):
         if self.bar is not None:
             self.bar.__exit__(*exc)
+
+
+#: click settings every command shares
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+@contextlib.contextmanager
+def errors(where: Path | None = None):
+    """Turn the library's exceptions into one-line messages and exit codes: a split, layer or
+    option the data does not have is a usage error (2), anything else segdata raises on purpose a
+    data or system problem (1), and so is an error of the operating system (a full disk, a
+    read-only folder, a permission denied): one line naming the path (``where`` when the error
+    names none) and the cause."""
+    try:
+        yield
+    except SelectionError as exc:
+        fail(str(exc), code=2)
+    except SegdataError as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(system_error(exc, where))
+
+
+def scheduler_option(fn):
+    return click.option(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="Run the per-image work on this Dask cluster (tcp://host:8786; needs `pip install 'segdata[dask]'` "
+        "and the paths readable by the workers); the output is the same as in the local process pool.",
+    )(fn)
