@@ -123,8 +123,8 @@ def eval_command(
       segdata eval ade-u --pred preds/ --pred-ids source --ceiling ceiling.json --by-frequency --out eval.json
       segdata eval ade-u --model run/checkpoint.pt --device cuda --by-frequency --json
     """
-    from ..format import open_dataset
     from ..eval import EvalSpace, evaluate, score
+    from ..format import open_dataset
     from ..render import text
     from ..runner import executor_for
 
