@@ -7,8 +7,8 @@
 - the Cityscapes labelIds against the rasterised ``_polygons.json`` of the same images, counted
   independently with numpy (drawn as cityscapesScripts' json2labelImg draws them);
 - the generated ADE20K consistency set against the generator's exact per-edit counts;
-- figures against a brute-force confusion matrix, the bootstrap against a naive loop over the
-  same resamples, process pool against inline against a Dask LocalCluster.
+- figures against a brute-force confusion matrix, the BCa bootstrap against scipy's on a naive
+  loop over the same resamples, process pool against inline against a Dask LocalCluster.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -24,7 +25,7 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 from PIL import Image, ImageDraw
-from scipy import ndimage
+from scipy import ndimage, stats
 
 import segdata
 from segdata.analyses import consistency as cons
@@ -474,9 +475,15 @@ def test_three_annotations_pairwise_and_consensus(tmp_path):
 # --------------------------------------------------------------------------- bootstrap
 
 
-def test_bootstrap_equals_a_naive_loop_over_the_same_resamples(generated):
+def test_bootstrap_equals_scipy_bca_over_a_naive_loop_of_the_same_resamples(generated):
+    """Each resample's figures from the concatenated class-pair tables of its images (counted
+    independently at full resolution), the images drawn as segdata.bootstrap draws them (one
+    ``rng.integers(0, n, n)`` per resample); scipy.stats.bootstrap(method="BCa") turns them into
+    intervals with its own jackknife over the images. (Before BCa this test pinned the
+    percentile bounds of the same kind of loop.)"""
     _, path = generated
     result = cons.compare(path, workers=1, bootstrap=60, seed=5)
+    assert (result.ci["method"], result.ci["bootstrap"], result.ci["seed"]) == ("bca", 60, 5)
     ds = segdata.open(path)
     per_image = []  # per image: its class-pair table, from an independent full-resolution count
     for image_id in result.per_image.image_id:
@@ -485,15 +492,55 @@ def test_bootstrap_equals_a_naive_loop_over_the_same_resamples(generated):
         b = lb[ds.segment_map(image_id, "reannotation")]
         key, n = np.unique(a.astype(np.int64) * 10000 + b, return_counts=True)
         per_image.append(np.stack([key // 10000, key % 10000, n], axis=1))
+    n = len(per_image)
+
+    def figures(images):
+        return cons.pair_figures(np.concatenate([per_image[i] for i in images]), result.space)
+
     rng = np.random.default_rng(5)
-    draws = rng.integers(0, len(per_image), size=(60, len(per_image)))
-    values = {"pixel_agreement": [], "miou": [], "miou_symmetric": [], "kappa": []}
+    draws = [rng.integers(0, n, size=n) for _ in range(60)]
+    keys = ("pixel_agreement", "miou", "miou_symmetric", "kappa")
+    values = {key: [] for key in keys}
     for draw in draws:
-        f = cons.pair_figures(np.concatenate([per_image[i] for i in draw]), result.space)
-        for key in values:
+        f = figures(draw)
+        for key in keys:
             values[key].append(f[key])
-    for key, v in values.items():
-        assert result.ci[key] == pytest.approx(list(np.percentile(v, [2.5, 97.5])), abs=1e-12)
+    for key in keys:
+        ref = stats.bootstrap(
+            (np.arange(n),),
+            lambda images, key=key: figures(images)[key],
+            vectorized=False,
+            n_resamples=0,
+            method="BCa",
+            bootstrap_result=SimpleNamespace(bootstrap_distribution=np.array(values[key])),
+        )
+        want = [float(ref.confidence_interval.low), float(ref.confidence_interval.high)]
+        assert result.ci[key] == pytest.approx(want, abs=1e-12), key
+
+
+def test_bca_intervals_on_the_generated_set_hold_their_estimates(generated):
+    """1,000 resamples of the 12 generated pairs: every interval of the report (overall, breakdown,
+    band, and each bucket's of the ceiling) holds its own point estimate."""
+    _, path = generated
+    result = cons.compare(path, workers=1, bootstrap=1000, seed=0)
+    point = dict(result.figures)
+    point.update({c: result.breakdown[c] for c in cons.CATEGORIES})
+    point["band_agreement"] = result.boundary["band"]["agreement"]
+    point["interior_agreement"] = result.boundary["interior"]["agreement"]
+    checked = 0
+    for key, (low, high) in ((k, v) for k, v in result.ci.items() if isinstance(v, list)):
+        assert low <= point[key] <= high, (key, point[key], low, high)
+        checked += 1
+    assert checked == 11
+    for name, bucket in result.ceiling["buckets"]["values"].items():
+        for figure in ("pixel_accuracy", "miou"):
+            low, high = bucket["ci"][figure]
+            if bucket[figure] is None:
+                assert low is None and high is None
+            else:
+                assert low <= bucket[figure] <= high, (name, figure)
+    assert result.ceiling["ci"]["method"] == "bca"
+    assert result.ceiling["ci"]["miou"] == result.ci["miou"]
 
 
 # --------------------------------------------------------------------------- engines
