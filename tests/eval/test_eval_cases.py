@@ -118,7 +118,7 @@ def test_hand_counts_of_the_table():
     for k, name in enumerate(EVALUATED):
         union = gt[k] + pred[k] - tp[k]
         assert (tp[k] / union if union else None) == IOU[name], name
-    seen = {name: 0 for name in EVALUATED}
+    seen = dict.fromkeys(EVALUATED, 0)
     for j in range(101):
         for name in EVALUATED:
             seen[name] += bool((train_image(j) == NAMES.index(name) + 1).any())
