@@ -133,30 +133,64 @@ def oracle_mmseg():
     }
 
 
+def detectron2_matrix() -> np.ndarray:
+    """detectron2's ``SemSegEvaluator.process`` on the case: ground truth's ignore set to C, then
+    one ``bincount((C + 1) * pred + gt)`` into a (C+1) x (C+1) matrix, rows = prediction. Its
+    predictions are an argmax and never "no prediction"; a miss is fed as its extra bin C (the
+    documented choice of docs/conventions.md: "pixels predicted as no class are not counted")."""
+    c = 5
+    conf = np.zeros((c + 1, c + 1), dtype=np.int64)
+    for gt, pred in ((GT1, PRED1), (GT2, PRED2)):
+        g, p = eval_index(gt), eval_index(pred)
+        g = np.where(g < 0, c, g)
+        p = np.where(p < 0, c, p)
+        conf += np.bincount(((c + 1) * p + g).ravel(), minlength=conf.size).reshape(conf.shape)
+    return conf
+
+
 def oracle_detectron2():
-    """detectron2 ``SemSegEvaluator.evaluate`` (detectron2/evaluation/sem_seg_evaluation.py):
-    acc_valid = pos_gt > 0; iou_valid = acc_valid and union > 0 (a class predicted but absent
-    from the ground truth is left out); mIoU, mACC over the valid classes; fwIoU = sum of IoU x
-    pos_gt / sum(pos_gt) over iou_valid; pACC = sum TP / sum pos_gt. (detectron2's predictions
-    are an argmax and never "no prediction"; a miss counts in its class's ground truth only, as
-    segdata counts it.)"""
-    tp, gt, pred = counts()
-    acc_valid = gt > 0
-    union = gt + pred - tp
-    iou_valid = acc_valid & (union > 0)
+    """detectron2 ``SemSegEvaluator.evaluate`` as on its main branch since commit f3c1bc19
+    (2022-07-06, "Fix semantic errors in code for calculating IoU metrics"): tp = diagonal,
+    pos_gt / pos_pred = column / row sums of the matrix without its extra row and column;
+    acc_valid = pos_gt > 0; iou_valid = acc_valid and union > 0, so a class predicted but absent
+    from the ground truth is left out; mIoU = sum(iou[iou_valid]) / sum(iou_valid); fwIoU = sum of
+    iou x pos_gt / sum(pos_gt) over iou_valid; mACC over acc_valid; pACC = sum tp / sum pos_gt."""
+    conf = detectron2_matrix()
+    tp = conf.diagonal()[:-1].astype(float)
+    pos_gt = conf[:-1, :-1].sum(axis=0).astype(float)
+    pos_pred = conf[:-1, :-1].sum(axis=1).astype(float)
+    class_weights = pos_gt / pos_gt.sum()
     acc = np.full(5, np.nan)
     iou = np.full(5, np.nan)
-    acc[acc_valid] = tp[acc_valid] / gt[acc_valid]
+    acc_valid = pos_gt > 0
+    acc[acc_valid] = tp[acc_valid] / pos_gt[acc_valid]
+    union = pos_gt + pos_pred - tp
+    iou_valid = np.logical_and(acc_valid, union > 0)
     iou[iou_valid] = tp[iou_valid] / union[iou_valid]
-    weights = gt / gt.sum()
     return {
         "iou": iou,
         "accuracy": acc,
-        "miou": iou[iou_valid].sum() / iou_valid.sum(),
-        "mean_accuracy": acc[acc_valid].sum() / acc_valid.sum(),
-        "pixel_accuracy": tp.sum() / gt.sum(),
-        "fw_iou": (iou[iou_valid] * weights[iou_valid]).sum(),
+        "miou": np.sum(iou[iou_valid]) / np.sum(iou_valid),
+        "mean_accuracy": np.sum(acc[acc_valid]) / np.sum(acc_valid),
+        "pixel_accuracy": np.sum(tp) / np.sum(pos_gt),
+        "fw_iou": np.sum(iou[iou_valid] * class_weights[iou_valid]),
     }
+
+
+def oracle_detectron2_v06():
+    """detectron2 v0.6 (2021-10-25, the last release) and before: iou_valid = (pos_gt + pos_pred) >
+    0 and mIoU = sum(iou[acc_valid]) / sum(iou_valid): a class predicted but absent from the
+    ground truth adds 0 to the numerator and 1 to the denominator (counted as 0); fwIoU over
+    acc_valid. Not the rule of detectron2 today (see :func:`oracle_detectron2`)."""
+    conf = detectron2_matrix()
+    tp = conf.diagonal()[:-1].astype(float)
+    pos_gt = conf[:-1, :-1].sum(axis=0).astype(float)
+    pos_pred = conf[:-1, :-1].sum(axis=1).astype(float)
+    acc_valid = pos_gt > 0
+    iou_valid = (pos_gt + pos_pred) > 0
+    iou = np.full(5, np.nan)
+    iou[acc_valid] = tp[acc_valid] / (pos_gt + pos_pred - tp)[acc_valid]
+    return {"iou": iou, "miou": np.sum(iou[acc_valid]) / np.sum(iou_valid)}
 
 
 def oracle_cityscapes():
@@ -216,9 +250,14 @@ def test_oracles_agree_with_the_hand_count():
     assert s["fw_iou"] == pytest.approx((8 * a + 12 * b + 6 * c) / 26, abs=1e-12)
     assert math.isnan(s["iou"][3]) and s["iou"][4] == 0
     assert oracle_mmseg()["miou"] == pytest.approx((a + b + c) / 4 + 0, abs=1e-12)
+    # detectron2: the 3 misses are in no count: a 6 / 7 / 7, b 9 / 11 / 9, c 4 / 5 / 5
+    a2, b2, c2 = 6 / 8, 9 / 11, 4 / 6
     d2 = oracle_detectron2()
-    assert d2["miou"] == pytest.approx((a + b + c) / 3, abs=1e-12)
+    assert d2["miou"] == pytest.approx((a2 + b2 + c2) / 3, abs=1e-12)
     assert math.isnan(d2["iou"][4])  # predicted only: left out
+    assert d2["pixel_accuracy"] == pytest.approx(19 / 23, abs=1e-12)
+    assert d2["fw_iou"] == pytest.approx((7 * a2 + 11 * b2 + 5 * c2) / 23, abs=1e-12)
+    assert oracle_detectron2_v06()["miou"] == pytest.approx((a2 + b2 + c2) / 4, abs=1e-12)
     assert oracle_cityscapes()["miou"] == pytest.approx((a + b + c) / 4, abs=1e-12)
     ade = oracle_ade_devkit()
     assert ade["miou"] == pytest.approx((a + b + c) / 5, abs=1e-12)
@@ -299,5 +338,5 @@ def test_conventions_differ_where_the_tools_differ(case):
     assert got["segdata"] == pytest.approx((a + b + c) / 4, abs=1e-9)
     assert got["mmseg"] == pytest.approx((a + b + c) / 4, abs=1e-9)
     assert got["cityscapes"] == pytest.approx((a + b + c) / 4, abs=1e-9)
-    assert got["detectron2"] == pytest.approx((a + b + c) / 3, abs=1e-9)
+    assert got["detectron2"] == pytest.approx((6 / 8 + 9 / 11 + 4 / 6) / 3, abs=1e-9)  # misses dropped
     assert got["ade-devkit"] == pytest.approx((a + b + c) / 5, abs=1e-9)
