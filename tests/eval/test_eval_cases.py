@@ -364,3 +364,71 @@ def test_rgb_prediction(small):
     ds, pred, out, good = small
     Image.fromarray(np.stack([good] * 3, axis=-1), mode="RGB").save(pred / "v2.png")
     failed(run_eval(ds, pred, out), out, str(pred / "v2.png"))
+
+
+def test_device_without_a_gpu_is_one_line(small):
+    """``--device cuda`` where there is no GPU (or no torch bridge): one error line, no traceback."""
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    ds, pred, out, _ = small
+    result = run_eval(ds, pred, out, "--device", "cuda")
+    assert result.exit_code in (1, 2), result.output
+    assert "Traceback" not in result.output
+    assert [line for line in result.output.splitlines() if line.startswith(("error", "Error"))], result.output
+    assert list(out.iterdir()) == []
+
+
+# --------------------------------------------------------------------------- size recall, intervals
+
+SIZE_BOXES = {  # instance: (row, col, height, width, pixels predicted as its class, COCO bucket)
+    "i1": (100, 30, 10, 10, 50, "small"),  # 100 px, exactly half predicted: found
+    "i2": (100, 0, 20, 20, 199, "small"),  # 400 px, one pixel short of half: missed
+    "i3": (0, 100, 32, 32, 1024, "medium"),  # 1024 px = 32^2: medium (small is < 32^2); found
+    "i4": (100, 50, 31, 33, 0, "small"),  # 1023 px: small; missed
+    "i5": (0, 0, 96, 96, 4608, "large"),  # 9216 px = 96^2: large (medium is < 96^2); half: found
+    "i6": (40, 100, 40, 40, 0, "medium"),  # 1600 px predicted as background: missed
+}
+
+
+def test_size_recall_on_the_coco_edges(tmp_path):
+    """Instances sized exactly on the COCO edges (32^2 and 96^2 pixels) and predicted exactly half
+    or one pixel short of half; an instance of an ignored thing class is not counted."""
+    names = ["bg", "car", "ign"]
+    sem = np.full((200, 200), 1)
+    inst = np.zeros((200, 200), dtype=np.int64)
+    pred = np.zeros((200, 200), dtype=np.uint8)  # train ids: bg 0, car 1
+    for k, (r, c, h, w, hit, _) in enumerate(SIZE_BOXES.values(), start=1):
+        sem[r : r + h, c : c + w] = 2
+        inst[r : r + h, c : c + w] = k
+        box = pred[r : r + h, c : c + w].reshape(-1)
+        box[:hit] = 1
+        pred[r : r + h, c : c + w] = box.reshape(h, w)
+    sem[150:160, 150:160] = 3  # an instance of the ignored class
+    inst[150:160, 150:160] = 9
+    classes = class_rows(names, ignore={3}, things={2, 3})
+    ds = write_unified(tmp_path / "ds", classes, [("t", "train", sem, inst), ("v", "val", sem, inst)])
+    write_grey(tmp_path / "pred" / "v.png", pred)
+    report = eval_json(ds, "--pred", tmp_path / "pred", "--pred-ids", "train", "--bootstrap", "0")
+    recall = report["size_recall"]
+    want = {"small": (3, 1 / 3), "medium": (2, 1 / 2), "large": (1, 1.0)}
+    for bucket, (instances, share) in want.items():
+        assert recall[bucket]["instances"] == instances, (bucket, recall[bucket])
+        assert recall[bucket]["recall"] == pytest.approx(share, abs=1e-12), (bucket, recall[bucket])
+
+
+def test_intervals_contain_their_estimate_and_are_seeded(lvis):
+    """BCa intervals over images (seeded): the same seed gives the same interval, and every
+    interval, overall and per bucket, contains its own estimate."""
+    ds, pred = lvis
+    args = [ds, "--pred", pred, "--pred-ids", "unified", "--by-frequency", "--bootstrap", "200", "--seed", "7"]
+    first, again = eval_json(*args), eval_json(*args)
+    assert first["ci"] == again["ci"]
+    assert first["ci"]["method"] == "bca" and first["ci"]["bootstrap"] == 200 and first["ci"]["seed"] == 7
+    for key in ("miou", "pixel_accuracy", "mean_accuracy"):
+        low, high = first["ci"][key]
+        assert low <= first[key] <= high, (key, low, first[key], high)
+    for bucket in first["buckets"]:
+        if bucket["miou"] is not None and bucket.get("ci") is not None:
+            low, high = bucket["ci"]
+            assert low <= bucket["miou"] <= high, bucket
