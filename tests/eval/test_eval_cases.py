@@ -432,3 +432,58 @@ def test_intervals_contain_their_estimate_and_are_seeded(lvis):
         if bucket["miou"] is not None and bucket.get("ci") is not None:
             low, high = bucket["ci"]
             assert low <= bucket["miou"] <= high, bucket
+
+
+# --------------------------------------------------------------------------- ceiling
+
+HUMAN = {"r1": 0.5, "c11": 0.9, "c100": 0.8, "f101": 0.95, "unseen": 0.4, "absent": 0.7}  # r10, ponly: not covered
+
+
+def write_ceiling(path, reference: str, ids: dict[str, int]):
+    """A ceiling file (format version 1, as `analyze consistency --ceiling-out` writes it) whose own
+    buckets are all "frequent": the eval must use its own buckets, not these."""
+    doc = {
+        "format": "segdata-ceiling",
+        "format_version": 1,
+        "pixel_accuracy": 0.93,
+        "miou": 0.77,
+        "images": 2,
+        "reference": {"dataset": "lvis", "path": reference, "layer": "objects"},
+        "annotation": {"dataset": "lvis", "path": reference, "layer": "again"},
+        "buckets": {"rule": "lvis", "order": ["frequent"], "values": {"frequent": {"classes": 6, "miou": 0.77}}},
+        "classes": [
+            {"class_id": ids[name], "name": name, "bucket": "frequent", "pixels": 10, "iou": iou}
+            for name, iou in HUMAN.items()
+        ],
+        "ci": {},
+    }
+    path.write_text(json.dumps(doc))
+    return path
+
+
+@pytest.mark.parametrize("match", ["class_id", "name"])
+def test_ceiling_per_bucket_uses_the_eval_buckets(lvis, tmp_path, match):
+    """The human figure of a bucket is the mean human IoU of the eval's bucket's classes the ceiling
+    covers, with how many it covers; per class ``ceiling_iou``. Matched by class id when the
+    ceiling's reference is the evaluated dataset, by name otherwise (ids shuffled here)."""
+    ds, pred = lvis
+    if match == "class_id":
+        ceiling = write_ceiling(tmp_path / "c.json", str(ds), {n: NAMES.index(n) + 1 for n in HUMAN})
+    else:
+        ceiling = write_ceiling(tmp_path / "c.json", "/elsewhere", {n: 100 + k for k, n in enumerate(HUMAN)})
+    report = eval_json(
+        ds, "--pred", pred, "--pred-ids", "unified", "--by-frequency", "--ceiling", ceiling, "--bootstrap", "0"
+    )
+    entries = per_class(report)
+    for name in EVALUATED:
+        want = HUMAN.get(name)
+        assert entries[name]["ceiling_iou"] == (pytest.approx(want, abs=1e-12) if want is not None else None), name
+    buckets = buckets_of(report)
+    assert buckets["rare"]["ceiling_miou"] == pytest.approx(0.5, abs=1e-12)
+    assert buckets["rare"]["ceiling_classes"] == 1
+    assert buckets["common"]["ceiling_miou"] == pytest.approx((0.9 + 0.8 + 0.7) / 3, abs=1e-12)
+    assert buckets["common"]["ceiling_classes"] == 3
+    assert buckets["frequent"]["ceiling_miou"] == pytest.approx(0.95, abs=1e-12)
+    unseen = entries["unseen"]["bucket"]
+    assert buckets[unseen]["ceiling_miou"] == pytest.approx(0.4, abs=1e-12)
+    assert report["ceiling"]["miou"] == pytest.approx(sum(HUMAN.values()) / len(HUMAN), abs=1e-12)
