@@ -1,0 +1,1 @@
+"""The PyTorch bridge: datasets, samplers, models, training and model evaluation (torch imported only here)."""
