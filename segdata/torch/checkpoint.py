@@ -135,7 +135,7 @@ def save_checkpoint(
     normalize: dict | None = None,
     optimizer: dict | None = None,
     scheduler: dict | None = None,
-    iter: int = 0,  # noqa: A002 - the checkpoint's key
+    iter: int = 0,
     seed: int | None = None,
     args: dict | None = None,
     rng: dict | None = None,

@@ -35,9 +35,8 @@ over all the images.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
