@@ -380,7 +380,8 @@ def count_arrays_torch(
     device="cpu",
     *,
     batch_size: int = 8,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int, int | None], None] | None = None,
+    total: int | None = None,
 ):
     """Count decoded (ground truth, prediction) pairs on a torch device; the device twin of
     :func:`segdata.eval.counting.count_files`'s counting, giving identical :class:`Counts`.
@@ -399,7 +400,7 @@ def count_arrays_torch(
     batch_size : int
         Consecutive pairs of one size counted in one bincount.
     progress : callable, optional
-        ``progress(n)`` after each batch of ``n`` images.
+        ``progress(done, total)`` after each batch (``total`` as given, None when unknown).
 
     Raises
     ------
@@ -438,7 +439,7 @@ def count_arrays_torch(
         first = len(ids) - b
         confusion.update(gt_from_luts(segs, luts), pred, segments=segs, index=range(first, first + b))
         if progress is not None:
-            progress(b)
+            progress(len(ids), total)
         pending.clear()
 
     for item in pairs:
@@ -490,7 +491,7 @@ def count_files_torch(
     device="cpu",
     workers: int | None = None,
     executor=None,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int, int | None], None] | None = None,
     batch_size: int = 8,
 ):
     """:func:`segdata.eval.counting.count_files` with the counting on a torch device: the files
@@ -500,4 +501,4 @@ def count_files_torch(
     from ..runner import parallel_map
 
     decoded = parallel_map(_decode_pair, items, workers=workers, executor=executor, ordered=True, batch_size=4)
-    return count_arrays_torch(decoded, space, device, batch_size=batch_size, progress=progress)
+    return count_arrays_torch(decoded, space, device, batch_size=batch_size, progress=progress, total=len(items))

@@ -395,7 +395,7 @@ def evaluate_model(
     split: str | None,
     space,
     batch_size: int = 1,
-    workers: int = 0,
+    workers: int | None = 0,
     device="cpu",
     window=None,
     stride=None,
@@ -421,8 +421,9 @@ def evaluate_model(
         vocabulary must hold the evaluated classes (see :func:`channel_table`).
     batch_size : int
         Images per forward pass; only images of one size share a batch.
-    workers : int
-        DataLoader worker processes reading images and masks (0: in this process).
+    workers : int, optional
+        DataLoader worker processes reading images and masks (0: in this process; None: as many
+        as the cores, at most 8).
     device : str or torch.device
         ``cpu``, ``cuda`` (under torchrun: ``cuda:LOCAL_RANK``) or ``cuda:N``.
     window, stride : optional
@@ -433,7 +434,7 @@ def evaluate_model(
         Also write ``save_pred/<image_id>.png``, the predicted train ids (8-bit, 16-bit above 255
         classes): ``segdata eval DATASET --pred save_pred --pred-ids train`` scores the same figures.
     progress : callable, optional
-        ``progress(n)`` after each batch, ``n`` images done (by this process).
+        ``progress(done, total)`` after each batch: images done by this process, of its total.
 
     Returns
     -------
@@ -464,13 +465,14 @@ def evaluate_model(
         loader = torch.utils.data.DataLoader(
             _EvalItems(mine),
             batch_sampler=batches,
-            num_workers=int(workers),
+            num_workers=min(os.cpu_count() or 1, 8) if workers is None else int(workers),
             collate_fn=_collate,
             pin_memory=device.type == "cuda",
             persistent_workers=False,
         )
         table = None
         checked = False
+        done = 0
         for batch in loader:
             if "error" in batch:
                 raise batch["error"]
@@ -491,8 +493,9 @@ def evaluate_model(
                 host = pred.cpu().numpy()
                 for j, pos in enumerate(batch["index"].tolist()):
                     write_prediction(save_pred, image_ids[pos], host[j], k)
+            done += len(batch["index"])
             if progress is not None:
-                progress(len(batch["index"]))
+                progress(done, len(mine))
         confusion.all_reduce()
         lengths = {item[1]: len(item[5]) for item in items}
         return confusion.to_counts(image_ids, segment_lengths=lengths)
