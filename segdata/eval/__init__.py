@@ -32,6 +32,7 @@ __all__ = [
     "EvalSpace",
     "count_files",
     "evaluate",
+    "evaluate_model",
     "find_predictions",
     "prediction_items",
     "read_prediction",
@@ -129,13 +130,49 @@ def evaluate(
         from ..torch.confusion import count_files_torch
 
         counts = count_files_torch(space, items, device=device, workers=workers, progress=progress)
-    settings = {
+    settings = _settings(
+        ds,
+        space,
+        split,
+        pred=str(pred_dir),
+        pred_ids=pred_ids,
+        vocab=vocab,
+        by_frequency=by_frequency,
+        buckets=buckets,
+        freq_split=freq_split,
+        bootstrap=bootstrap,
+        seed=seed,
+        convention=convention,
+        device=device,
+        images=len(items),
+        missing=missing,
+        skipped=skipped,
+    )
+    return score(
+        ds,
+        space,
+        counts,
+        by_frequency=by_frequency,
+        bucket_rule=buckets,
+        freq_split=freq_split,
+        ceiling=ceiling,
+        bootstrap=bootstrap,
+        seed=seed,
+        confidence=confidence,
+        convention=convention,
+        settings=settings,
+    )
+
+
+def _settings(
+    ds: Dataset, space: EvalSpace, split: str, *, vocab, by_frequency, buckets, freq_split, images, **more
+) -> dict:
+    """The ``settings`` block of a report: what was evaluated, how, and what was ignored."""
+    return {
         "dataset": str(ds.path),
         "name": ds.name,
         "split": split,
-        "images": len(items),
-        "pred": str(pred_dir),
-        "pred_ids": pred_ids,
+        "images": int(images),
         "vocab": None if vocab is None else getattr(vocab, "source", str(vocab)),
         "classes": space.num_classes,
         "ignore": space.ignore,
@@ -143,13 +180,80 @@ def evaluate(
         "by_frequency": bool(by_frequency),
         "buckets": str(buckets) if by_frequency else None,
         "freq_split": freq_split if by_frequency else None,
-        "bootstrap": int(bootstrap),
-        "seed": int(seed),
-        "convention": convention,
-        "device": device,
-        "missing": missing,
-        "skipped": skipped,
+        **more,
+        "skipped": more.get("skipped", []),
     }
+
+
+def evaluate_model(
+    dataset: Dataset | str | Path,
+    spec: str,
+    *,
+    vocab=None,
+    split: str = "val",
+    by_frequency: bool = False,
+    buckets: str = "lvis",
+    freq_split: str = "train",
+    ceiling=None,
+    bootstrap: int = 1000,
+    seed: int = 0,
+    confidence: float = 0.95,
+    convention: str = "segdata",
+    batch_size: int = 4,
+    workers: int | None = None,
+    device: str = "cpu",
+    window: tuple[int, int] | None = None,
+    stride: int | None = None,
+    amp: bool = False,
+    save_pred: str | Path | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> EvalResult:
+    """Run a model over ``split`` of ``dataset`` and score it like :func:`evaluate` (the same
+    report). ``spec``: a ``segdata train`` checkpoint, a TorchScript file or ``module:factory``
+    (:func:`segdata.torch.checkpoint.load_model`); needs PyTorch (``segdata[torch]``). The
+    confusion matrix is accumulated on ``device``; ``save_pred`` also writes the predictions as
+    PNGs in train ids, which :func:`evaluate` scores to the same figures."""
+    from ..torch.inference import evaluate_model as run_model
+
+    ds = dataset if isinstance(dataset, Dataset) else open_dataset(dataset)
+    space = EvalSpace.build(ds, "train", vocab)
+    if ceiling is not None and not hasattr(ceiling, "classes"):
+        from ..analyses.consistency.ceiling import read_ceiling
+
+        ceiling = read_ceiling(ceiling)
+    counts = run_model(
+        ds,
+        spec,
+        split=split,
+        space=space,
+        batch_size=batch_size,
+        workers=workers,
+        device=device,
+        window=window,
+        stride=stride,
+        amp=amp,
+        save_pred=save_pred,
+        progress=progress,
+    )
+    settings = _settings(
+        ds,
+        space,
+        split,
+        model=str(spec),
+        pred_ids="train",
+        vocab=vocab,
+        by_frequency=by_frequency,
+        buckets=buckets,
+        freq_split=freq_split,
+        bootstrap=bootstrap,
+        seed=seed,
+        convention=convention,
+        device=device,
+        images=len(counts.image_ids),
+        window=list(window) if window else None,
+        stride=stride,
+        amp=bool(amp),
+    )
     return score(
         ds,
         space,
