@@ -37,6 +37,7 @@ import os
 import pickle
 import re
 import sys
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -259,20 +260,24 @@ def save_torchscript(model: torch.nn.Module, path: str | Path, *, normalize=None
     """Script (or trace with ``example``) ``model`` and save it with segdata's metadata
     (``normalize``, ``vocab``) as the archive's extra file ``segdata.json``. Returns the path."""
     path = Path(path)
-    module = model if isinstance(model, torch.jit.ScriptModule) else None
-    if module is None:
-        module = torch.jit.trace(model, example) if example is not None else torch.jit.script(model)
     if isinstance(vocab, Vocabulary):
         vocab = vocab.to_dict()
     meta = {"normalize": check_normalize(normalize or IMAGENET_NORMALIZE, str(path)), "vocab": vocab}
-    torch.jit.save(module, str(path), _extra_files={TORCHSCRIPT_EXTRA: json.dumps(meta)})
+    with warnings.catch_warnings():  # TorchScript is deprecated in torch 2.x; the files it wrote still load
+        warnings.simplefilter("ignore", DeprecationWarning)
+        module = model if isinstance(model, torch.jit.ScriptModule) else None
+        if module is None:
+            module = torch.jit.trace(model, example) if example is not None else torch.jit.script(model)
+        torch.jit.save(module, str(path), _extra_files={TORCHSCRIPT_EXTRA: json.dumps(meta)})
     return path
 
 
 def _load_torchscript(path: Path, device) -> LoadedModel:
     extra = {TORCHSCRIPT_EXTRA: ""}
     try:
-        model = torch.jit.load(str(path), map_location=device, _extra_files=extra)
+        with warnings.catch_warnings():  # deprecated in torch 2.x, still the format users hold
+            warnings.simplefilter("ignore", DeprecationWarning)
+            model = torch.jit.load(str(path), map_location=device, _extra_files=extra)
     except Exception as exc:
         raise InputError(path, f"cannot load the TorchScript file ({type(exc).__name__}: {str(exc)[:200]})") from None
     normalize, vocab = dict(IMAGENET_NORMALIZE), None

@@ -192,7 +192,7 @@ def test_count_arrays_torch_equals_numpy():
     assert counts.image_ids == ["im0", "im1", "im2", "im3"]
     for i, (_, segs, raw, lut) in enumerate(pairs):
         g, p = lut[segs], pred_lut[raw]
-        assert counts.gt[i].tolist() == [int(((g == c)).sum()) for c in range(k)]
+        assert counts.gt[i].tolist() == [int((g == c).sum()) for c in range(k)]
         hits = np.bincount(segs[(g >= 0) & (g == p)], minlength=len(lut))
         np.testing.assert_array_equal(counts.segment_hits[f"im{i}"], hits)
 
@@ -210,5 +210,7 @@ def test_count_arrays_torch_names_the_file_with_an_invalid_value():
         count_arrays_torch(pairs, _space(2, pred_lut))
     assert info.value.path == "p/b.png"
     with pytest.raises(InputError, match="segment id 3 has no row") as info:
-        count_arrays_torch([("c", np.full((2, 2), 3, np.uint8), raw[:2, :2], lut, ("m/c.png", "p/c.png"))], _space(2, pred_lut))
+        count_arrays_torch(
+            [("c", np.full((2, 2), 3, np.uint8), raw[:2, :2], lut, ("m/c.png", "p/c.png"))], _space(2, pred_lut)
+        )
     assert info.value.path == "m/c.png"
