@@ -23,7 +23,7 @@ from .. import longtail
 from .ceiling import CEILING_FORMAT, CEILING_VERSION
 from .classes import ClassSpace, build_class_space, read_class_map
 from .counting import CATEGORIES, DEFAULT_BOUNDARY_PX, ImageCounts, _class_pairs, count_image, split_regions
-from .figures import _SCALARS, _ci, _clean, _figures, _float, _ratio, _resample, _sums, _weighted, pair_figures
+from .figures import _SCALARS, _clean, _figures, _float, _ratio, _sums, _weighted, bootstrap_intervals, pair_figures
 
 
 @dataclass(frozen=True)
@@ -220,7 +220,7 @@ def compare(
     bootstrap : int
         Bootstrap resamples of the images for the confidence intervals (0: none).
     confidence : float
-        Level of the percentile intervals.
+        Level of the BCa intervals (two-sided).
     seed : int
         Seed of the resampling.
     bucket_rule : longtail.BucketRule
@@ -418,27 +418,22 @@ def _reduce(
     }
     for key, (num, den) in extra.items():
         point[key] = _ratio(ones @ num, ones @ den)
-    ci: dict = {"level": confidence, "bootstrap": int(bootstrap), "seed": int(seed), "unit": "images"}
+    ci: dict = {"level": confidence, "method": "bca", "bootstrap": int(bootstrap), "seed": int(seed), "unit": "images"}
     if bootstrap > 0:
-        rng = np.random.default_rng(seed)
-        samples: dict[str, list] = {}
-        chunk = max(1, min(bootstrap, 2_000_000 // max(1, n_images), 4_000_000 // (8 * len(space)), 250))
-        sizes = [min(chunk, bootstrap - start) for start in range(0, bootstrap, chunk)]
-        draws = [
-            rng.integers(0, n_images, size=(m, n_images)) for m in sizes
-        ]  # drawn in order: results do not depend on threads
-        resample = partial(_resample, s, scored, bucket_members, extra, n_images)
-        # sparse products run on threads (scipy releases the GIL); dense ones are BLAS's, which has its own
-        if threads > 1 and len(draws) > 1 and not isinstance(s["classes"], np.ndarray):
-            with ThreadPoolExecutor(min(threads, len(draws))) as pool:
-                parts_f = list(pool.map(resample, draws))
-        else:
-            parts_f = [resample(d) for d in draws]
-        for f in parts_f:
-            for key, v in f.items():
-                samples.setdefault(key, []).append(v)
-        for key, parts in samples.items():
-            ci[key] = _ci(np.concatenate(parts), confidence)
+        keys = [key for key, v in point.items() if np.ndim(v) == 1]
+        ci.update(
+            bootstrap_intervals(
+                s,
+                scored,
+                bucket_members,
+                extra,
+                keys,
+                n_resamples=bootstrap,
+                seed=seed,
+                confidence=confidence,
+                threads=threads,
+            )
+        )
     bucket_ci = {k: ci.pop(k) for k in [k for k in ci if k.startswith("bucket:")]}
 
     scalar_keys = (
@@ -507,6 +502,7 @@ def _reduce(
         "miou": figures["miou"],
         "ci": {
             "level": confidence,
+            "method": "bca",
             "bootstrap": int(bootstrap),
             "seed": int(seed),
             "pixel_accuracy": ci.get("pixel_accuracy"),
