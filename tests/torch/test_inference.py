@@ -264,3 +264,42 @@ def test_write_prediction_is_16_bit_above_255_classes(tmp_path):
     assert back.dtype == np.uint16
     assert back.tolist() == [[0, 299], [256, 7]]
     assert read_png(write_prediction(tmp_path, "y", np.array([[3]]), 255)).dtype == np.uint8
+
+
+def test_a_checkpoint_scores_what_its_saved_predictions_score(tmp_path):
+    """A segdata checkpoint -> `eval --model RUN/checkpoint.pt --save-pred DIR` -> `eval --pred
+    DIR`: the same figures (bootstrap intervals included), through the command line."""
+    import json
+
+    from click.testing import CliRunner
+
+    from segdata.cli import main
+    from segdata.torch.checkpoint import save_checkpoint
+    from segdata.torch.models import build
+
+    ds, _ = _dataset(tmp_path)
+    torch.manual_seed(3)
+    net = build("unet-small", 3, base=4)
+    run = tmp_path / "run"
+    run.mkdir()
+    vocab = EvalSpace.build(ds, "train").vocab
+    save_checkpoint(
+        run / "checkpoint.pt",
+        arch="unet-small",
+        arch_args={"base": 4},
+        num_classes=3,
+        vocab=vocab,
+        state_dict=net.state_dict(),
+    )
+    pred = tmp_path / "pred"
+    common = ["--json", "--bootstrap", "50", "--by-frequency"]
+    model = CliRunner().invoke(
+        main, ["eval", str(ds.path), "--model", str(run / "checkpoint.pt"), "--save-pred", str(pred), *common]
+    )
+    assert model.exit_code == 0, model.output
+    files = CliRunner().invoke(main, ["eval", str(ds.path), "--pred", str(pred), "--workers", "1", *common])
+    assert files.exit_code == 0, files.output
+    a, b = json.loads(model.output), json.loads(files.output)
+    a.pop("settings"), b.pop("settings")
+    assert a == b
+    assert sorted(p.name for p in pred.iterdir()) == ["v0.png", "v1.png", "v2.png", "v3.png"]
