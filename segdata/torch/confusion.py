@@ -259,9 +259,10 @@ class DeviceConfusion:
             self._update_by_pixel(segs, table, pred, index)
             return
         kind = torch.int32 if bins < 2**31 else torch.int64
-        offsets = (torch.arange(b, device=self.device, dtype=kind) * width).view(-1, 1, 1)
-        flat = torch.add(segs if segs.dtype == torch.uint8 else segs.to(kind), offsets).to(kind)
-        flat = flat.mul_(cols).add_(pred if pred.dtype == kind else pred.to(kind))  # mixed dtypes: a slow kernel
+        flat = segs.to(kind, copy=True)  # the operations below are in place (mixed dtypes take slow kernels)
+        if b > 1:
+            flat.add_((torch.arange(b, device=self.device, dtype=kind) * width).view(-1, 1, 1))
+        flat.mul_(cols).add_(pred if pred.dtype == kind else pred.to(kind))
         pairs = torch.bincount(flat.reshape(-1), minlength=bins)[:bins].reshape(b, width, cols)
         # rows 0..K-1 evaluated, K not evaluated, K + 1 beyond the table
         rows = torch.where(table >= 0, table, torch.where(table == -1, k, k + 1))

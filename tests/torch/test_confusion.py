@@ -233,7 +233,9 @@ def test_update_segments_equals_update(monkeypatch, bins, dtype):
     luts = [rng.integers(-1, k, 9 + i) for i in range(b)]  # tables longer than the largest id
     pred = rng.integers(0, k + 1, (b, 14, 11))  # K = miss
     one = DeviceConfusion(k)
-    one.update_segments(torch.from_numpy(segs), luts, torch.from_numpy(pred))
+    segs_t = torch.from_numpy(segs.copy())
+    one.update_segments(segs_t, luts, torch.from_numpy(pred))
+    np.testing.assert_array_equal(segs_t.numpy(), segs)  # the caller's tensor untouched
     got = one.to_counts(["a", "b", "c"])
     assert one.problems().tolist() == [[0, 0]] * b
     ref = np.zeros((k, k + 1), dtype=np.int64)
