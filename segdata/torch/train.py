@@ -94,7 +94,23 @@ SAMPLERS = ("uniform", "repeat-factor")
 OPTIMIZERS = ("sgd", "adamw")
 POLY_POWER = 0.9
 #: options that must match the checkpoint's for ``resume`` (``iters`` may grow)
-_RESUME_FIXED = ("model", "arch_args", "sampler", "loss", "batch_size", "crop", "lr", "seed", "optimizer", "amp")
+_RESUME_FIXED = (
+    "model",
+    "arch_args",
+    "sampler",
+    "loss",
+    "batch_size",
+    "crop",
+    "lr",
+    "seed",
+    "optimizer",
+    "weight_decay",
+    "amp",
+    "scale",
+    "repeat_threshold",
+    "cb_beta",
+    "train_split",
+)
 
 
 class TrainingInterrupted(SegdataError):

@@ -207,3 +207,23 @@ def test_cli_trains_and_prints_json(dataset, tmp_path):
     assert [line["iter"] for line in _lines(run)] == [1, 2]
     again = CliRunner().invoke(main, [*args, "--model", "unet-small"])
     assert again.exit_code == 1 and "not empty" in again.output
+
+
+def test_small_tail_run_checkpoint_eval_equals_its_saved_predictions(dataset, tmp_path):
+    """The small version of benchmarks/tail.py: a repeat-factor run lowers the loss, and `eval
+    --model` of its checkpoint scores what `eval --pred` scores on the PNGs it saved."""
+    run = tmp_path / "run"
+    result = train(dataset, run, iters=24, lr=0.05, sampler="repeat-factor", repeat_threshold=0.5, **FAST)
+    assert result.loss_last < result.loss_first
+    common = [str(dataset), "--by-frequency", "--bootstrap", "0", "--json"]
+    pred = tmp_path / "pred"
+    by_model = CliRunner().invoke(
+        main, ["eval", *common, "--model", str(run / "checkpoint.pt"), "--save-pred", str(pred)]
+    )
+    assert by_model.exit_code == 0, by_model.output
+    by_files = CliRunner().invoke(main, ["eval", *common, "--pred", str(pred), "--pred-ids", "train"])
+    assert by_files.exit_code == 0, by_files.output
+    a, b = json.loads(by_model.output), json.loads(by_files.output)
+    assert len(list(pred.glob("*.png"))) == 6
+    assert (a["miou"], a["per_class"], a["buckets"]) == (b["miou"], b["per_class"], b["buckets"])
+    assert a["miou"] == _lines(run)[-1]["miou"]
