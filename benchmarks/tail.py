@@ -84,8 +84,12 @@ def describe(unified: Path, threshold: float) -> dict:
     presence = class_presence(ds, "train")
     factors = repeat_factors(ds, "train", threshold=threshold)
     rare_ids = np.flatnonzero(buckets == "rare")
+    rare_rows = np.isin(presence.train_id, rare_ids)
     holds_rare = np.zeros(len(factors), dtype=bool)
-    holds_rare[presence.image_index[np.isin(presence.train_id, rare_ids)]] = True
+    holds_rare[presence.image_index[rare_rows]] = True
+    pixels = presence.pixels.astype(np.float64)
+    weighted = pixels * factors[presence.image_index]
+    in_rare_images = holds_rare[presence.image_index]
     return {
         "train_images": len(factors),
         "val_images": int((ds.images["split"] == "val").sum()),
@@ -94,6 +98,13 @@ def describe(unified: Path, threshold: float) -> dict:
         "rare_image_share": {
             "uniform": float(holds_rare.mean()),
             "repeat-factor": float(factors[holds_rare].sum() / factors.sum()),
+        },
+        # what the loss sees: the rare classes' share of the labelled pixels of each stream, and
+        # its limit under any repeat factors: their share inside the images that hold them
+        "rare_pixel_share": {
+            "uniform": float(pixels[rare_rows].sum() / pixels.sum()),
+            "repeat-factor": float(weighted[rare_rows].sum() / weighted.sum()),
+            "limit": float(pixels[rare_rows].sum() / max(1.0, pixels[in_rare_images].sum())),
         },
         "mean_repeat_factor": float(factors.mean()),
         "max_repeat_factor": float(factors.max()),
@@ -118,7 +129,10 @@ def run(args) -> dict:
             f"{info['classes']}, rare classes in val {info['rare_classes_in_val']}; images holding a rare class: "
             f"{info['rare_image_share']['uniform']:.1%} of the uniform stream, "
             f"{info['rare_image_share']['repeat-factor']:.1%} of the repeat-factor stream "
-            f"(t={args.repeat_threshold}, mean r {info['mean_repeat_factor']:.2f}, max {info['max_repeat_factor']:.2f})",
+            f"(t={args.repeat_threshold}, mean r {info['mean_repeat_factor']:.2f}, max {info['max_repeat_factor']:.2f}); "
+            f"rare classes' share of the labelled pixels: {info['rare_pixel_share']['uniform']:.2%} uniform, "
+            f"{info['rare_pixel_share']['repeat-factor']:.2%} repeat-factor, at most "
+            f"{info['rare_pixel_share']['limit']:.2%} with any repeat factors (their share in the images holding them)",
             flush=True,
         )
         rows = []
