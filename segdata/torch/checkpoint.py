@@ -8,7 +8,11 @@ The checkpoint file (``RUN/checkpoint.pt``, written by :func:`save_checkpoint`, 
      "vocab": Vocabulary.to_dict() or None,          # train ids 0..K-1 = output channels
      "normalize": {"mean": [r, g, b], "std": [r, g, b]},  # of RGB in [0, 1]
      "state_dict": {...}, "optimizer": {...} or None, "scheduler": {...} or None,
-     "iter": int, "seed": int or None, "args": {...}, "rng": {...} or None}
+     "scaler": {...} or None, "iter": int, "seed": int or None, "args": {...}, "rng": {...} or None}
+
+Loading checks the format, the version and the keys a model needs (``arch``, ``arch_args``,
+``num_classes``, ``state_dict``, and ``vocab`` against ``num_classes``); other keys are kept as
+they are (a newer trainer may add some).
 
 :func:`load_model` takes what ``segdata eval --model SPEC`` takes:
 
@@ -65,22 +69,6 @@ IMAGENET_NORMALIZE = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225
 #: the extra file of a TorchScript archive that carries segdata's metadata
 TORCHSCRIPT_EXTRA = "segdata.json"
 _REQUIRED = ("arch", "arch_args", "num_classes", "state_dict")
-_KEYS = {
-    "format",
-    "format_version",
-    "arch",
-    "arch_args",
-    "num_classes",
-    "vocab",
-    "normalize",
-    "state_dict",
-    "optimizer",
-    "scheduler",
-    "iter",
-    "seed",
-    "args",
-    "rng",
-}
 _FACTORY = re.compile(r"^(?P<module>[^:]+):(?P<attr>[A-Za-z_][A-Za-z0-9_.]*)$")
 
 
@@ -136,6 +124,7 @@ def save_checkpoint(
     normalize: dict | None = None,
     optimizer: dict | None = None,
     scheduler: dict | None = None,
+    scaler: dict | None = None,
     iter: int = 0,
     seed: int | None = None,
     args: dict | None = None,
@@ -162,6 +151,7 @@ def save_checkpoint(
         "state_dict": state_dict,
         "optimizer": optimizer,
         "scheduler": scheduler,
+        "scaler": scaler,
         "iter": int(iter),
         "seed": seed,
         "args": dict(args or {}),
@@ -206,9 +196,6 @@ def validate_checkpoint(data, path: str | Path) -> dict:
     missing = [key for key in _REQUIRED if key not in data]
     if missing:
         raise InputError(path, f"checkpoint lacks {', '.join(missing)}")
-    unknown = sorted(set(data) - _KEYS)
-    if unknown:
-        raise InputError(path, f"checkpoint has unknown keys {', '.join(unknown)}")
     if not isinstance(data["arch"], str) or not isinstance(data["arch_args"], dict):
         raise InputError(path, "checkpoint 'arch' must be a name and 'arch_args' a dict")
     if not isinstance(data["num_classes"], int) or data["num_classes"] < 1:

@@ -48,6 +48,10 @@ __all__ = ["DeviceConfusion", "count_arrays_torch", "count_files_torch", "counts
 #: above this many bins (batch x K x (K + 1)) a batch is counted with one matrix bincount plus
 #: three per-image bincounts instead of one bincount of per-image matrices
 _PER_IMAGE_MATRIX_BINS = 1 << 22
+#: above this many bins (batch x segments x (K + 2)) update_segments counts pixel by pixel
+_PAIR_BINS = 1 << 25
+#: table value of a segment id beyond an image's own table (update_segments' padding)
+_BEYOND = -3
 
 
 @dataclass
@@ -122,6 +126,7 @@ class DeviceConfusion:
         self._rows: list[torch.Tensor] = []  # (B, 3K) tp | gt | pred, on the device
         self._index: list[torch.Tensor] = []  # (B,) int64 image positions
         self._hits: list[tuple[torch.Tensor, torch.Tensor]] = []  # ((B, S+1) hits, (B,) lengths)
+        self._problems: list[torch.Tensor] = []  # (B, 2): invalid predictions, segments beyond the table
         self._count = 0
         self._gathered: tuple | None = None  # host arrays after all_reduce
 
@@ -168,9 +173,7 @@ class DeviceConfusion:
             # one bincount of per-image matrices; ignored pixels go to one extra bin, dropped
             flat = torch.where(valid, image * cells + g * (k + 1) + p, b * cells)
             per_image = torch.bincount(flat.reshape(-1), minlength=b * cells + 1)[: b * cells].reshape(b, k, k + 1)
-            self._matrix += per_image.sum(0)
-            tp = torch.diagonal(per_image[:, :, :k], dim1=1, dim2=2)
-            rows = torch.cat([tp, per_image.sum(2), per_image[:, :, :k].sum(1)], dim=1)
+            self._add_rows(per_image, index)
         else:  # many classes: the matrix and three (B, K) bincounts
             dump = cells
             flat = torch.where(valid, g * (k + 1) + p, dump)
@@ -184,8 +187,9 @@ class DeviceConfusion:
             rows = torch.cat(
                 [per_image_sum(valid & (p == g), g), per_image_sum(valid, g), per_image_sum(valid & (p < k), p)], dim=1
             )
-        self._rows.append(rows)
-        self._index.append(index)
+            self._rows.append(rows)
+            self._index.append(index)
+            self._problems.append(torch.zeros((b, 2), dtype=torch.int64, device=self.device))
         if segments is not None:
             s = _as_batch(segments, "segments").to(self.device, non_blocking=True)
             if s.shape != gt.shape:
@@ -199,6 +203,112 @@ class DeviceConfusion:
             idx = torch.where(hit, image * width + s, b * width)
             hits = torch.bincount(idx.reshape(-1), minlength=b * width + 1)[: b * width].reshape(b, width)
             self._hits.append((hits, lengths))
+
+    def update_segments(self, segments, luts, pred, index=None) -> None:
+        """Count a batch given as segment maps and per-image tables segment id -> eval index.
+
+        The same counts as :meth:`update` with ``gt = luts[b][segments[b]]``, in fewer passes over
+        the pixels: one bincount of (image, segment, predicted value) triples, then the matrix,
+        the per-image sums and the segment hits (as long as each image's table) from that small
+        table. Two problems are counted per image instead of raised, for the caller to name the
+        file (:meth:`problems`): pixels predicted ``K + 1`` (a value outside the id space) and
+        pixels of a segment id beyond the image's table.
+
+        Parameters
+        ----------
+        segments : tensor of int, shape (B, H, W)
+            Segment ids (0 = none).
+        luts : sequence of B 1-D int arrays or tensors
+            Per image, segment id -> eval index, -1 = not evaluated.
+        pred : tensor of int, shape (B, H, W)
+            Predicted eval indices ``0 .. K - 1``, ``K`` = miss, ``K + 1`` = invalid; nothing
+            else (the caller guarantees the range: an argmax, a lookup table).
+        index : sequence of int, optional
+            As in :meth:`update`.
+        """
+        if self._gathered is not None:
+            raise RuntimeError("DeviceConfusion: update after all_reduce; reset() first")
+        segs = _as_batch(segments, "segments").to(self.device, non_blocking=True)
+        pred = _as_batch(pred, "pred").to(self.device, non_blocking=True)
+        if segs.shape != pred.shape:
+            raise ValueError(f"segments and prediction differ in shape: {tuple(segs.shape)} vs {tuple(pred.shape)}")
+        b, k = segs.shape[0], self.num_classes
+        if len(luts) != b:
+            raise ValueError(f"expected {b} segment tables, got {len(luts)}")
+        own = [len(t) for t in luts]
+        width = max(own)
+        if segs.dtype not in (torch.uint8, torch.int32, torch.int64):
+            segs = segs.to(torch.int32)  # uint16 maps: few torch kernels take uint16
+        if segs.dtype == torch.uint8:
+            width = max(width, 256)  # every id a uint8 map can hold: no pass to find the largest
+        else:
+            width = max(width, int(segs.amax()) + 1 if segs.numel() else 1)
+        table = torch.full((b, width), _BEYOND, dtype=torch.int64)
+        for i, t in enumerate(luts):
+            table[i, : own[i]] = torch.as_tensor(np.asarray(t), dtype=torch.int64)
+        table = table.to(self.device, non_blocking=True)
+        if index is None:
+            index = torch.arange(self._count, self._count + b, dtype=torch.int64)
+        index = torch.as_tensor(index, dtype=torch.int64).reshape(-1)
+        if index.numel() != b:
+            raise ValueError(f"index: expected {b} positions, got {index.numel()}")
+        self._count += b
+        cols = k + 2  # predicted 0..K-1, K miss, K + 1 invalid
+        bins = b * width * cols
+        if bins > _PAIR_BINS:  # a huge table: count pixel by pixel instead
+            self._update_by_pixel(segs, table, pred, index)
+            return
+        kind = torch.int32 if bins < 2**31 else torch.int64
+        flat = segs.to(kind, copy=True)  # the operations below are in place (mixed dtypes take slow kernels)
+        if b > 1:
+            flat.add_((torch.arange(b, device=self.device, dtype=kind) * width).view(-1, 1, 1))
+        flat.mul_(cols).add_(pred if pred.dtype == kind else pred.to(kind))
+        pairs = torch.bincount(flat.reshape(-1), minlength=bins)[:bins].reshape(b, width, cols)
+        # rows 0..K-1 evaluated, K not evaluated, K + 1 beyond the table
+        rows = torch.where(table >= 0, table, torch.where(table == -1, k, k + 1))
+        per_image = torch.zeros((b, k + 2, cols), dtype=torch.int64, device=self.device)
+        per_image.scatter_add_(1, rows.unsqueeze(2).expand(b, width, cols), pairs)
+        problems = torch.stack([per_image[:, : k + 1, k + 1].sum(1), per_image[:, k + 1, :].sum(1)], dim=1)
+        per_image = per_image[:, :k, : k + 1]
+        self._add_rows(per_image, index, problems)
+        hits = torch.where(table >= 0, pairs.gather(2, rows.clamp(max=k).unsqueeze(2)).squeeze(2), 0)
+        self._hits.append((hits, torch.tensor(own, dtype=torch.int64, device=self.device)))
+
+    def _add_rows(self, per_image: torch.Tensor, index: torch.Tensor, problems=None) -> None:
+        """Add per-image (B, K, K + 1) matrices: to the matrix and as per-image rows."""
+        k = self.num_classes
+        self._matrix += per_image.sum(0)
+        tp = torch.diagonal(per_image[:, :, :k], dim1=1, dim2=2)
+        self._rows.append(torch.cat([tp, per_image.sum(2), per_image[:, :, :k].sum(1)], dim=1))
+        self._index.append(index)
+        if problems is None:
+            problems = torch.zeros((per_image.shape[0], 2), dtype=torch.int64, device=self.device)
+        self._problems.append(problems)
+
+    def _update_by_pixel(self, segs, table, pred, index) -> None:
+        """update_segments for tables too large to count by segment: the per-pixel path."""
+        b, width = table.shape
+        k = self.num_classes
+        gt = table.reshape(-1)[segs.long() + torch.arange(b, device=self.device).view(-1, 1, 1) * width]
+        problems = torch.stack(
+            [((pred == k + 1) & (gt != _BEYOND)).reshape(b, -1).sum(1), (gt == _BEYOND).reshape(b, -1).sum(1)], dim=1
+        )
+        count = self._count
+        self.update(gt, pred, segments=segs, index=index)
+        self._count = count
+        self._problems[-1] = problems
+        hits, _ = self._hits[-1]
+        padded = torch.zeros((b, width), dtype=torch.int64, device=self.device)
+        padded[:, : hits.shape[1]] = hits[:, :width]
+        self._hits[-1] = (padded, (table != _BEYOND).sum(1))
+
+    def problems(self) -> np.ndarray:
+        """(N, 2) int64 per image, in index order: pixels predicted invalid (``K + 1``) and pixels
+        of a segment id beyond the image's table (:meth:`update_segments`); zeros otherwise."""
+        if not self._problems:
+            return np.zeros((0, 2), dtype=np.int64)
+        index = torch.cat(self._index).numpy()
+        return torch.cat(self._problems).cpu().numpy()[np.argsort(index, kind="stable")]
 
     @property
     def matrix(self) -> torch.Tensor:
@@ -410,12 +520,12 @@ def count_arrays_torch(
     """
     device = torch.device(device)
     k = space.num_classes
-    pred_lut = torch.as_tensor(np.asarray(space.pred_lut, dtype=np.int64), device=device)
+    lut = np.asarray(space.pred_lut, dtype=np.int64)
+    count_lut = torch.as_tensor(np.where(lut == -2, k + 1, lut).astype(np.int32), device=device)  # invalid -> K + 1
     confusion = DeviceConfusion(k, device)
     ids: list[str] = []
     wheres: list = []
     lengths: dict[str, int] = {}
-    checks: list[torch.Tensor] = []  # (B, 2) per image: the largest invalid value, segment id past the table
     pending: list[tuple] = []
 
     def flush():
@@ -423,27 +533,16 @@ def count_arrays_torch(
             return
         segs = torch.stack([torch.from_numpy(_native(p[1])) for p in pending]).to(device, non_blocking=True)
         raw = torch.stack([torch.from_numpy(_native(p[2])) for p in pending]).to(device, non_blocking=True)
-        width = max(len(p[3]) for p in pending)
-        luts = torch.full((len(pending), width), -1, dtype=torch.int64)
-        for j, p in enumerate(pending):
-            luts[j, : len(p[3])] = torch.as_tensor(np.asarray(p[3], dtype=np.int64))
-        luts = luts.to(device, non_blocking=True)
-        own = torch.tensor([len(p[3]) for p in pending], dtype=torch.int64, device=device)
-        segs = segs.long()
-        raw = raw.long()
-        pred = pred_lut[raw]
         b = len(pending)
-        bad_value = torch.where(pred == -2, raw, -1).reshape(b, -1).amax(1)
-        top = segs.reshape(b, -1).amax(1)
-        checks.append(torch.stack([bad_value, torch.where(top >= own, top, -1)], dim=1))
         first = len(ids) - b
-        confusion.update(gt_from_luts(segs, luts), pred, segments=segs, index=range(first, first + b))
+        pred = count_lut[raw.long() if raw.dtype != torch.uint8 else raw.int()]
+        confusion.update_segments(segs, [p[3] for p in pending], pred, index=range(first, first + b))
         if progress is not None:
             progress(len(ids), total)
         pending.clear()
 
     for item in pairs:
-        image_id, segs, pred, lut = item[:4]
+        image_id, segs, pred, lut_i = item[:4]
         where = item[4] if len(item) > 4 else (image_id, image_id)
         if segs.shape != pred.shape:
             raise InputError(
@@ -453,19 +552,32 @@ def count_arrays_torch(
             flush()
         ids.append(image_id)
         wheres.append(where)
-        lengths[image_id] = len(lut)
-        pending.append((image_id, segs, pred, lut))
+        lengths[image_id] = len(lut_i)
+        pending.append((image_id, segs, pred, lut_i))
     flush()
-    if checks:
-        found = torch.cat(checks).cpu().numpy()
-        for i, (value, sid) in enumerate(found.tolist()):
-            if value >= 0:
-                describe = getattr(space, "describe_pred_ids", None)
-                valid = describe() if describe else f"0..{k - 1}"
-                raise InputError(wheres[i][1], f"value {value} is outside the id space ({valid})")
-            if sid >= 0:
-                raise InputError(wheres[i][0], f"segment id {sid} has no row in segments.parquet")
+    for i, (invalid, beyond) in enumerate(confusion.problems().tolist()):
+        if invalid:
+            describe = getattr(space, "describe_pred_ids", None)
+            valid = describe() if describe else f"0..{k - 1}"
+            raise InputError(
+                wheres[i][1], f"{_invalid_value(wheres[i][1], lut, invalid)} is outside the id space ({valid})"
+            )
+        if beyond:
+            raise InputError(wheres[i][0], f"{beyond} pixels hold a segment id that has no row in segments.parquet")
     return confusion.to_counts(ids, segment_lengths=lengths)
+
+
+def _invalid_value(path, pred_lut: np.ndarray, pixels: int) -> str:
+    """ "value V" of the first invalid pixel of a prediction file (re-read: the error path only),
+    or how many pixels were invalid when there is no file to read."""
+    try:
+        from ..eval.predictions import read_prediction
+
+        values = read_prediction(path)
+    except Exception:
+        return f"a value in {pixels} pixels"
+    bad = pred_lut[values] == -2
+    return f"value {int(values[bad].flat[0])}" if bad.any() else f"a value in {pixels} pixels"
 
 
 def _decode_pair(item):

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from ..errors import InputError
 from ..maskio import encode_png, read_segment_map
 from .checkpoint import LoadedModel, load_model
-from .confusion import DeviceConfusion, gt_from_luts
+from .confusion import DeviceConfusion
 
 __all__ = [
     "channel_table",
@@ -201,7 +201,7 @@ def channel_table(vocab, space, num_channels: int, where: str) -> torch.Tensor |
     table = [ours[ids] for ids in theirs]
     if table == list(range(k)):
         return None
-    return torch.tensor(table, dtype=torch.int64)
+    return torch.tensor(table, dtype=torch.int32)
 
 
 # --------------------------------------------------------------------------- data
@@ -280,11 +280,6 @@ def _collate(samples: list[dict]) -> dict:
     for s in samples:
         if "error" in s:
             return {"error": s["error"]}
-    luts = [s["lut"] for s in samples]
-    width = max(len(t) for t in luts)
-    table = torch.full((len(luts), width), -1, dtype=torch.int64)
-    for i, t in enumerate(luts):
-        table[i, : len(t)] = t
     segs = [s["segments"] for s in samples]
     if any(s.dtype != segs[0].dtype for s in segs):
         segs = [s.to(torch.int32) for s in segs]
@@ -292,8 +287,7 @@ def _collate(samples: list[dict]) -> dict:
         "index": torch.tensor([s["index"] for s in samples], dtype=torch.int64),
         "image": torch.stack([s["image"] for s in samples]),
         "segments": torch.stack(segs),
-        "luts": table,
-        "lengths": [len(t) for t in luts],
+        "luts": [s["lut"] for s in samples],
     }
 
 
@@ -460,7 +454,9 @@ def evaluate_model(
         k = space.num_classes
         confusion = DeviceConfusion(k, device)
         mean = torch.tensor(loaded.normalize["mean"], dtype=torch.float32, device=device).view(1, 3, 1, 1) * 255.0
-        std = torch.tensor(loaded.normalize["std"], dtype=torch.float32, device=device).view(1, 3, 1, 1) * 255.0
+        inv_std = 1.0 / (
+            torch.tensor(loaded.normalize["std"], dtype=torch.float32, device=device).view(1, 3, 1, 1) * 255.0
+        )
         batches = _size_batches([item[4] for item in mine], max(1, int(batch_size)))
         loader = torch.utils.data.DataLoader(
             _EvalItems(mine),
@@ -476,19 +472,17 @@ def evaluate_model(
         for batch in loader:
             if "error" in batch:
                 raise batch["error"]
-            images = batch["image"].to(device, non_blocking=True).float().sub_(mean).div_(std)
+            images = batch["image"].to(device, non_blocking=True).float().sub_(mean).mul_(inv_std)
             logits = predict(model, images, window=window, stride=stride, amp=amp)
             if not checked:
                 table = channel_table(loaded.vocab, space, logits.shape[1], loaded.source)
                 table = table.to(device) if table is not None else None
                 checked = True
-            pred = logits.argmax(1)
+            pred = logits.max(1).indices  # argmax's first maximum; 3x faster than argmax(1) on CPU
             del logits
-            if table is not None:
-                pred = table[pred]
-            segs = batch["segments"].to(device, non_blocking=True).long()
-            gt = gt_from_luts(segs, batch["luts"].to(device, non_blocking=True))
-            confusion.update(gt, pred, segments=segs, index=batch["index"])
+            pred = table[pred] if table is not None else pred.int()
+            segs = batch["segments"].to(device, non_blocking=True)
+            confusion.update_segments(segs, batch["luts"], pred, index=batch["index"])
             if save_pred is not None:
                 host = pred.cpu().numpy()
                 for j, pos in enumerate(batch["index"].tolist()):

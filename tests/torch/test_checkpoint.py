@@ -90,12 +90,11 @@ def test_a_checkpoint_with_numpy_rng_state_loads(tmp_path):
                 "format": "segdata-checkpoint",
                 "format_version": 1,
                 "arch": "x",
-                "arch_args": {},
                 "num_classes": 2,
                 "state_dict": {},
-                "extra": 1,
+                "arch_args": [1],
             },
-            "unknown keys extra",
+            "'arch_args' a dict",
         ),
         (
             {

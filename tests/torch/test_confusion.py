@@ -197,20 +197,55 @@ def test_count_arrays_torch_equals_numpy():
         np.testing.assert_array_equal(counts.segment_hits[f"im{i}"], hits)
 
 
-def test_count_arrays_torch_names_the_file_with_an_invalid_value():
+def test_count_arrays_torch_names_the_file_with_an_invalid_value(tmp_path):
+    from segdata.maskio import encode_png
+
     pred_lut = np.full(256, -2, dtype=np.int32)
     pred_lut[:2] = [0, 1]
     segs = np.ones((3, 3), dtype=np.uint8)
     raw = np.zeros((3, 3), dtype=np.uint8)
     bad = raw.copy()
     bad[1, 1] = 7
+    (tmp_path / "b.png").write_bytes(encode_png(bad))
     lut = np.array([-1, 0])
-    pairs = [("a", segs, raw, lut, ("m/a.png", "p/a.png")), ("b", segs, bad, lut, ("m/b.png", "p/b.png"))]
-    with pytest.raises(InputError, match="value 7 is outside") as info:
+    pairs = [("a", segs, raw, lut, ("m/a.png", "p/a.png")), ("b", segs, bad, lut, ("m/b.png", tmp_path / "b.png"))]
+    with pytest.raises(InputError, match="value 7 is outside the id space") as info:
         count_arrays_torch(pairs, _space(2, pred_lut))
-    assert info.value.path == "p/b.png"
-    with pytest.raises(InputError, match="segment id 3 has no row") as info:
-        count_arrays_torch(
-            [("c", np.full((2, 2), 3, np.uint8), raw[:2, :2], lut, ("m/c.png", "p/c.png"))], _space(2, pred_lut)
-        )
+    assert info.value.path == str(tmp_path / "b.png")
+    # arrays without a file: the number of pixels
+    with pytest.raises(InputError, match="a value in 1 pixels is outside") as info:
+        count_arrays_torch([("b", segs, bad, lut)], _space(2, pred_lut))
+    assert info.value.path == "b"
+    beyond = np.full((2, 2), 3, np.uint8)
+    beyond[0, 0] = 1
+    with pytest.raises(InputError, match="3 pixels hold a segment id that has no row") as info:
+        count_arrays_torch([("c", beyond, raw[:2, :2], lut, ("m/c.png", "p/c.png"))], _space(2, pred_lut))
     assert info.value.path == "m/c.png"
+
+
+@pytest.mark.parametrize("bins", [dc._PAIR_BINS, 1])  # by segment / pixel by pixel
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int32])
+def test_update_segments_equals_update(monkeypatch, bins, dtype):
+    monkeypatch.setattr(dc, "_PAIR_BINS", bins)
+    rng = np.random.default_rng(11)
+    k, b = 5, 3
+    segs = rng.integers(0, 9, (b, 14, 11)).astype(dtype)
+    luts = [rng.integers(-1, k, 9 + i) for i in range(b)]  # tables longer than the largest id
+    pred = rng.integers(0, k + 1, (b, 14, 11))  # K = miss
+    one = DeviceConfusion(k)
+    segs_t = torch.from_numpy(segs.copy())
+    one.update_segments(segs_t, luts, torch.from_numpy(pred))
+    np.testing.assert_array_equal(segs_t.numpy(), segs)  # the caller's tensor untouched
+    got = one.to_counts(["a", "b", "c"])
+    assert one.problems().tolist() == [[0, 0]] * b
+    ref = np.zeros((k, k + 1), dtype=np.int64)
+    for i in range(b):
+        gt = luts[i][segs[i].astype(np.int64)]
+        m = _numpy_matrix(gt, pred[i], k)
+        ref += m
+        np.testing.assert_array_equal(got.gt[i], m.sum(1))
+        np.testing.assert_array_equal(got.tp[i], np.diagonal(m[:, :k]))
+        np.testing.assert_array_equal(got.pred[i], m[:, :k].sum(0))
+        hits = np.bincount(segs[i][(gt >= 0) & (gt == pred[i])].astype(np.int64), minlength=len(luts[i]))
+        np.testing.assert_array_equal(got.segment_hits["abc"[i]], hits)
+    np.testing.assert_array_equal(got.matrix, ref)

@@ -264,3 +264,117 @@ def test_write_prediction_is_16_bit_above_255_classes(tmp_path):
     assert back.dtype == np.uint16
     assert back.tolist() == [[0, 299], [256, 7]]
     assert read_png(write_prediction(tmp_path, "y", np.array([[3]]), 255)).dtype == np.uint8
+
+
+def test_a_checkpoint_scores_what_its_saved_predictions_score(tmp_path):
+    """A segdata checkpoint -> `eval --model RUN/checkpoint.pt --save-pred DIR` -> `eval --pred
+    DIR`: the same figures (bootstrap intervals included), through the command line."""
+    import json
+
+    from click.testing import CliRunner
+
+    from segdata.cli import main
+    from segdata.torch.checkpoint import save_checkpoint
+    from segdata.torch.models import build
+
+    ds, _ = _dataset(tmp_path)
+    torch.manual_seed(3)
+    net = build("unet-small", 3, base=4)
+    run = tmp_path / "run"
+    run.mkdir()
+    vocab = EvalSpace.build(ds, "train").vocab
+    save_checkpoint(
+        run / "checkpoint.pt",
+        arch="unet-small",
+        arch_args={"base": 4},
+        num_classes=3,
+        vocab=vocab,
+        state_dict=net.state_dict(),
+    )
+    pred = tmp_path / "pred"
+    common = ["--json", "--bootstrap", "50", "--by-frequency"]
+    model = CliRunner().invoke(
+        main, ["eval", str(ds.path), "--model", str(run / "checkpoint.pt"), "--save-pred", str(pred), *common]
+    )
+    assert model.exit_code == 0, model.output
+    files = CliRunner().invoke(main, ["eval", str(ds.path), "--pred", str(pred), "--workers", "1", *common])
+    assert files.exit_code == 0, files.output
+    a, b = json.loads(model.output), json.loads(files.output)
+    a.pop("settings"), b.pop("settings")
+    assert a == b
+    assert sorted(p.name for p in pred.iterdir()) == ["v0.png", "v1.png", "v2.png", "v3.png"]
+
+
+_ORACLE_FACTORY = """
+import torch
+
+
+def oracle():
+    conv = torch.nn.Conv2d(3, 3, 1)
+    with torch.no_grad():
+        conv.weight.zero_()
+        conv.bias.zero_()
+        for c in range(3):
+            conv.weight[c, 0] = 2.0 * c
+            conv.bias[c] = -float(c * c)
+    return conv
+
+
+oracle.segdata_normalize = {"mean": [0, 0, 0], "std": [1 / 255, 1 / 255, 1 / 255]}
+"""
+
+_EVAL_WORKER = """
+import sys
+import numpy as np
+import segdata
+from segdata.eval.space import EvalSpace
+from segdata.torch.inference import evaluate_model
+
+ds_path, spec, out = sys.argv[1:4]
+ds = segdata.open(ds_path)
+counts = evaluate_model(ds, spec, "val", EvalSpace.build(ds, "train"), batch_size=2)  # starts gloo itself
+import torch.distributed as dist
+assert not dist.is_initialized()  # the group it started is closed again
+rank = sys.argv[4]
+hits = np.concatenate([counts.segment_hits[i] for i in counts.image_ids])
+np.savez(f"{out}/rank{rank}.npz", matrix=counts.matrix, tp=counts.tp, gt=counts.gt, pred=counts.pred, hits=hits,
+         ids=np.array(counts.image_ids))
+"""
+
+
+def test_evaluate_model_under_two_processes_equals_one(tmp_path):
+    """WORLD_SIZE=2 (what torchrun sets): each process runs every other image, the counts are
+    all-reduced (gloo), and both processes return the one-process counts."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.torch.test_confusion import _free_port
+
+    ds, images = _dataset(tmp_path)
+    (tmp_path / "oracle_factory.py").write_text(_ORACLE_FACTORY)
+    (tmp_path / "worker.py").write_text(_EVAL_WORKER)
+    spec = f"{tmp_path / 'oracle_factory.py'}:oracle"
+    env = dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()), WORLD_SIZE="2")
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(tmp_path / "worker.py"), str(ds.path), spec, str(tmp_path), str(r)],
+            env=dict(env, RANK=str(r), LOCAL_RANK=str(r)),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        for r in range(2)
+    ]
+    for p in procs:
+        out, _ = p.communicate(timeout=300)
+        assert p.returncode == 0, out.decode(errors="replace")[-3000:]
+    one = evaluate_model(ds, spec, "val", EvalSpace.build(ds, "train"))
+    total, _ = _expected(images)
+    np.testing.assert_array_equal(one.matrix, total)
+    for r in range(2):
+        got = np.load(tmp_path / f"rank{r}.npz")
+        assert got["ids"].tolist() == ["v0", "v1", "v2", "v3"]
+        np.testing.assert_array_equal(got["matrix"], total)
+        for name in ("tp", "gt", "pred"):
+            np.testing.assert_array_equal(got[name], getattr(one, name))
+        np.testing.assert_array_equal(got["hits"], np.concatenate([one.segment_hits[i] for i in one.image_ids]))
