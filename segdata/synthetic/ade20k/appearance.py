@@ -4,16 +4,17 @@ The default ("plain") photo of the generators colours each object by a hash of i
 for converters and analyses, but two classes may look alike. The "learnable" appearance gives a small network trained
 from scratch something to learn, and keeps it hard enough to be interesting:
 
-* a mean colour per class from a well-separated palette (greedy farthest-point sampling of the RGB cube, the most
-  frequent classes first, so that they get the most distinct colours);
+* a mean colour per class from a well-separated palette (greedy farthest-point sampling of the RGB cube 64..192, the
+  most frequent classes first, so that they get the most distinct colours);
 * a texture per class, added along a class-specific colour direction: stripes (class-specific period 4..16 pixels and
   orientation), a checkerboard (period 4..12 pixels) or smooth noise (class-specific grain 1..12 pixels), with a
-  class-specific amplitude of 10..24 grey levels;
-* per object, a small colour offset and a random texture phase; per image, a gentle vertical illumination gradient;
-  per pixel, Gaussian noise (standard deviation 6 grey levels); then the JPEG compression of the writers.
+  class-specific amplitude of 14..34 grey levels;
+* per object, a colour offset (standard deviation 8 grey levels per channel) and a random texture phase; per image, a
+  vertical illumination gradient (up to 6 %); per pixel, Gaussian noise (standard deviation 8 grey levels); then the
+  JPEG compression of the writers.
 
 Only level 0 (whole objects) is drawn: parts take their parent's appearance. Unlabeled pixels (class 0) are a neutral
-grey noise. Everything is a function of the vocabulary seed (class look) and of one ``numpy.random.Generator`` per
+grey noise (mean 118, standard deviation 14 grey levels). Everything is a function of the vocabulary seed (class look) and of one ``numpy.random.Generator`` per
 image (object offsets, phases, noise), so the output is deterministic.
 """
 
@@ -92,8 +93,9 @@ def class_appearances(n_classes: int, seed: int = 0) -> tuple[ClassAppearance, .
     Returns
     -------
     tuple of ClassAppearance
-        In frequency-rank order (rank 1 first), like the vocabulary. Colours are distinct; the minimum distance
-        between two class colours is about ``200 / n_classes ** (1 / 3)`` grey levels (57 for 40 classes).
+        In frequency-rank order (rank 1 first), like the vocabulary. Colours are distinct while the palette's
+        grid allows (``max(9, ceil((4 * n_classes) ** (1/3))) ** 3`` points); the minimum distance between two
+        class colours falls as ``n_classes ** (-1/3)`` (36 grey levels for 40 classes).
     """
     vocab = _build_vocabulary(n_classes, seed)
     colours = _palette(len(vocab.classes))
@@ -170,10 +172,10 @@ def render_learnable_photo(image: RenderedImage, n_classes: int, seed: int, rng:
     h, w = image.height, image.width
     looks = {a.code: a for a in class_appearances(n_classes, seed)}
     gain = 1.0 + rng.uniform(-0.06, 0.06) * np.linspace(-1.0, 1.0, h, dtype=np.float32)[:, None, None]
-    photo = np.empty((h, w, 3), np.float32)
-    photo[:] = 118.0
-    photo += rng.normal(0.0, 14.0, (h, w, 1)).astype(np.float32)  # unlabeled: grey noise
     owner = image.owners[0]
+    photo = np.empty((h, w, 3), np.float32)
+    void = owner == 0
+    photo[void] = (118.0 + 14.0 * rng.standard_normal(int(np.count_nonzero(void)), dtype=np.float32))[:, None]
     for i, o in enumerate(image.objects):
         if o.part_level != 0 or o.code not in looks:
             continue
@@ -188,5 +190,5 @@ def render_learnable_photo(image: RenderedImage, n_classes: int, seed: int, rng:
         value = colour + (np.float32(look.amplitude) * tex)[..., None] * np.asarray(look.direction, np.float32)
         photo[sl][sel] = value[sel]
     photo *= gain
-    photo += rng.normal(0.0, PIXEL_NOISE, (h, w, 3)).astype(np.float32)
+    photo += rng.standard_normal((h, w, 3), dtype=np.float32) * np.float32(PIXEL_NOISE)
     return np.clip(np.rint(photo), 0, 255).astype(np.uint8)
