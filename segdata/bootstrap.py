@@ -97,6 +97,17 @@ class BootstrapResult:
             if np.shape(getattr(self, name)) != m:
                 raise ValueError(f"{name}: expected shape {m}, got {np.shape(getattr(self, name))}")
 
+    @property
+    def bias(self) -> np.ndarray:
+        """(M,) the bootstrap's estimate of each figure's bias: the mean of its defined resamples
+        less the estimate (NaN where none is defined). A bias beyond the interval's reach is why
+        an interval can lie beside its estimate or be undefined."""
+        ok = ~np.isnan(self.distribution)
+        count = ok.sum(axis=0)
+        total = np.where(ok, self.distribution, 0.0).sum(axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(count > 0, total / np.maximum(count, 1), np.nan) - self.estimate
+
     def interval(self, i: int) -> list:
         """``[low, high]`` of figure ``i`` as Python floats, ``None`` where NaN (JSON-ready)."""
         return [_none(self.low[i]), _none(self.high[i])]
