@@ -123,7 +123,7 @@ def eval_command(
       segdata eval ade-u --pred preds/ --pred-ids source --ceiling ceiling.json --by-frequency --out eval.json
       segdata eval ade-u --model run/checkpoint.pt --device cuda --by-frequency --json
     """
-    from ..eval import EvalSpace, evaluate, score
+    from ..eval import evaluate, evaluate_model
     from ..format import open_dataset
     from ..render import text
     from ..runner import executor_for
@@ -170,18 +170,23 @@ def eval_command(
                     )
         else:
             try:
-                from ..torch.inference import evaluate_model
-            except ImportError as exc:
-                if "torch" not in str(exc):
-                    raise
+                import torch  # noqa: F401
+            except ImportError:
                 fail("--model needs PyTorch: pip install 'segdata[torch]'", code=2)
-            space = EvalSpace.build(ds, "train", vocab)
             with Progress("running the model", enabled=not as_json) as progress:
-                counts = evaluate_model(
+                result = evaluate_model(
                     ds,
                     model_spec,
+                    vocab=vocab,
                     split=split,
-                    space=space,
+                    by_frequency=by_frequency,
+                    buckets=buckets,
+                    freq_split=freq_split,
+                    ceiling=ceiling_obj,
+                    bootstrap=bootstrap,
+                    seed=seed,
+                    confidence=confidence,
+                    convention=convention,
                     batch_size=batch_size,
                     workers=workers,
                     device=device,
@@ -191,42 +196,6 @@ def eval_command(
                     save_pred=save_pred,
                     progress=progress,
                 )
-            settings = {
-                "dataset": str(ds.path),
-                "name": ds.name,
-                "split": split,
-                "images": len(counts.image_ids),
-                "model": model_spec,
-                "pred_ids": "train",
-                "vocab": None if vocab is None else str(vocab),
-                "classes": space.num_classes,
-                "ignore": space.ignore,
-                "by_frequency": by_frequency,
-                "buckets": buckets if by_frequency else None,
-                "freq_split": freq_split if by_frequency else None,
-                "bootstrap": bootstrap,
-                "seed": seed,
-                "convention": convention,
-                "device": device,
-                "window": list(size) if size else None,
-                "stride": stride,
-                "amp": amp,
-                "skipped": [],
-            }
-            result = score(
-                ds,
-                space,
-                counts,
-                by_frequency=by_frequency,
-                bucket_rule=buckets,
-                freq_split=freq_split,
-                ceiling=ceiling_obj,
-                bootstrap=bootstrap,
-                seed=seed,
-                confidence=confidence,
-                convention=convention,
-                settings=settings,
-            )
     report = result.to_dict()
     if out is not None:
         with errors(out), atomic_file(out) as tmp:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError, SelectionError
+from ..errors import DeviceError, InputError, SelectionError
 from ..format import Dataset, open_dataset
 from .counting import Counts, count_files
 from .predictions import find_predictions, read_prediction
@@ -32,6 +32,7 @@ __all__ = [
     "EvalSpace",
     "count_files",
     "evaluate",
+    "evaluate_model",
     "find_predictions",
     "prediction_items",
     "read_prediction",
@@ -117,6 +118,8 @@ def evaluate(
     :mod:`segdata.torch`.
     """
     ds = dataset if isinstance(dataset, Dataset) else open_dataset(dataset)
+    if device != "cpu":
+        check_device(device)
     space = EvalSpace.build(ds, pred_ids, vocab)
     if ceiling is not None and not hasattr(ceiling, "classes"):
         from ..analyses.consistency.ceiling import read_ceiling
@@ -129,27 +132,24 @@ def evaluate(
         from ..torch.confusion import count_files_torch
 
         counts = count_files_torch(space, items, device=device, workers=workers, progress=progress)
-    settings = {
-        "dataset": str(ds.path),
-        "name": ds.name,
-        "split": split,
-        "images": len(items),
-        "pred": str(pred_dir),
-        "pred_ids": pred_ids,
-        "vocab": None if vocab is None else getattr(vocab, "source", str(vocab)),
-        "classes": space.num_classes,
-        "ignore": space.ignore,
-        "no_prediction_values": list(space.miss_values),
-        "by_frequency": bool(by_frequency),
-        "buckets": str(buckets) if by_frequency else None,
-        "freq_split": freq_split if by_frequency else None,
-        "bootstrap": int(bootstrap),
-        "seed": int(seed),
-        "convention": convention,
-        "device": device,
-        "missing": missing,
-        "skipped": skipped,
-    }
+    settings = _settings(
+        ds,
+        space,
+        split,
+        pred=str(pred_dir),
+        pred_ids=pred_ids,
+        vocab=vocab,
+        by_frequency=by_frequency,
+        buckets=buckets,
+        freq_split=freq_split,
+        bootstrap=bootstrap,
+        seed=seed,
+        convention=convention,
+        device=device,
+        images=len(items),
+        missing=missing,
+        skipped=skipped,
+    )
     return score(
         ds,
         space,
@@ -164,3 +164,129 @@ def evaluate(
         convention=convention,
         settings=settings,
     )
+
+
+def _settings(
+    ds: Dataset, space: EvalSpace, split: str, *, vocab, by_frequency, buckets, freq_split, images, **more
+) -> dict:
+    """The ``settings`` block of a report: what was evaluated, how, and what was ignored."""
+    return {
+        "dataset": str(ds.path),
+        "name": ds.name,
+        "split": split,
+        "images": int(images),
+        "vocab": None if vocab is None else getattr(vocab, "source", str(vocab)),
+        "classes": space.num_classes,
+        "ignore": space.ignore,
+        "no_prediction_values": list(space.miss_values),
+        "by_frequency": bool(by_frequency),
+        "buckets": str(buckets) if by_frequency else None,
+        "freq_split": freq_split if by_frequency else None,
+        **more,
+        "skipped": more.get("skipped", []),
+    }
+
+
+def evaluate_model(
+    dataset: Dataset | str | Path,
+    spec: str,
+    *,
+    vocab=None,
+    split: str = "val",
+    by_frequency: bool = False,
+    buckets: str = "lvis",
+    freq_split: str = "train",
+    ceiling=None,
+    bootstrap: int = 1000,
+    seed: int = 0,
+    confidence: float = 0.95,
+    convention: str = "segdata",
+    batch_size: int = 4,
+    workers: int | None = None,
+    device: str = "cpu",
+    window: tuple[int, int] | None = None,
+    stride: int | None = None,
+    amp: bool = False,
+    save_pred: str | Path | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> EvalResult:
+    """Run a model over ``split`` of ``dataset`` and score it like :func:`evaluate` (the same
+    report). ``spec``: a ``segdata train`` checkpoint, a TorchScript file or ``module:factory``
+    (:func:`segdata.torch.checkpoint.load_model`); needs PyTorch (``segdata[torch]``). The
+    confusion matrix is accumulated on ``device``; ``save_pred`` also writes the predictions as
+    PNGs in train ids, which :func:`evaluate` scores to the same figures."""
+    check_device(device)
+    from ..torch.inference import evaluate_model as run_model
+
+    ds = dataset if isinstance(dataset, Dataset) else open_dataset(dataset)
+    space = EvalSpace.build(ds, "train", vocab)
+    if ceiling is not None and not hasattr(ceiling, "classes"):
+        from ..analyses.consistency.ceiling import read_ceiling
+
+        ceiling = read_ceiling(ceiling)
+    counts = run_model(
+        ds,
+        spec,
+        split=split,
+        space=space,
+        batch_size=batch_size,
+        workers=workers,
+        device=device,
+        window=window,
+        stride=stride,
+        amp=amp,
+        save_pred=save_pred,
+        progress=progress,
+    )
+    settings = _settings(
+        ds,
+        space,
+        split,
+        model=str(spec),
+        pred_ids="train",
+        vocab=vocab,
+        by_frequency=by_frequency,
+        buckets=buckets,
+        freq_split=freq_split,
+        bootstrap=bootstrap,
+        seed=seed,
+        convention=convention,
+        device=device,
+        images=len(counts.image_ids),
+        window=list(window) if window else None,
+        stride=stride,
+        amp=bool(amp),
+    )
+    return score(
+        ds,
+        space,
+        counts,
+        by_frequency=by_frequency,
+        bucket_rule=buckets,
+        freq_split=freq_split,
+        ceiling=ceiling,
+        bootstrap=bootstrap,
+        seed=seed,
+        confidence=confidence,
+        convention=convention,
+        settings=settings,
+    )
+
+
+def check_device(device: str) -> None:
+    """Raise :class:`DeviceError` (one line) unless PyTorch is installed and ``device`` is usable
+    here: a device string torch parses, and for CUDA a visible GPU of that index."""
+    try:
+        import torch
+    except ImportError:
+        raise DeviceError(f"--device {device} needs PyTorch: pip install 'segdata[torch]'") from None
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError) as exc:
+        raise SelectionError(f"--device {device}: not a torch device ({exc})") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            build = "a CPU build" if torch.version.cuda is None else f"CUDA {torch.version.cuda}"
+            raise DeviceError(f"--device {device}: CUDA is not available (torch {torch.__version__}, {build})")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise DeviceError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) here")
