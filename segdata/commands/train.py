@@ -94,6 +94,15 @@ def _render(result) -> None:
     help="Image sampling: uniform, or LVIS repeat factors (rare classes' images repeated).",
 )
 @click.option(
+    "--repeat-threshold",
+    type=click.FloatRange(min=0),
+    default=0.01,
+    show_default=True,
+    help="--sampler repeat-factor: t in r(c) = max(1, sqrt(t / f(c))), f(c) the share of training images holding "
+    "class c. Only classes in fewer than a share t of the images are repeated: on a small dataset raise it "
+    "(0.1 for a few hundred images).",
+)
+@click.option(
     "--loss",
     type=click.Choice(["ce", "class-balanced", "ohem"]),
     default="ce",
@@ -138,6 +147,7 @@ def train(
     out,
     vocab,
     sampler,
+    repeat_threshold,
     loss,
     iters,
     batch_size,
@@ -186,6 +196,7 @@ def train(
                 model=model,
                 vocab=vocab,
                 sampler=sampler,
+                repeat_threshold=repeat_threshold,
                 loss=loss,
                 iters=iters,
                 batch_size=batch_size,

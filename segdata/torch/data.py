@@ -8,13 +8,17 @@ inflate (segdata's decoder, :mod:`segdata.maskio`) and one table lookup per pixe
 kept as one flat array and offsets, with the image ids and paths as plain lists, so that the
 dataset pickles into worker processes in milliseconds whatever the size of the segment table.
 
-Images are read from ``images.file`` under the manifest's ``image_root``: PNGs by segdata's own
-decoder (8-bit grey, RGB and RGBA), everything else (JPEG) by Pillow, always as RGB.
+Images are read from ``images.file`` under the manifest's ``image_root``, always as RGB: 8-bit
+grey, RGB and RGBA PNGs by segdata's own decoder, or by libspng (``pyspng``) when their rows are
+mostly Average- or Paeth-filtered (photographs: segdata's unfilter is built for label maps);
+everything else (JPEG) by Pillow.
 """
 
 from __future__ import annotations
 
 import io
+import struct
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -27,6 +31,11 @@ from ..format import Dataset, mask_relpath, text_or_none
 from ..maskio import GREY, PNG_SIGNATURE, RGB, RGBA, decode_png, png_header, read_segment_map
 from ..vocab import SOURCE_TRAIN_IGNORE, Vocabulary, as_vocabulary
 from .transforms import to_float_image
+
+try:
+    import pyspng as _pyspng
+except ImportError:  # pragma: no cover - pyspng is a dependency where wheels exist
+    _pyspng = None
 
 __all__ = ["SegmentationDataset", "default_vocabulary", "image_tensor", "sample_seed"]
 
@@ -88,15 +97,21 @@ class SegmentationDataset(torch.utils.data.Dataset):
         flagged ``ignore`` in ``class_id`` order (see :func:`default_vocabulary`).
     transform : callable, optional
         Called with the sample dict (see below); returns a sample dict. It receives the image as a
-        **uint8** ``(3, H, W)`` tensor (0..255) and the label as an int64 ``(H, W)`` tensor; a
-        uint8 image it returns is converted to float32 in ``[0, 1]`` afterwards, so crops and
-        flips run on bytes. The transforms of :mod:`segdata.torch.transforms` accept both.
+        **uint8** ``(3, H, W)`` tensor (0..255) and the label as an ``(H, W)`` uint8 tensor
+        (int32 when the train ids or ``ignore_index`` do not fit a byte); a uint8 image it
+        returns is converted to float32 in ``[0, 1]`` afterwards and the label to int64, so
+        resizing, crops and flips move bytes. The transforms of :mod:`segdata.torch.transforms` accept both.
         With ``seed``, it is called as ``transform(sample, generator=g)``.
     layer : str
         The mask layer labels come from (``objects``; ``parts-1``, ...).
     label_only : bool
         Return ``{"label", "image_id"}`` only, without reading the image (evaluation of saved
         predictions, statistics).
+    image_dtype : torch.float32 or torch.uint8
+        float32 (default): RGB in ``[0, 1]``. uint8: RGB 0..255, four times fewer bytes from the
+        workers to the trainer; normalise the batch on the device (:class:`~segdata.torch.
+        transforms.Normalize` takes uint8 batches too). A transform that returns a float image
+        (one that normalises) decides for itself.
     seed : int, optional
         When given, sample ``i`` of epoch ``e`` (:meth:`set_epoch`) draws its random transforms
         from a ``torch.Generator`` seeded with :func:`sample_seed` ``(seed, e, i)``: the same
@@ -109,7 +124,7 @@ class SegmentationDataset(torch.utils.data.Dataset):
     -------------------------
     dict
         ``image``: float32 ``(3, H, W)``, RGB in ``[0, 1]`` (normalised when the transform
-        normalises); ``label``: int64 ``(H, W)``, train ids ``0..K-1``, and
+        normalises; uint8 0..255 with ``image_dtype=torch.uint8``); ``label``: int64 ``(H, W)``, train ids ``0..K-1``, and
         ``vocab.ignore_index`` (255 unless K > 255, then 65535 unless the vocabulary says
         otherwise) for unlabeled pixels, classes outside the vocabulary and classes flagged
         ``ignore``; ``image_id``: str.
@@ -140,7 +155,11 @@ class SegmentationDataset(torch.utils.data.Dataset):
         *,
         label_only: bool = False,
         seed: int | None = None,
+        image_dtype: torch.dtype = torch.float32,
     ):
+        if image_dtype not in (torch.float32, torch.uint8):
+            raise ValueError(f"image_dtype must be torch.float32 or torch.uint8, got {image_dtype}")
+        self.image_dtype = image_dtype
         if not isinstance(ds, Dataset):
             ds = Dataset(ds)
         ds.check_layer(layer)
@@ -238,9 +257,9 @@ class SegmentationDataset(torch.utils.data.Dataset):
                 self.mask_paths[index], f"segment id {int(segmap.max())} has no row in segments.parquet"
             ) from None
 
-    def _label_tensor(self, index: int) -> torch.Tensor:
+    def _label_tensor(self, index: int, dtype=np.int64) -> torch.Tensor:
         segmap = read_segment_map(self.mask_paths[index], view=True)
-        lut = self.lookup(index).astype(np.int64)
+        lut = self.lookup(index).astype(dtype)
         try:
             return torch.from_numpy(np.take(lut, segmap))
         except IndexError:
@@ -299,13 +318,20 @@ class SegmentationDataset(torch.utils.data.Dataset):
             index += len(self)
         if not 0 <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} images")
-        label = self._label_tensor(index)
         image_id = self.image_ids[index]
+        if self.label_only or self.transform is None:
+            label = self._label_tensor(index)
+        else:  # transforms move a quarter or an eighth of the bytes; int64 after them
+            label = self._label_tensor(index, np.uint8 if self.label_dtype == np.uint8 else np.int32)
         if self.label_only:
             return {"label": label, "image_id": image_id}
         rgb = self.read_image(index)
         if self.transform is None:
-            return {"image": image_tensor(rgb), "label": label, "image_id": image_id}
+            if self.image_dtype == torch.uint8:
+                image = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))
+            else:
+                image = image_tensor(rgb)
+            return {"image": image, "label": label, "image_id": image_id}
         # (3, H, W) view of the (H, W, 3) pixels: channels-last strides, which torch's uint8 resize
         # reads fastest; crops and flips keep it, and the float conversion below makes it contiguous
         sample = {"image": torch.from_numpy(rgb).permute(2, 0, 1), "label": label, "image_id": image_id}
@@ -315,19 +341,54 @@ class SegmentationDataset(torch.utils.data.Dataset):
             generator = torch.Generator()
             generator.manual_seed(sample_seed(self.seed, self.epoch, index))
             sample = self.transform(sample, generator=generator)
-        sample["image"] = to_float_image(sample["image"])
+        image = sample["image"]
+        if image.dtype == torch.uint8 and self.image_dtype == torch.uint8:
+            sample["image"] = image.contiguous()
+        else:
+            sample["image"] = to_float_image(image)
+        sample["label"] = sample["label"].long()
         return sample
+
+
+def _photo_filtered(data: bytes, width: int, channels: int, rows: int = 8) -> bool:
+    """Whether most of the first ``rows`` rows of a PNG use the Average or Paeth filter (what
+    encoders choose on photographs, Cityscapes' leftImg8bit among them), read by inflating only
+    the first IDAT chunk's beginning. segdata's unfilter is built for label maps (None, Sub and Up
+    rows, long runs): on such rows libspng's SIMD unfilter is several times faster."""
+    pos, n = 8, len(data)
+    while pos + 8 <= n:
+        (length,) = struct.unpack_from(">I", data, pos)
+        if data[pos + 4 : pos + 8] == b"IDAT":
+            row = width * channels + 1
+            try:
+                raw = zlib.decompressobj().decompress(data[pos + 8 : pos + 8 + length], rows * row)
+            except zlib.error:
+                return False
+            kinds = raw[::row]
+            return sum(k in (3, 4) for k in kinds) * 2 > len(kinds) > 0
+        pos += length + 12
+    return False
 
 
 def _decode_rgb(data: bytes, path: Path) -> np.ndarray:
     """Image bytes as ``(H, W, 3)`` uint8 RGB: 8-bit grey/RGB/RGBA PNGs through segdata's decoder,
-    everything else through Pillow."""
+    or libspng (``pyspng``) when their rows are mostly Average- or Paeth-filtered; everything
+    else (JPEG, palette, 16-bit PNGs) through Pillow."""
     if data[:8] == PNG_SIGNATURE:
-        _, _, depth, ctype = png_header(data, path)
+        w, _, depth, ctype = png_header(data, path)
         if depth == 8 and ctype in (GREY, RGB, RGBA) and len(data) > 28 and data[28] == 0:
-            arr = decode_png(data, path)
+            channels = {GREY: 1, RGB: 3, RGBA: 4}[ctype]
+            if _pyspng is not None and _photo_filtered(data, w, channels):
+                try:
+                    arr = _pyspng.load(data)
+                except Exception as exc:
+                    raise InputError(path, f"corrupt or truncated PNG ({exc})") from None
+            else:
+                arr = decode_png(data, path)
             if arr.ndim == 2:
-                return np.repeat(arr[:, :, None], 3, axis=2)
+                arr = arr[:, :, None]
+            if arr.shape[2] == 1:
+                return np.repeat(arr, 3, axis=2)
             return arr[:, :, :3] if arr.shape[2] == 4 else arr
     try:
         with Image.open(io.BytesIO(data)) as im:

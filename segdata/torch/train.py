@@ -4,14 +4,16 @@ class-balanced or OHEM cross-entropy, evaluated per frequency bucket on the vali
 
 What a run writes in its folder ``RUN`` (only process 0 writes):
 
-- ``checkpoint.pt``: a ``torch.save`` dict (see :data:`CHECKPOINT_KEYS`): ``format``
+- ``checkpoint.pt``: a ``torch.save`` dict written by
+  :func:`segdata.torch.checkpoint.save_checkpoint` (see :data:`CHECKPOINT_KEYS`): ``format``
   (``"segdata-checkpoint"``), ``format_version`` (1), ``arch``, ``arch_args``, ``num_classes``,
   ``vocab`` (``Vocabulary.to_dict()``), ``normalize`` (``mean``, ``std`` of RGB in [0, 1]),
-  ``state_dict``, ``optimizer``, ``scheduler``, ``scaler`` (AMP on CUDA, else None), ``iter``
-  (iterations done), ``seed``, ``args`` (the options of :func:`train`), ``rng`` (torch's
-  generator states, for ``resume``). Tensors and plain Python values only: it loads with
-  ``torch.load(path, weights_only=True)``. Written atomically (a temporary sibling renamed onto
-  it) at every evaluation, at the end, and when training is interrupted (Ctrl-C).
+  ``state_dict``, ``optimizer``, ``scheduler``, ``iter`` (iterations done), ``seed``, ``args``
+  (the options of :func:`train`), ``rng`` (for ``resume``: torch's generator states, and
+  ``grad_scaler``, the AMP gradient scaler's state on CUDA). Tensors and plain Python values
+  only: it loads with ``torch.load(path, weights_only=True)``. Written atomically (a temporary
+  sibling renamed onto it) at every evaluation, at the end, and when training is interrupted
+  (Ctrl-C).
   ``build(ckpt["arch"], ckpt["num_classes"], **ckpt["arch_args"])`` with ``load_state_dict``
   rebuilds the model.
 - ``metrics.jsonl``: one JSON object a line: ``iter`` (1-based, iterations done), ``loss`` (mean
@@ -83,7 +85,6 @@ CHECKPOINT_KEYS = (
     "state_dict",
     "optimizer",
     "scheduler",
-    "scaler",
     "iter",
     "seed",
     "args",
@@ -93,7 +94,23 @@ SAMPLERS = ("uniform", "repeat-factor")
 OPTIMIZERS = ("sgd", "adamw")
 POLY_POWER = 0.9
 #: options that must match the checkpoint's for ``resume`` (``iters`` may grow)
-_RESUME_FIXED = ("model", "arch_args", "sampler", "loss", "batch_size", "crop", "lr", "seed", "optimizer", "amp")
+_RESUME_FIXED = (
+    "model",
+    "arch_args",
+    "sampler",
+    "loss",
+    "batch_size",
+    "crop",
+    "lr",
+    "seed",
+    "optimizer",
+    "weight_decay",
+    "amp",
+    "scale",
+    "repeat_threshold",
+    "cb_beta",
+    "train_split",
+)
 
 
 class TrainingInterrupted(SegdataError):
@@ -281,31 +298,12 @@ def _set_rng_state(state: dict) -> None:
             torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def _save_checkpoint(path: Path, checkpoint: dict) -> Path:
-    """``torch.save`` through a temporary sibling renamed onto ``path``: a crash mid-write leaves
-    the previous checkpoint whole."""
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    try:
-        torch.save(checkpoint, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    return path
-
-
 def _load_checkpoint(path: Path) -> dict:
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise InputError(path, "no checkpoint to resume from") from None
-    except Exception as exc:  # unpickling errors, a truncated file
-        raise InputError(path, f"not a readable checkpoint ({type(exc).__name__}: {exc})") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise InputError(path, f"not a segdata checkpoint (format {CHECKPOINT_FORMAT!r} expected)")
-    if ckpt.get("format_version") != CHECKPOINT_VERSION:
-        raise InputError(path, f"checkpoint format version {ckpt.get('format_version')}, expected {CHECKPOINT_VERSION}")
+    from .checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(path)
+    if ckpt.get("optimizer") is None or ckpt.get("rng") is None:
+        raise InputError(path, "the checkpoint holds no optimiser state: it was not written by segdata train")
     return ckpt
 
 
@@ -358,58 +356,24 @@ def _truncate_metrics(path: Path, iteration: int) -> None:
 # ---------------------------------------------------------------------------------- evaluation
 
 
-def _bucket_names(ds: Dataset, vocab: Vocabulary, train_split: str) -> np.ndarray:
-    """LVIS bucket of each train id (rare: 1-10 training images hold it, common: 11-100,
-    frequent: more, absent: none), counted from the segment table."""
-    import pandas as pd
+def _evaluate(model, vocab: Vocabulary, normalize: dict, ds: Dataset, options: dict) -> dict:
+    """``{"miou", "buckets"}`` of ``model`` on the validation split, as ``segdata eval --model
+    RUN/checkpoint.pt --by-frequency --json`` reports them (:func:`segdata.eval.evaluate_model`:
+    whole images, the confusion counted on the device, LVIS buckets of the training split, BCa
+    intervals of 1,000 resamples with seed 0). Under ``torchrun`` every process evaluates its
+    share of the images and the counts are all-reduced."""
+    from ..eval import evaluate_model
+    from .checkpoint import LoadedModel
 
-    from ..analyses.longtail import assign_buckets
-    from .samplers import class_counts
-
-    counts = class_counts(ds, train_split, vocab, by="images")
-    return assign_buckets(pd.DataFrame({"train_images": counts})).to_numpy()
-
-
-def _evaluate(model, val_data, ds: Dataset, vocab: Vocabulary, device, amp: bool, workers: int, train_split: str):
-    """``{"miou", "buckets"}`` of ``model`` on ``val_data``: whole images, batch 1, the argmax
-    of the logits; the (K, K+1) confusion counted on ``device`` and copied once. mIoU over the
-    classes present (gt or prediction), NaN-free (None when no class is present); buckets as
-    ``segdata eval --json`` lists them (LVIS rare/common/frequent by training images)."""
-    from ..analyses.longtail import LVIS_NAMES
-    from ..metrics import iou as iou_of_matrix
-
-    k = vocab.num_classes
-    counts = torch.zeros(k * (k + 1), dtype=torch.int64, device=device)
-    loader = torch.utils.data.DataLoader(val_data, batch_size=1, num_workers=workers, collate_fn=_collate)
     was_training = model.training
     model.eval()
-    with torch.inference_mode():
-        for batch in loader:
-            image = batch["image"].to(device, non_blocking=True)
-            label = batch["label"].to(device, non_blocking=True)
-            with _autocast(device, amp):
-                logits = model(image)
-            pred = logits.argmax(dim=1)
-            valid = (label >= 0) & (label < k)
-            counts += torch.bincount(label[valid] * (k + 1) + pred[valid], minlength=k * (k + 1))
-    model.train(was_training)
-    matrix = counts.view(k, k + 1).cpu().numpy()
-    ious = iou_of_matrix(matrix)
-    present = ~np.isnan(ious)
-    names = _bucket_names(ds, vocab, train_split)
-    buckets = []
-    for name in LVIS_NAMES:
-        members = names == name
-        hit = members & present
-        buckets.append(
-            {
-                "name": name,
-                "classes": int(members.sum()),
-                "classes_present": int(hit.sum()),
-                "miou": round(float(ious[hit].mean()), 6) if hit.any() else None,
-            }
-        )
-    return {"miou": round(float(ious[present].mean()), 6) if present.any() else None, "buckets": buckets}
+    try:
+        result = evaluate_model(
+            ds, LoadedModel(model, normalize, vocab, "<training>"), vocab=vocab, by_frequency=True, **options
+        ).to_dict()
+    finally:
+        model.train(was_training)
+    return {"miou": result.get("miou"), "buckets": result.get("buckets")}
 
 
 # ---------------------------------------------------------------------------------- training
@@ -536,9 +500,10 @@ def train(
     TrainingInterrupted
         Ctrl-C (KeyboardInterrupt) during training: the checkpoint was written first.
     """
+    from .checkpoint import save_checkpoint
     from .data import SegmentationDataset
     from .samplers import RepeatFactorSampler, class_weights, repeat_factors
-    from .transforms import IMAGENET_MEAN, IMAGENET_STD, eval_transform, train_transform
+    from .transforms import IMAGENET_MEAN, IMAGENET_STD, train_transform
 
     _check_options(model, sampler, loss, iters, batch_size, crop, lr, eval_every, workers)
     out = Path(out)
@@ -593,7 +558,7 @@ def train(
         has_val = val_split in set(ds.images["split"])
         if eval_every and not has_val:
             raise SelectionError(f"{ds.path}: no split {val_split!r} to evaluate on; splits: {', '.join(ds.splits)}")
-        val_data = SegmentationDataset(ds, val_split, vocab, transform=eval_transform()) if has_val else None
+        normalize = {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)}
 
         factors = (
             repeat_factors(ds, train_split, vocab, threshold=repeat_threshold)
@@ -620,8 +585,8 @@ def train(
             net.load_state_dict(ckpt["state_dict"])
             opt.load_state_dict(ckpt["optimizer"])
             scheduler.load_state_dict(ckpt["scheduler"])
-            if scaler is not None and ckpt.get("scaler"):
-                scaler.load_state_dict(ckpt["scaler"])
+            if scaler is not None and ckpt["rng"].get("grad_scaler"):
+                scaler.load_state_dict(ckpt["rng"]["grad_scaler"])
             _set_rng_state(ckpt["rng"])
             start = int(ckpt["iter"])
         if world.size > 1:
@@ -641,33 +606,28 @@ def train(
         def checkpoint(iteration: int) -> None:
             if not world.main:
                 return
-            _save_checkpoint(
+            rng = _rng_state()
+            if scaler is not None:
+                rng["grad_scaler"] = scaler.state_dict()
+            save_checkpoint(
                 out / CHECKPOINT_FILE,
-                {
-                    "format": CHECKPOINT_FORMAT,
-                    "format_version": CHECKPOINT_VERSION,
-                    "arch": model,
-                    "arch_args": arch_args,
-                    "num_classes": num_classes,
-                    "vocab": vocab.to_dict(),
-                    "normalize": {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)},
-                    "state_dict": _unwrap(net).state_dict(),
-                    "optimizer": opt.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "scaler": None if scaler is None else scaler.state_dict(),
-                    "iter": iteration,
-                    "seed": int(seed),
-                    "args": args,
-                    "rng": _rng_state(),
-                },
+                arch=model,
+                arch_args=arch_args,
+                num_classes=num_classes,
+                state_dict=_unwrap(net).state_dict(),
+                vocab=vocab,
+                normalize=normalize,
+                optimizer=opt.state_dict(),
+                scheduler=scheduler.state_dict(),
+                iter=iteration,
+                seed=int(seed),
+                args=args,
+                rng=rng,
             )
 
         def evaluate() -> dict:
-            result = {}
-            if world.main:
-                result = _evaluate(_unwrap(net), val_data, ds, vocab, torch_device, amp, workers, train_split)
-            net.train()
-            return result
+            options = {"split": val_split, "freq_split": train_split, "workers": workers, "amp": amp}
+            return _evaluate(_unwrap(net), vocab, normalize, ds, {**options, "device": str(torch_device)})
 
         loader = torch.utils.data.DataLoader(
             _Positioned(train_data),

@@ -30,7 +30,7 @@ from segdata.torch import (  # noqa: E402
 from segdata.torch.transforms import resize_label  # noqa: E402
 from segdata.vocab import VocabEntry, Vocabulary  # noqa: E402
 from tests.fixtures.ade20k import small_2021_dataset  # noqa: E402
-from tests.torch.builders import Img, write_unified  # noqa: E402
+from tests.torch.builders import Img, paeth_png, write_unified  # noqa: E402
 
 # cityscapesScripts labels.py: labelId -> trainId (255 = ignored in training), typed out here so
 # that the expected labels do not come from segdata's own class table
@@ -352,3 +352,36 @@ def test_dataloader_with_two_workers_gives_the_plain_loop(city):
 def _unbatch(batch):
     for i in range(len(batch["image_id"])):
         yield {"image": batch["image"][i], "label": batch["label"][i], "image_id": batch["image_id"][i]}
+
+
+@pytest.mark.parametrize("channels", [3, 4])
+@pytest.mark.parametrize("with_pyspng", [True, False])
+def test_paeth_filtered_photographs_decode_as_pillow_does(built, monkeypatch, channels, with_pyspng):
+    from segdata.torch import data as data_module
+
+    if not with_pyspng:
+        monkeypatch.setattr(data_module, "_pyspng", None)
+    elif data_module._pyspng is None:
+        pytest.skip("pyspng is not installed")
+    pixels = np.random.default_rng(channels).integers(0, 256, (3, 5, channels), dtype=np.uint8)
+    path = built / "images" / "train" / "a.png"
+    path.write_bytes(paeth_png(pixels))
+    assert data_module._photo_filtered(path.read_bytes(), 5, channels)
+    pillow = np.asarray(Image.open(path).convert("RGB"))
+    np.testing.assert_array_equal(pillow, pixels[:, :, :3])
+    data = SegmentationDataset(built, "train", image_dtype=torch.uint8)
+    image = data[0]["image"]
+    assert image.dtype == torch.uint8 and image.is_contiguous()
+    np.testing.assert_array_equal(image.numpy(), pillow.transpose(2, 0, 1))
+
+
+def test_import_segdata_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, segdata, segdata.cli, segdata.vocab, segdata.metrics; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+    code = "import sys, segdata.torch; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "True"

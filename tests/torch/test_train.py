@@ -23,6 +23,15 @@ TINY = {"width": 8, "aspp_channels": 16}
 FAST = {"batch_size": 2, "crop": 32, "arch_args": TINY, "scale": (0.75, 1.25)}
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One torch thread: on a busy machine a second one mostly spins (ten times the CPU time)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     """24 generated ADE20K images (64x96, 8 classes; 18 train, 6 val), converted."""
@@ -69,8 +78,14 @@ def test_metrics_lines_parse_and_evaluations_carry_buckets(dataset, tmp_path):
     assert all(isinstance(r["loss"], float) and r["lr"] > 0 for r in lines)
     evaluated = [r for r in lines if "miou" in r]
     assert [r["iter"] for r in evaluated] == [3, 6]
-    names = [b["name"] for b in evaluated[-1]["buckets"]]
-    assert names == ["rare", "common", "frequent"]
+    # the buckets are what `segdata eval --model RUN/checkpoint.pt --by-frequency --json` reports
+    cli = CliRunner().invoke(
+        main, ["eval", str(dataset), "--model", str(run / "checkpoint.pt"), "--by-frequency", "--json"]
+    )
+    assert cli.exit_code == 0, cli.output
+    report = json.loads(cli.output)
+    assert evaluated[-1]["buckets"] == report["buckets"] and evaluated[-1]["miou"] == report["miou"]
+    assert {b["name"] for b in report["buckets"]} <= {"rare", "common", "frequent"}
     # the poly schedule: lr at iteration i (0-based) is 0.01 * (1 - i / 6) ** 0.9
     assert lines[0]["lr"] == pytest.approx(0.01 * (1 - 1 / 6) ** 0.9)
 
@@ -192,3 +207,23 @@ def test_cli_trains_and_prints_json(dataset, tmp_path):
     assert [line["iter"] for line in _lines(run)] == [1, 2]
     again = CliRunner().invoke(main, [*args, "--model", "unet-small"])
     assert again.exit_code == 1 and "not empty" in again.output
+
+
+def test_small_tail_run_checkpoint_eval_equals_its_saved_predictions(dataset, tmp_path):
+    """The small version of benchmarks/tail.py: a repeat-factor run lowers the loss, and `eval
+    --model` of its checkpoint scores what `eval --pred` scores on the PNGs it saved."""
+    run = tmp_path / "run"
+    result = train(dataset, run, iters=24, lr=0.05, sampler="repeat-factor", repeat_threshold=0.5, **FAST)
+    assert result.loss_last < result.loss_first
+    common = [str(dataset), "--by-frequency", "--bootstrap", "0", "--json"]
+    pred = tmp_path / "pred"
+    by_model = CliRunner().invoke(
+        main, ["eval", *common, "--model", str(run / "checkpoint.pt"), "--save-pred", str(pred)]
+    )
+    assert by_model.exit_code == 0, by_model.output
+    by_files = CliRunner().invoke(main, ["eval", *common, "--pred", str(pred), "--pred-ids", "train"])
+    assert by_files.exit_code == 0, by_files.output
+    a, b = json.loads(by_model.output), json.loads(by_files.output)
+    assert len(list(pred.glob("*.png"))) == 6
+    assert (a["miou"], a["per_class"], a["buckets"]) == (b["miou"], b["per_class"], b["buckets"])
+    assert a["miou"] == _lines(run)[-1]["miou"]
