@@ -50,7 +50,7 @@ def make_dataset(out: Path, images: int, classes: int, size: tuple[int, int], se
     except ImportError:
         synthesize_ade20k = None
     if synthesize_ade20k is not None:
-        release = synthesize_ade20k(source, images=images, classes=classes, size=size, seed=seed).release
+        release = synthesize_ade20k(source, images, n_classes=classes, image_size=size, seed=seed, workers=1).release
     else:
         from segdata.synthetic import generate_ade20k_2021
 
@@ -178,7 +178,7 @@ def run(args) -> dict:
             mine = [r for r in rows if r["setting"] == name]
             summary[name] = {}
             for key in ("miou", *BUCKETS):
-                values = np.array([r[key] for r in mine if r[key] is not None], dtype=np.float64)
+                values = np.array([r.get(key) for r in mine if r.get(key) is not None], dtype=np.float64)
                 summary[name][key] = {
                     "mean": float(values.mean()) if len(values) else None,
                     "std": float(values.std(ddof=1)) if len(values) > 1 else None,
