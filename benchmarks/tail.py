@@ -50,7 +50,7 @@ def make_dataset(out: Path, images: int, classes: int, size: tuple[int, int], se
     except ImportError:
         synthesize_ade20k = None
     if synthesize_ade20k is not None:
-        release = synthesize_ade20k(source, images=images, classes=classes, size=size, seed=seed).release
+        release = synthesize_ade20k(source, images, n_classes=classes, image_size=size, seed=seed, workers=1).release
     else:
         from segdata.synthetic import generate_ade20k_2021
 
@@ -136,8 +136,9 @@ def run(args) -> dict:
             flush=True,
         )
         rows = []
-        for name, sampler, loss in SETTINGS:
-            for seed in range(args.seeds):
+        settings = [row for row in SETTINGS if not args.only or row[0] in args.only.split(",")]
+        for name, sampler, loss in settings:
+            for seed in range(args.first_seed, args.first_seed + args.seeds):
                 start, cpu = time.perf_counter(), time.process_time()
                 result = train(
                     unified,
@@ -174,11 +175,11 @@ def run(args) -> dict:
                     flush=True,
                 )
         summary = {}
-        for name, _, _ in SETTINGS:
+        for name, _, _ in settings:
             mine = [r for r in rows if r["setting"] == name]
             summary[name] = {}
             for key in ("miou", *BUCKETS):
-                values = np.array([r[key] for r in mine if r[key] is not None], dtype=np.float64)
+                values = np.array([r.get(key) for r in mine if r.get(key) is not None], dtype=np.float64)
                 summary[name][key] = {
                     "mean": float(values.mean()) if len(values) else None,
                     "std": float(values.std(ddof=1)) if len(values) > 1 else None,
@@ -213,12 +214,14 @@ def main(argv=None) -> int:
     p.add_argument("--lr", type=float, default=0.05)
     p.add_argument("--width", type=int, default=16, help="deeplab-small width (ASPP: twice it)")
     p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--first-seed", type=int, default=0, help="seeds first-seed .. first-seed + seeds - 1")
     p.add_argument("--workers", type=int, default=0)
     p.add_argument("--repeat-threshold", type=float, default=0.1)
     p.add_argument("--beta", type=float, default=0.99, help="class-balanced loss: effective-number beta over images")
     p.add_argument("--data-seed", type=int, default=0)
     p.add_argument("--data", help="reuse (or keep) the unified dataset in this folder")
     p.add_argument("--json", help="also write the report to this file")
+    p.add_argument("--only", help="comma-separated settings to run (default all): uniform,repeat-factor,...")
     p.add_argument("--threads", type=int, default=1, help="torch threads (1: on a busy machine more only spin)")
     p.add_argument("--small", action="store_true", help="a smoke run in seconds")
     args = p.parse_args(argv)

@@ -478,6 +478,25 @@ def train(
     eval_every : int
         Evaluate (and write the checkpoint) every this many iterations; 0: at the end only. The
         end of training is always evaluated when the dataset has ``val_split``.
+    overwrite : bool
+        Start over in a non-empty ``out``: its ``checkpoint.pt`` and ``metrics.jsonl`` are
+        replaced, other files left alone.
+    arch_args : dict, optional
+        Keyword arguments of the architecture (``width``, ``output_stride``, ``base``...).
+    optimizer : {"sgd", "adamw"}
+        SGD (momentum 0.9, weight decay 1e-4) or AdamW (weight decay 0.01), both with the poly
+        schedule; ``weight_decay`` overrides the decay.
+    scale : (float, float)
+        Range of the random rescale before cropping.
+    repeat_threshold : float
+        ``t`` of the repeat factors ``max(1, sqrt(t / f(c)))``: only classes held by fewer than a
+        share ``t`` of the training images are repeated (LVIS: 0.001 over 100k images; a few
+        hundred images need about 0.1).
+    cb_beta : float
+        ``beta`` of the class-balanced weights over image counts, in [0, 1): 0.999 distinguishes
+        classes held by tens to thousands of images.
+    train_split, val_split : str
+        The splits trained on and evaluated on.
     log_every : int
         Iterations per line of ``metrics.jsonl`` (evaluations always get their line).
     progress : callable, optional
