@@ -746,5 +746,9 @@ def demo(out, n_images, n_consistency, workers, seed, overwrite, as_json):
             text.demo(_console(), result, n_images)
 
 
+from .commands.report import report  # noqa: E402
+
+main.add_command(report)
+
 if __name__ == "__main__":  # pragma: no cover
     main()
