@@ -416,8 +416,18 @@ def coverage_figure(freq: pd.DataFrame, title: str = "", fractions=(0.9, 0.95), 
         k = classes_for_coverage(freq, f) if len(cov) else 0
         if k:
             ax.axvline(k, color=color, ls="--", lw=1)
-            offset = (5, -12 - 14 * n) if stagger else (5, -12)
-            ax.annotate(f"{f:.0%}: k={k}", (k, f * 100), textcoords="offset points", xytext=offset, color=color)
+            if stagger:  # one under the other near the bottom, where the curve has left already
+                ax.annotate(
+                    f"{f:.0%}: k={k}",
+                    (k, 0.32 - 0.09 * n),
+                    xycoords=ax.get_xaxis_transform(),
+                    textcoords="offset points",
+                    xytext=(-4, 0),
+                    ha="right",
+                    color=color,
+                )
+            else:
+                ax.annotate(f"{f:.0%}: k={k}", (k, f * 100), textcoords="offset points", xytext=(5, -12), color=color)
     ax.set_xscale("log")
     ax.set_xlabel("top-k classes by pixels")
     ax.set_ylabel("% of labelled pixels covered")
@@ -432,6 +442,7 @@ def buckets_figure(freq: pd.DataFrame, buckets: pd.Series, rule: BucketRule = LV
     ax.bar(table.index.astype(str), table["classes"], color="tab:purple")
     for i, (n, share) in enumerate(zip(table["classes"], table["pixel_share"])):
         ax.annotate(f"{n}\n{share:.1%} px", (i, n), ha="center", va="bottom", fontsize=8)
+    ax.margins(y=0.18)  # room for the labels above the tallest bar, below the title
     ax.set_ylabel("classes")
     ax.set_title(f"classes per frequency bucket {title}".strip())
     return fig

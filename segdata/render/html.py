@@ -127,7 +127,8 @@ def table(
     out = ["<table>"]
     if caption:
         out.append(f"<caption>{esc(caption)}</caption>")
-    out.append("<thead><tr>" + "".join(f"<th{c}>{esc(h)}</th>" for h, c in zip(headers, cls)) + "</tr></thead>")
+    if any(headers):
+        out.append("<thead><tr>" + "".join(f"<th{c}>{esc(h)}</th>" for h, c in zip(headers, cls)) + "</tr></thead>")
     out.append("<tbody>")
     for r in rows:
         out.append("<tr>" + "".join(f"<td{c}>{esc(v)}</td>" for v, c in zip(r, cls)) + "</tr>")
