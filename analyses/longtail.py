@@ -404,30 +404,25 @@ def rank_frequency_figure(freq: pd.DataFrame, fits: dict | None = None, title: s
     return fig
 
 
-def coverage_figure(freq: pd.DataFrame, title: str = "", fractions=(0.9, 0.95), stagger: bool = False):
+def coverage_figure(freq: pd.DataFrame, title: str = "", fractions=(0.9, 0.95), legend: bool = False):
     """The coverage curve (% of labelled pixels held by the top-k classes, k on a log axis) with
     the k reaching each of ``fractions`` marked (a :class:`matplotlib.figure.Figure`); with
-    ``stagger``, each label a line below the previous one (close fractions stay readable)."""
+    ``legend``, the k are named in a legend instead of next to their lines (close fractions
+    stay readable)."""
     cov = coverage(freq)
     fig, ax = FigureWriter.figure((6, 4.5))
     ax.plot(cov["k"], cov["pixel_share"] * 100, color="tab:blue")
     colors = ("tab:green", "tab:red", "tab:purple", "tab:brown")
-    for n, (f, color) in enumerate(zip(fractions, colors)):
+    for f, color in zip(fractions, colors):
         k = classes_for_coverage(freq, f) if len(cov) else 0
         if k:
-            ax.axvline(k, color=color, ls="--", lw=1)
-            if stagger:  # one under the other near the bottom, where the curve has left already
-                ax.annotate(
-                    f"{f:.0%}: k={k}",
-                    (k, 0.32 - 0.09 * n),
-                    xycoords=ax.get_xaxis_transform(),
-                    textcoords="offset points",
-                    xytext=(-4, 0),
-                    ha="right",
-                    color=color,
-                )
+            line = ax.axvline(k, color=color, ls="--", lw=1)
+            if legend:
+                line.set_label(f"{f:.0%}: k={k}")
             else:
                 ax.annotate(f"{f:.0%}: k={k}", (k, f * 100), textcoords="offset points", xytext=(5, -12), color=color)
+    if legend and len(ax.lines) > 1:
+        ax.legend(loc="lower right")
     ax.set_xscale("log")
     ax.set_xlabel("top-k classes by pixels")
     ax.set_ylabel("% of labelled pixels covered")

@@ -136,3 +136,18 @@ def test_a_broken_page_is_caught(browser, tmp_path):
     check = json.loads(html.unescape(re.search(r'data-check="([^"]*)"', dom.stdout).group(1)))
     assert check["bad"] == ["img 0 broken", "svg 0 empty"]
     assert len(check["errors"]) == 1
+
+
+def test_report_prints(browser, full_report, tmp_path):
+    """Printed (Chromium's PDF), every section starts a page of its own (``@media print``)."""
+    page = tmp_path / "report.html"
+    page.write_text(full_report.html)
+    pdf = tmp_path / "report.pdf"
+    printed = run_browser(
+        browser, tmp_path / "profile", f"--print-to-pdf={pdf}", "--no-pdf-header-footer", page.as_uri()
+    )
+    assert printed.returncode == 0 and pdf.is_file(), printed.stderr[-2000:]
+    data = pdf.read_bytes()
+    assert data.startswith(b"%PDF")
+    pages = len(re.findall(rb"/Type\s*/Page(?!s)", data))
+    assert pages >= len(full_report.sections)

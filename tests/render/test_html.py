@@ -101,6 +101,23 @@ def test_small_objects_shares_counted_from_the_segment_table(full_report, report
         assert kpi(section, f"below one stride-{s} cell ({s * s} px)") == f"{100 * np.mean(areas < s * s):.1f}%"
     assert kpi(section, "small (COCO)") == f"{100 * np.mean(areas < 1024):.1f}%"
     assert "The classes most often tiny" in section
+    # objects per LVIS bucket of their class (training images 1-10 rare, 11-100 common), in rule order
+    ds = report_data["dataset"]
+    images = pd.read_parquet(ds.path / "images.parquet")
+    train = set(images.loc[images["split"] == "train", "image_id"])
+    present = seg[(seg["area"] > 0) & seg["image_id"].isin(train)]
+    train_images = present.groupby("class_id")["image_id"].nunique()
+    visible = seg[seg["is_instance"].astype(bool) & (seg["area"] > 0)]
+    n_train = visible["class_id"].map(train_images).fillna(0)
+    expected = {
+        "rare": int(((n_train >= 1) & (n_train <= 10)).sum()),
+        "common": int(((n_train > 10) & (n_train <= 100)).sum()),
+        "frequent": int((n_train > 100).sum()),
+        "absent": int((n_train == 0).sum()),
+    }
+    table = re.search(r"<caption>Sizes per frequency bucket</caption>.*?</table>", section, flags=re.S).group(0)
+    rows = re.findall(r'<tr><td>(\w+)</td><td class="num">([\d,]+)</td>', table)
+    assert rows == [(name, f"{n:,}") for name, n in expected.items() if n]
 
 
 def test_consistency_figures_and_overlays(full_report, report_data):
@@ -121,6 +138,18 @@ def test_consistency_figures_and_overlays(full_report, report_data):
         if alt.endswith("disagreement"):
             p = per_image[alt.split()[0]]
             assert int((rgb == naming).all(axis=2).sum()) == round(p["naming"] * p["compared"])
+
+
+def test_consistency_result_drawn_as_its_report(full_report, report_data):
+    """A ConsistencyResult passed in (its own lookup tables) draws the images the JSON report's
+    datasets, opened again, give."""
+    from segdata.analyses import consistency
+
+    result = consistency.compare(report_data["root"] / "consistency", bootstrap=0, workers=1)
+    document = build_report(report_data["dataset"], result, bootstrap=0, workers=1)
+    pattern = r'<img src="data:image/png;base64,[^"]+" alt="[^"]+"'
+    drawn = re.findall(pattern, section_of(document, "consistency"))
+    assert len(drawn) == 9 and drawn == re.findall(pattern, section_of(full_report.html, "consistency"))
 
 
 def test_consistency_without_its_datasets(report_data, tmp_path):

@@ -184,7 +184,13 @@ def build_page(
     if sizes is None:
         sizes = so.analyze(ds, split=split, layer=layer, workers=workers, executor=executor)
     bucket_of = dict(zip(longtail.frequencies["class_id"].tolist(), longtail.frequencies["bucket"].tolist()))
-    sections.append(("small_objects", SECTIONS["small_objects"], sizes_section(sizes, bucket_of, top=top)))
+    sections.append(
+        (
+            "small_objects",
+            SECTIONS["small_objects"],
+            sizes_section(sizes, bucket_of, top=top, bucket_order=[*longtail.rule.names, lt.ABSENT]),
+        )
+    )
     step()
     if consistency is not None:
         report = consistency if isinstance(consistency, dict) else consistency.report(per_image=True)

@@ -42,7 +42,7 @@ def longtail_section(result: lt.LongtailResult, top: int = 15) -> str:
             ),
             figure(
                 svg(
-                    lt.coverage_figure(freq, title=report["dataset"], fractions=COVERAGE_FRACTIONS, stagger=True),
+                    lt.coverage_figure(freq, title=report["dataset"], fractions=COVERAGE_FRACTIONS, legend=True),
                     "coverage curve",
                 ),
                 "Share of the labelled pixels held by the top-k classes; dashed: the k reaching "

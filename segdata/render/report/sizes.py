@@ -14,9 +14,14 @@ from ..html import count, figure, grid, kpis, num, pct, svg, table
 MIN_OBJECTS = 3
 
 
-def sizes_section(result: so.SizeResult, bucket_of: dict | None = None, top: int = 15) -> str:
+def sizes_section(
+    result: so.SizeResult, bucket_of: dict | None = None, top: int = 15, bucket_order: list | None = None
+) -> str:
     """The section of a :class:`~segdata.analyses.small_objects.SizeResult`; ``bucket_of`` maps a
-    class id to its frequency bucket (from the long tail) for the per-bucket distributions."""
+    class id to its frequency bucket (from the long tail) for the per-bucket distributions, shown
+    in ``bucket_order`` (default: as the buckets first appear)."""
+    order = list(bucket_order or [])
+    order += [b for b in dict.fromkeys((bucket_of or {}).values()) if b not in order]
     o = result.overall
     n = o["objects"]
     b = o["size_buckets"]
@@ -42,7 +47,7 @@ def sizes_section(result: so.SizeResult, bucket_of: dict | None = None, top: int
     if bucket_of:
         plots.append(
             figure(
-                svg(_per_bucket_figure(result.objects, bucket_of), "object sizes per frequency bucket"),
+                svg(_per_bucket_figure(result.objects, bucket_of, order), "object sizes per frequency bucket"),
                 "Distribution of object areas per frequency bucket of the class (each curve sums to 1).",
             )
         )
@@ -65,7 +70,7 @@ def sizes_section(result: so.SizeResult, bucket_of: dict | None = None, top: int
         )
     )
     if bucket_of:
-        out.append(_bucket_table(result.objects, bucket_of))
+        out.append(_bucket_table(result.objects, bucket_of, order))
     out.append(
         table(
             ["quantile", "area (px)", "share of the image"],
@@ -77,16 +82,16 @@ def sizes_section(result: so.SizeResult, bucket_of: dict | None = None, top: int
     return "".join(out)
 
 
-def _bucket_areas(objects, bucket_of: dict) -> dict:
+def _bucket_areas(objects, bucket_of: dict, order: list) -> dict:
     visible = objects[objects["area"] > 0]
     buckets = visible["class_id"].map(bucket_of).fillna("absent")
-    order = [name for name in dict.fromkeys(bucket_of.values()) if (buckets == name).any()]
+    order = [name for name in order if (buckets == name).any()]
     return {name: visible.loc[buckets == name, "area"].to_numpy() for name in order}
 
 
-def _per_bucket_figure(objects, bucket_of: dict):
+def _per_bucket_figure(objects, bucket_of: dict, order: list):
     fig, ax = new_figure((6.5, 4.5))
-    areas = _bucket_areas(objects, bucket_of)
+    areas = _bucket_areas(objects, bucket_of, order)
     top = max((a.max() for a in areas.values() if len(a)), default=10)
     bins = np.logspace(0, np.log10(max(top, 10)) + 0.05, 40)
     for name, a in areas.items():
@@ -102,9 +107,9 @@ def _per_bucket_figure(objects, bucket_of: dict):
     return fig
 
 
-def _bucket_table(objects, bucket_of: dict) -> str:
+def _bucket_table(objects, bucket_of: dict, order: list) -> str:
     rows = []
-    for name, a in _bucket_areas(objects, bucket_of).items():
+    for name, a in _bucket_areas(objects, bucket_of, order).items():
         rows.append(
             (
                 name,
