@@ -363,3 +363,13 @@ def test_cli_errors(report_data, tmp_path):
 def test_cli_help_has_an_example():
     result = run("report", "--help")
     assert result.exit_code == 0 and "segdata report ade-full" in result.output and "--eval" in result.output
+
+
+def test_evaluation_with_the_required_keys_only():
+    """A report without ceiling, intervals, buckets or size recall still renders: what it has."""
+    from segdata.render.report.evaluation import evaluation_section
+
+    minimal = {"miou": 0.25, "per_class": [{"class_id": 3, "name": "cat", "iou": 0.25, "present": True}], "buckets": []}
+    section = evaluation_section([("only", minimal)])
+    assert '<td class="num">0.250</td>' in section and "<td>cat</td>" in section
+    assert "recall by object size" not in section

@@ -147,7 +147,8 @@ def _bucket_figure(evals):
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("mIoU")
     ax.set_title("mIoU per frequency bucket")
-    ax.legend(fontsize=8)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
     return fig
 
 
@@ -214,7 +215,8 @@ def _size_figure(evals):
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("recall")
     ax.set_title("recall by object size")
-    ax.legend(fontsize=8)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
     return fig
 
 
