@@ -746,6 +746,10 @@ def demo(out, n_images, n_consistency, workers, seed, overwrite, as_json):
             text.demo(_console(), result, n_images)
 
 
+from .commands.eval import eval_command  # noqa: E402  (commands in their own modules register here)
+
+main.add_command(eval_command)
+
 from .commands.report import report  # noqa: E402
 
 main.add_command(report)

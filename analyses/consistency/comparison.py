@@ -23,7 +23,7 @@ from .. import longtail
 from .ceiling import CEILING_FORMAT, CEILING_VERSION
 from .classes import ClassSpace, build_class_space, read_class_map
 from .counting import CATEGORIES, DEFAULT_BOUNDARY_PX, ImageCounts, _class_pairs, count_image, split_regions
-from .figures import _SCALARS, _ci, _clean, _figures, _float, _ratio, _resample, _sums, _weighted, pair_figures
+from .figures import _SCALARS, _clean, _figures, _float, _ratio, _sums, _weighted, bootstrap_intervals, pair_figures
 
 
 @dataclass(frozen=True)
@@ -225,7 +225,7 @@ def compare(
     bootstrap : int
         Bootstrap resamples of the images for the confidence intervals (0: none).
     confidence : float
-        Level of the percentile intervals.
+        Level of the BCa intervals (two-sided).
     seed : int
         Seed of the resampling.
     bucket_rule : longtail.BucketRule
@@ -354,6 +354,16 @@ def _buckets_of_a(ann: Annotation, space: ClassSpace, rule: longtail.BucketRule)
     return bucket, freq
 
 
+def _tp_fp_fn(sums: dict, keep: np.ndarray) -> tuple[list, list, list]:
+    """Per class index in ``keep``: TP, FP (B's pixels of the class where A is evaluable and
+    names another class) and FN (A's evaluable pixels of the class that B names otherwise,
+    leaves unlabeled or marks ignore), as lists of int pixel counts."""
+    tp = sums["TP"][0, keep]
+    fp = sums["PR"][0, keep] - tp
+    fn = sums["GT"][0, keep] - tp
+    return tuple(x.astype(np.int64).tolist() for x in (tp, fp, fn))
+
+
 def _reduce(
     anns,
     space,
@@ -423,27 +433,22 @@ def _reduce(
     }
     for key, (num, den) in extra.items():
         point[key] = _ratio(ones @ num, ones @ den)
-    ci: dict = {"level": confidence, "bootstrap": int(bootstrap), "seed": int(seed), "unit": "images"}
+    ci: dict = {"level": confidence, "method": "bca", "bootstrap": int(bootstrap), "seed": int(seed), "unit": "images"}
     if bootstrap > 0:
-        rng = np.random.default_rng(seed)
-        samples: dict[str, list] = {}
-        chunk = max(1, min(bootstrap, 2_000_000 // max(1, n_images), 4_000_000 // (8 * len(space)), 250))
-        sizes = [min(chunk, bootstrap - start) for start in range(0, bootstrap, chunk)]
-        draws = [
-            rng.integers(0, n_images, size=(m, n_images)) for m in sizes
-        ]  # drawn in order: results do not depend on threads
-        resample = partial(_resample, s, scored, bucket_members, extra, n_images)
-        # sparse products run on threads (scipy releases the GIL); dense ones are BLAS's, which has its own
-        if threads > 1 and len(draws) > 1 and not isinstance(s["classes"], np.ndarray):
-            with ThreadPoolExecutor(min(threads, len(draws))) as pool:
-                parts_f = list(pool.map(resample, draws))
-        else:
-            parts_f = [resample(d) for d in draws]
-        for f in parts_f:
-            for key, v in f.items():
-                samples.setdefault(key, []).append(v)
-        for key, parts in samples.items():
-            ci[key] = _ci(np.concatenate(parts), confidence)
+        keys = [key for key, v in point.items() if np.ndim(v) == 1]
+        ci.update(
+            bootstrap_intervals(
+                s,
+                scored,
+                bucket_members,
+                extra,
+                keys,
+                n_resamples=bootstrap,
+                seed=seed,
+                confidence=confidence,
+                threads=threads,
+            )
+        )
     bucket_ci = {k: ci.pop(k) for k in [k for k in ci if k.startswith("bucket:")]}
 
     scalar_keys = (
@@ -512,6 +517,7 @@ def _reduce(
         "miou": figures["miou"],
         "ci": {
             "level": confidence,
+            "method": "bca",
             "bootstrap": int(bootstrap),
             "seed": int(seed),
             "pixel_accuracy": ci.get("pixel_accuracy"),
@@ -536,13 +542,23 @@ def _reduce(
             },
         },
         "classes": [
-            {"class_id": c, "name": name, "bucket": bucket, "pixels": px, "iou": _float(iou)}
-            for c, name, bucket, px, iou in zip(
+            {
+                "class_id": c,
+                "name": name,
+                "bucket": bucket,
+                "pixels": px,
+                "iou": _float(iou),
+                "tp": tp,
+                "fp": fp,
+                "fn": fn,
+            }
+            for c, name, bucket, px, iou, tp, fp, fn in zip(
                 per_class["class_id"].tolist(),
                 per_class["name"].tolist(),
                 per_class["bucket"].tolist(),
                 per_class["pixels_a"].tolist(),
                 per_class["iou"].tolist(),
+                *_tp_fp_fn(totals_w, keep),
             )
         ],
     }

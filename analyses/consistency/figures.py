@@ -1,5 +1,6 @@
-"""Every figure as a function of per-image sums: the point estimates, the bootstrap resamples
-(image weights times the per-image sums) and the figures of one class-pair table."""
+"""Every figure as a function of per-image sums: the point estimates, the BCa bootstrap
+intervals over images (:mod:`segdata.bootstrap` on the same sums) and the figures of one
+class-pair table."""
 
 from __future__ import annotations
 
@@ -137,7 +138,22 @@ def _figures(s: dict, scored: np.ndarray, buckets: dict[str, np.ndarray] | None 
 
 
 def _weighted(s: dict, weights: np.ndarray) -> dict:
-    """Sums under image weights (B, n_images): scalars -> (B,), per-class -> dense (B, K).
+    """Sums under image weights (B, n_images): scalars -> (B,), per-class -> dense (B, K)
+    (:func:`_derived`)."""
+    m = s["classes"]
+    pc = None
+    if m is not None:
+        if isinstance(m, np.ndarray):  # the non-zero columns only
+            pc = np.zeros((len(weights), s["k"] * len(s["names"])))
+            pc[:, s["columns"]] = weights @ m
+        else:
+            pc = np.asarray((m.T @ weights.T).T)
+    return _derived(s, weights @ s["scalars"], pc)
+
+
+def _derived(s: dict, scalars: np.ndarray, pc: np.ndarray | None) -> dict:
+    """The sums every figure needs from (resampled) sums: ``scalars`` (B, len(_SCALARS)) and the
+    per-class sums ``pc`` (B, len(names) K, all columns) or None.
 
     The figures need eight per-class sums; five are resampled (:data:`_PER_CLASS`, two of them
     sparse) and the others derived, which saves most of the bootstrap's products:
@@ -151,16 +167,9 @@ def _weighted(s: dict, weights: np.ndarray) -> dict:
       at least one labelled) are ``sA`` / ``sB`` less, in class 0, the pixels both leave
       unlabeled (``sym_unlabeled``): for a labelled class the two conditions coincide.
     """
-    scalars = weights @ s["scalars"]
     out = {name: scalars[:, t] for t, name in enumerate(_SCALARS)}
-    m = s["classes"]
-    if m is not None:
+    if pc is not None:
         k = s["k"]
-        if isinstance(m, np.ndarray):  # the non-zero columns only
-            pc = np.zeros((len(weights), k * len(s["names"])))
-            pc[:, s["columns"]] = weights @ m
-        else:
-            pc = np.asarray((m.T @ weights.T).T)
         for t, name in enumerate(s["names"]):
             out[name] = pc[:, t * k : (t + 1) * k]
         out["TP"] = out["sTP"].copy()
@@ -191,24 +200,57 @@ def _float(x) -> float | None:
     return None if math.isnan(x) else x
 
 
-def _ci(values: np.ndarray, confidence: float) -> list:
-    values = np.asarray(values, dtype=np.float64)
-    values = values[~np.isnan(values)]
-    if not len(values):
-        return [None, None]
-    lo, hi = np.percentile(values, [50 * (1 - confidence), 50 * (1 + confidence)])
-    return [float(lo), float(hi)]
+def bootstrap_intervals(
+    s: dict,
+    scored: np.ndarray,
+    bucket_members: dict,
+    extra: dict,
+    keys: Sequence[str],
+    *,
+    n_resamples: int,
+    seed: int,
+    confidence: float,
+    threads: int = 1,
+) -> dict:
+    """BCa intervals over images (:func:`segdata.bootstrap.bca_intervals`) of the figures
+    ``keys`` (scalar figures of :func:`_figures` and the ratios ``extra``: ``{key: (numerator
+    (n_images,), denominator (n_images,))}``) on the per-image sums ``s`` of :func:`_sums`.
 
+    Returns ``{key: [low, high]}`` (``None`` where undefined)."""
+    from segdata.bootstrap import bca_intervals
 
-def _resample(s: dict, scored: np.ndarray, bucket_members: dict, extra: dict, n_images: int, draw: np.ndarray) -> dict:
-    """The figures of the bootstrap resamples ``draw`` ((B, n_images) image indices): (B,) each."""
-    m = len(draw)
-    flat = draw + np.arange(m)[:, None] * n_images
-    weights = np.bincount(flat.ravel(), minlength=m * n_images).reshape(m, n_images).astype(np.float64)
-    f = _figures(_weighted(s, weights), scored, bucket_members)
-    for key, (num, den) in extra.items():
-        f[key] = _ratio(weights @ num, weights @ den)
-    return {key: v for key, v in f.items() if np.ndim(v) == 1}
+    n_images = len(s["scalars"])
+    if not n_images:
+        return {key: [None, None] for key in keys}
+    per_image = {"scalars": s["scalars"]}
+    if s["classes"] is not None:
+        per_image["classes"] = s["classes"]
+    extra_keys = list(extra)
+    if extra_keys:
+        per_image["extra"] = np.stack([x for key in extra_keys for x in extra[key]], axis=1)
+    dense = isinstance(s["classes"], np.ndarray)
+
+    def statistic(sums: dict) -> np.ndarray:
+        pc = None
+        if "classes" in sums:
+            pc = sums["classes"]
+            if dense:  # the non-zero columns only
+                pc = np.zeros((len(pc), s["k"] * len(s["names"])))
+                pc[:, s["columns"]] = sums["classes"]
+        f = _figures(_derived(s, sums["scalars"], pc), scored, bucket_members)
+        for t, key in enumerate(extra_keys):
+            f[key] = _ratio(sums["extra"][:, 2 * t], sums["extra"][:, 2 * t + 1])
+        return np.stack([f[key] for key in keys], axis=1)
+
+    result = bca_intervals(
+        per_image,
+        statistic,
+        n_resamples=n_resamples,
+        seed=seed,
+        confidence=confidence,
+        threads=1 if dense else threads,  # sparse products run on threads; BLAS has its own
+    )
+    return result.intervals(keys)
 
 
 def _clean(x):

@@ -299,3 +299,75 @@ def demo(console, result: dict, n_images: int) -> None:
             "      segdata analyze consistency " + c["dataset"] + " --layers objects,reannotation --plots plots/",
             markup=False,
         )
+
+
+def _interval(ci) -> str:
+    return "" if not ci else f"{num(ci[0])}..{num(ci[1])}"
+
+
+def evaluation(console, report: dict, top: int = 10) -> None:
+    """``segdata eval``: the overall figures, the buckets next to the ceiling, size recall, the
+    classes, what was ignored and skipped."""
+    s = report["settings"]
+    ceiling = report.get("ceiling")
+    level = report.get("ci", {}).get("level", 0.95)
+    console.print(
+        f"[bold]{s.get('name', s['dataset'])}[/] split {s['split']}: {s['images']} images, {s['classes']} classes, "
+        f"predictions in {s['pred_ids']} ids, convention {s['convention']}"
+    )
+    console.print(s["ignore"], soft_wrap=True, markup=False)
+    overall = Table("figure", "model", f"{level:.0%} interval", "ceiling", title="overall")
+    ci = report.get("ci", {})
+    rows = [("mIoU", "miou"), ("pixel accuracy", "pixel_accuracy"), ("mean accuracy", "mean_accuracy")]
+    rows += [("fwIoU", "fw_iou")] + ([("mean iIoU", "mean_iiou")] if "mean_iiou" in report else [])
+    for label, key in rows:
+        human = ""
+        if ceiling and key in ("miou", "pixel_accuracy"):
+            human = num(ceiling.get(key))
+        overall.add_row(label, num(report.get(key)), _interval(ci.get(key)), human)
+    console.print(overall)
+    if report.get("buckets"):
+        columns = ["bucket", "classes", "present", "mIoU", f"{level:.0%} interval"]
+        if ceiling:
+            columns += ["ceiling", "covered", "model - ceiling"]
+        table = Table(*columns, title=f"by training frequency ({s.get('buckets')}, on {s.get('freq_split')})")
+        for b in report["buckets"]:
+            row = [b["name"], str(b["classes"]), str(b["classes_present"]), num(b["miou"]), _interval(b.get("ci"))]
+            if ceiling:
+                diff = b.get("difference")
+                row += [
+                    num(b.get("ceiling_miou")),
+                    f"{b.get('ceiling_classes', 0)}/{b['classes']}",
+                    ("n/a" if diff is None else f"{diff:+.3f}")
+                    + (f" ({_interval(b.get('difference_ci'))})" if b.get("difference_ci") else ""),
+                ]
+            table.add_row(*row)
+        console.print(table)
+    if report.get("size_recall"):
+        table = Table("size", "instances", "recall", title="instances found (>= half their pixels predicted)")
+        for name, v in report["size_recall"].items():
+            table.add_row(name, str(v["instances"]), pct(v["recall"]))
+        console.print(table)
+    scored = [c for c in report["per_class"] if c["iou"] is not None]
+    if scored:
+        worst = sorted(scored, key=lambda c: c["iou"])[:top]
+        table = Table("train id", "class", "IoU", "accuracy", "bucket", "ceiling", title=f"lowest {len(worst)} IoU")
+        for c in worst:
+            table.add_row(
+                str(c["train_id"]),
+                c["name"],
+                num(c["iou"]),
+                pct(c["accuracy"]),
+                c["bucket"] or "",
+                num(c["ceiling_iou"]),
+            )
+        console.print(table)
+    absent = [c["name"] for c in report["per_class"] if not c["present"]]
+    if absent:
+        console.print(f"absent (no ground truth, no prediction; left out of the means): {len(absent)} classes")
+    printed = report.get("convention", {}).get("printed")
+    if printed and s["convention"] != "segdata":
+        console.print(f"as {s['convention']} prints it: " + ", ".join(f"{k} {v}" for k, v in printed.items()))
+    if s.get("skipped"):
+        shown = ", ".join(s["skipped"][:10]) + (", ..." if len(s["skipped"]) > 10 else "")
+        console.print(f"skipped (no prediction): {len(s['skipped'])} images: {shown}", soft_wrap=True, markup=False)
