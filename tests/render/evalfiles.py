@@ -54,7 +54,8 @@ def make_eval(ds, *, strength: float, seed: int = 0, ceiling: float = 0.8, name:
                 "ceiling_miou": ceiling,
                 "ceiling_classes": len(values),
                 "ceiling_ci": [ceiling - 0.02, ceiling + 0.02],
-                "difference_ci": None if miou is None else [ceiling - miou - 0.06, ceiling - miou + 0.06],
+                "difference": None if miou is None else miou - ceiling,
+                "difference_ci": None if miou is None else [miou - ceiling - 0.06, miou - ceiling + 0.06],
             }
         )
     scored = [c["iou"] for c in per_class if c["iou"] is not None]

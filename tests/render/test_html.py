@@ -373,3 +373,53 @@ def test_evaluation_with_the_required_keys_only():
     section = evaluation_section([("only", minimal)])
     assert '<td class="num">0.250</td>' in section and "<td>cat</td>" in section
     assert "recall by object size" not in section
+
+
+def test_report_of_the_eval_engine(report_data, tmp_path):
+    """`segdata eval --out` feeds `segdata report`: predictions equal to the ground truth except
+    one rare class never predicted score 1 in every bucket but rare, (R - 1) / R there."""
+    pytest.importorskip("segdata.eval")
+    ds = report_data["dataset"]
+    seg = objects_segments(ds)
+    images = pd.read_parquet(ds.path / "images.parquet")
+    train = images.loc[images["split"] == "train", "image_id"]
+    in_train = seg[seg["image_id"].isin(set(train)) & (seg["area"] > 0)]
+    train_images = in_train.groupby("class_id")["image_id"].nunique()
+    rare = sorted(train_images[(train_images >= 1) & (train_images <= 10)].index)
+    erased = rare[0]
+    preds = tmp_path / "preds"
+    preds.mkdir()
+    for image_id in train:
+        semantic = ds.semantic(image_id)
+        semantic[semantic == erased] = 0  # no prediction
+        Image.fromarray(semantic.astype(np.uint16)).save(preds / f"{image_id}.png")
+    out = tmp_path / "eval.json"
+    result = run(
+        "eval",
+        ds.path,
+        "--pred",
+        preds,
+        "--pred-ids",
+        "unified",
+        "--split",
+        "train",
+        "--by-frequency",
+        "--bootstrap",
+        "0",
+        "--workers",
+        "1",
+        "--out",
+        out,
+    )
+    assert result.exit_code == 0, result.output
+    document = build_report(ds, evals=[out], bootstrap=0, workers=1)
+    table = re.search(r"<caption>mIoU per frequency bucket.*?</table>", section_of(document, "evaluation"), re.S)
+    cells = dict(
+        re.findall(
+            r'<tr><td>(\w+)</td><td class="num">[^<]*</td><td class="num">[^<]*</td>'
+            r'<td class="num">([^<]*)</td>',
+            table.group(0),
+        )
+    )
+    assert cells["rare"] == f"{(len(rare) - 1) / len(rare):.3f}"
+    assert all(v == "1.000" for k, v in cells.items() if k not in ("rare", "absent", "unseen") and v != "n/a")

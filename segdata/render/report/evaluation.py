@@ -100,11 +100,14 @@ def _summary_table(evals) -> str:
     return table(["", *labels], rows, caption="Scores", numeric=[False] + [True] * len(labels))
 
 
-def _bucket_names(evals) -> list[str]:
+def _bucket_names(evals, scored_only: bool = False) -> list[str]:
+    """The buckets of the reports, in their order; with ``scored_only``, those with a class
+    present in some report (a bucket of classes never seen has no mIoU to draw)."""
     names: dict[str, None] = {}
     for _, r in evals:
         for b in r.get("buckets") or []:
-            names.setdefault(b["name"], None)
+            if not scored_only or b.get("miou") is not None:
+                names.setdefault(b["name"], None)
     return list(names)
 
 
@@ -114,7 +117,7 @@ def _bucket(r: dict, name: str) -> dict:
 
 def _bucket_figure(evals):
     fig, ax = new_figure((6.5, 4.5))
-    names = _bucket_names(evals)
+    names = _bucket_names(evals, scored_only=True)
     width = 0.8 / max(1, len(evals))
     x = np.arange(len(names))
     ceiling_drawn = False
@@ -237,12 +240,14 @@ def _bucket_table(evals) -> str:
         for _, r in evals:
             b = _bucket(r, name)
             cells.append(f"{num(b.get('miou'))} {interval(b.get('ci'), num)}".strip() if b else "")
-            gap = None if ceiling is None or b.get("miou") is None else ceiling - b["miou"]
+            gap = b.get("difference")
+            if gap is None and ceiling is not None and b.get("miou") is not None:
+                gap = b["miou"] - ceiling
             cells.append(f"{num(gap)} {interval(b.get('difference_ci'), num)}".strip() if b else "")
         rows.append((name, f"{first.get('classes_present', '?')} of {first.get('classes', '?')}", num(ceiling), *cells))
     headers = ["bucket", "classes present", "ceiling mIoU"]
     for label in labels:
-        headers += [f"{label}: mIoU", f"{label}: ceiling - mIoU"]
+        headers += [f"{label}: mIoU", f"{label}: mIoU - ceiling"]
     return table(
         headers,
         rows,
