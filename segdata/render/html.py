@@ -350,6 +350,27 @@ def scores_card(scores, names: Sequence[str] | None = None, top: int = 10) -> st
     return _card("scores", rows)
 
 
+def evaluation_card(result) -> str:
+    """A compact card of an evaluation: a ``segdata.eval`` result (its ``to_dict()``) or the dict
+    of ``segdata eval --json``: the means with their intervals, and each bucket's mIoU next to its
+    annotator ceiling."""
+    r = result if isinstance(result, dict) else result.to_dict()
+    ci = r.get("ci") or {}
+    rows = [
+        ("mIoU", f"{num(r.get('miou'))} {interval(ci.get('miou'), num)}".strip()),
+        ("pixel accuracy", f"{pct(r.get('pixel_accuracy'))} {interval(ci.get('pixel_accuracy'))}".strip()),
+        ("mean accuracy", pct(r.get("mean_accuracy"))),
+    ]
+    if "mean_iiou" in r:
+        rows.append(("mean iIoU", num(r["mean_iiou"])))
+    for b in r.get("buckets") or []:
+        ceiling = f" (ceiling {num(b['ceiling_miou'])})" if b.get("ceiling_miou") is not None else ""
+        rows.append((f"{b['name']} ({b.get('classes_present', '?')} classes)", f"{num(b.get('miou'))}{ceiling}"))
+    settings = r.get("settings") or {}
+    title = "evaluation" + (f" of {settings['name']}" if settings.get("name") else "")
+    return _card(title, rows)
+
+
 def build_report(*args, **kwargs) -> str:
     """See :func:`segdata.render.report.build_report`."""
     from .report import build_report as build

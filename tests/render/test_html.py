@@ -423,3 +423,12 @@ def test_report_of_the_eval_engine(report_data, tmp_path):
     )
     assert cells["rare"] == f"{(len(rare) - 1) / len(rare):.3f}"
     assert all(v == "1.000" for k, v in cells.items() if k not in ("rare", "absent", "unseen") and v != "n/a")
+
+
+def test_evaluation_card(report_data):
+    report = json.loads(report_data["evals"][0].read_text())
+    card = H.evaluation_card(report)
+    assert f">{report['miou']:.3f} [{report['ci']['miou'][0]:.3f}, {report['ci']['miou'][1]:.3f}]</td>" in card
+    for b in report["buckets"]:
+        if b["miou"] is not None:
+            assert f">{b['miou']:.3f} (ceiling {b['ceiling_miou']:.3f})</td>" in card
