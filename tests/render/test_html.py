@@ -432,3 +432,26 @@ def test_evaluation_card(report_data):
     for b in report["buckets"]:
         if b["miou"] is not None:
             assert f">{b['miou']:.3f} (ceiling {b['ceiling_miou']:.3f})</td>" in card
+
+
+def test_names_are_escaped(report_data, tmp_path):
+    """A dataset or class name is text, never markup (in tables, headings and plots)."""
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(report_data["dataset"].path, copy)
+    manifest = json.loads((copy / "segdata.json").read_text())
+    manifest["name"] = "<script>alert(1)</script>"
+    (copy / "segdata.json").write_text(json.dumps(manifest))
+    classes = pd.read_parquet(copy / "classes.parquet")
+    seg = objects_segments(report_data["dataset"])
+    top = seg.groupby("class_id")["area"].sum().idxmax()
+    classes.loc[classes["class_id"] == top, "name"] = "wall & <i>floor</i>"
+    classes.to_parquet(copy / "classes.parquet")
+    import segdata
+
+    document = build_report(segdata.open(copy), bootstrap=0, workers=1)
+    assert "<script" not in document and "<i>" not in document
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in document and "wall &amp; &lt;i&gt;floor&lt;/i&gt;" in document
+    for s in re.findall(r"<svg\b.*?</svg>", document, flags=re.S):
+        ET.fromstring(s)  # the name in a plot's title is escaped there too
