@@ -131,7 +131,7 @@ class _Column:
             if flat.size >= 4096 and nnz <= _SPARSE_DENSITY * flat.size:
                 from scipy import sparse
 
-                self.sparse = sparse.csr_matrix(flat.astype(np.float64))
+                self.sparse = sparse.csr_matrix(flat).astype(np.float64)  # no dense float copy
             else:
                 self.sparse = None
                 self.columns = np.flatnonzero(flat.any(axis=0))
