@@ -240,6 +240,11 @@ class Scores:
                 f"{self.iou.shape}, {self.accuracy.shape}, {self.present.shape}"
             )
 
+    def _repr_html_(self) -> str:
+        from .render.html import scores_card
+
+        return scores_card(self)
+
     def to_dict(self) -> dict:
         """JSON-ready: NaN written as None."""
 

@@ -99,9 +99,9 @@ class EvalResult:
         return out
 
     def _repr_html_(self) -> str:  # a compact card in a notebook
-        from ..render import text
+        from ..render.html import evaluation_card
 
-        return text.eval_html(self.to_dict()) if hasattr(text, "eval_html") else f"<pre>{self!r}</pre>"
+        return evaluation_card(self)
 
 
 def _ceiling_ious(ceiling, ds: Dataset, space: EvalSpace) -> np.ndarray:
