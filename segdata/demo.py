@@ -42,6 +42,9 @@ ENTRIES = (
 )
 #: the two trainings the demo compares (``segdata train --sampler``)
 SAMPLERS = ("uniform", "repeat-factor")
+#: the repeat-factor threshold t of the demo: LVIS's 0.001 is for 100k images; on a few hundred, a
+#: class in 1 of 200 training images needs t = 0.1 to repeat sqrt(0.1 * 200) = 4.5 times
+REPEAT_THRESHOLD = 0.1
 TORCH_HINT = "pip install 'segdata[torch]'"
 
 
@@ -129,11 +132,18 @@ def _partials(out: Path) -> list[Path]:
 
 
 def _run(out: Path, n_images, n_consistency, workers, seed, progress, step, options) -> dict:
-    from .analyses.longtail import longtail_report
-    from .analyses.small_objects import small_objects_report
+    from .analyses import longtail, small_objects
     from .converters import ade20k
     from .format import Dataset
     from .synthetic import synthesize_ade20k
+
+    timings: dict[str, float] = {}
+    clock = [time.perf_counter()]
+
+    def lap(name: str) -> None:
+        now = time.perf_counter()
+        timings[name] = round(now - clock[0], 3)
+        clock[0] = now
 
     step("generating a learnable synthetic ADE20K")
     made = synthesize_ade20k(
@@ -147,6 +157,7 @@ def _run(out: Path, n_images, n_consistency, workers, seed, progress, step, opti
         overwrite=True,
         progress=progress,
     )
+    lap("generate")
     dataset_dir = out / "ade20k-unified"
     step("converting")
     start = time.perf_counter()
@@ -154,9 +165,12 @@ def _run(out: Path, n_images, n_consistency, workers, seed, progress, step, opti
     seconds = time.perf_counter() - start
     findings = validate(dataset_dir, workers=workers)
     ds = Dataset(dataset_dir)
+    lap("convert")
     step("measuring the long tail and the object sizes")
-    tail = longtail_report(ds, bootstrap=50)
-    sizes = small_objects_report(ds, workers=workers)
+    tail_result = longtail.analyze(ds, bootstrap=50)
+    size_result = small_objects.analyze(ds, workers=workers)
+    tail, sizes = tail_result.to_dict(), size_result.to_dict()
+    lap("analyses")
     result = {
         "source": str(made.release),
         "dataset": str(dataset_dir),
@@ -178,18 +192,30 @@ def _run(out: Path, n_images, n_consistency, workers, seed, progress, step, opti
     if made.consistency is not None:
         step("comparing the re-annotation (the annotators' ceiling)")
         result["consistency"] = _consistency(out, made, workers, seed)
+        lap("consistency")
     ceiling = out / "ceiling.json" if result["consistency"] else None
     evals = {}
     if options["train"]:
         evals = _train_and_evaluate(out, ds, result, ceiling, options["iters"], workers, seed, step, progress)
+        lap("train_and_evaluate")
     else:
         result["training"] = {"skipped": "--no-train"}
     step("writing the report")
     from .render.report import write_report
 
     consistency_json = out / "consistency.json" if result["consistency"] else None
-    write_report(out / "report.html", ds, consistency=consistency_json, evals=evals, workers=workers, bootstrap=50)
+    write_report(
+        out / "report.html",
+        ds,
+        consistency=consistency_json,
+        evals=evals,
+        workers=workers,
+        longtail=tail_result,
+        sizes=size_result,
+    )
+    lap("report")
     result["report"] = str(out / "report.html")
+    result["seconds"] = timings
     return result
 
 
@@ -219,6 +245,7 @@ def _train_and_evaluate(out: Path, ds, result: dict, ceiling, iters: int, worker
             lr=0.02,
             workers=0,
             seed=seed,
+            repeat_threshold=REPEAT_THRESHOLD,
             overwrite=True,
             progress=(lambda i, n, loss: progress(i, n)) if progress else None,
         )
