@@ -290,3 +290,67 @@ def test_convert_for_training_notebook(tmp_path, kernel_dir):
     nb = run_notebook("convert_for_training.py", tmp_path / "out", kernel_dir)
     check_convert_for_training(tmp_path / "out")
     assert "cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES = 19" in _outputs_text(nb)
+
+
+# --------------------------------------------------------------------------- train_repeat_factor
+
+
+def _class_rank_lut(ds) -> np.ndarray:
+    """Unified class id -> train id of the default vocabulary (every class not flagged ignore,
+    in class_id order; full ADE20K defines no train ids), -1 elsewhere."""
+    cids = np.sort(ds.classes.loc[~ds.classes["ignore"].fillna(False).astype(bool), "class_id"].to_numpy())
+    lut = np.full(int(cids.max()) + 1, -1, np.int64)
+    lut[cids] = np.arange(len(cids))
+    return lut
+
+
+def check_train_repeat_factor(out: Path, threshold: float = 0.3):
+    import segdata
+
+    ds = segdata.open(out / "ade")
+    lut = _class_rank_lut(ds)
+    k = int(lut.max()) + 1
+    # LVIS repeat factors recounted from the masks: f(c) = share of training images holding c
+    train = [r for r in ds if r.split == "train"]
+    held = np.zeros((len(train), k), bool)
+    for i, record in enumerate(train):
+        ids = lut[np.unique(record.semantic())]
+        held[i, ids[ids >= 0]] = True
+    f = held.mean(0)
+    per_class = np.where(f > 0, np.maximum(1.0, np.sqrt(threshold / np.where(f > 0, f, 1))), 1.0)
+    expected = np.array([per_class[h].max() if h.any() else 1.0 for h in held])
+    factors = pd.read_csv(out / "repeat_factors.csv", index_col=0)["repeat_factor"]
+    assert factors.index.astype(str).tolist() == [r.image_id for r in train]
+    np.testing.assert_allclose(factors.to_numpy(), expected, rtol=1e-12)
+    assert (expected > 1).any()
+
+    # the validation mIoU of each run, recounted from its prediction PNGs and the masks
+    scores = pd.read_csv(out / "scores.csv", index_col="sampling")
+    assert list(scores.index) == ["uniform", "repeat factors"]
+    assert {"rare mIoU", "common mIoU", "frequent mIoU"} <= set(scores.columns)
+    for name in scores.index:
+        matrix = np.zeros((k, k), np.int64)
+        for record in ds:
+            if record.split != "val":
+                continue
+            gt = lut[record.semantic()]
+            pred = np.asarray(Image.open(out / "predictions" / name / f"{record.image_id}.png")).astype(np.int64)
+            keep = gt >= 0
+            matrix += np.bincount(gt[keep] * k + pred[keep], minlength=k * k).reshape(k, k)
+        tp = np.diag(matrix)
+        union = matrix.sum(0) + matrix.sum(1) - tp
+        present = union > 0
+        assert scores.loc[name, "mIoU"] == pytest.approx(float(np.mean(tp[present] / union[present])), abs=1e-12)
+
+
+def test_train_repeat_factor_script(tmp_path):
+    pytest.importorskip("torch")
+    stdout = run_script("train_repeat_factor.py", tmp_path / "out")
+    check_train_repeat_factor(tmp_path / "out")
+    assert "repeat-factor sampling" in stdout
+
+
+def test_train_repeat_factor_notebook(tmp_path, kernel_dir):
+    pytest.importorskip("torch")
+    run_notebook("train_repeat_factor.py", tmp_path / "out", kernel_dir)
+    check_train_repeat_factor(tmp_path / "out")
