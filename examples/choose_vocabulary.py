@@ -35,6 +35,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
+from PIL import Image
 
 import segdata
 from segdata.analyses import longtail
@@ -155,8 +156,6 @@ print(f"{export['ignored_pixels'] / (labelled + export['ignored_pixels']):.1%} o
 # the vocabulary's train id of the pixel's unified class.
 
 # %%
-from PIL import Image  # noqa: E402
-
 record = next(r for r in ds if r.split == "train")
 label = np.asarray(Image.open(OUT / "ade-top" / "ann_dir" / "train" / f"{record.image_id}.png"))
 lut = read_vocab(OUT / "ade-top" / "vocab.json").lookup(ds.classes)

@@ -20,7 +20,7 @@ from PIL import Image
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 NOTEBOOKS = ["choose_vocabulary.py", "ceiling_per_bucket.py", "convert_for_training.py", "train_repeat_factor.py"]
-TIMEOUT = 300  # seconds per run; each example takes well under a minute on 2 cores
+TIMEOUT = 600  # seconds per run; each example takes well under a minute on 2 idle cores (minutes on a loaded machine)
 
 
 def _env(out: Path, notebook: bool = False) -> dict:
