@@ -21,8 +21,12 @@ Method (Efron & Tibshirani, *An Introduction to the Bootstrap*, 14.3 and 15.4; t
 
 With a biased statistic (an mIoU whose rare classes lose their true positives in the resamples
 that leave out their few images, but keep false positives elsewhere, and score 0) most
-resamples fall below the estimate; the percentile interval then lies beside the estimate,
-whereas ``z0`` moves BCa's quantiles up.
+resamples fall below the estimate and the percentile interval lies low; ``z0`` moves BCa's
+quantiles up by the bias the resamples show. It does not make every interval hold its estimate:
+the bounds fall on either side of it exactly when ``|z0| <= Phi^-1((1 + confidence) / 2)``
+(with ``a (z0 +- z) < 1``), which is the condition under which the percentile interval holds it
+too; beyond, BCa's interval lies on the bias-corrected side of the estimate, and where every
+resample lies on one side it is undefined (``docs/consistency.md``, "Confidence intervals").
 
 Conventions, per figure (each column of the statistic):
 
@@ -93,6 +97,17 @@ class BootstrapResult:
             if np.shape(getattr(self, name)) != m:
                 raise ValueError(f"{name}: expected shape {m}, got {np.shape(getattr(self, name))}")
 
+    @property
+    def bias(self) -> np.ndarray:
+        """(M,) the bootstrap's estimate of each figure's bias: the mean of its defined resamples
+        less the estimate (NaN where none is defined). A bias beyond the interval's reach is why
+        an interval can lie beside its estimate or be undefined."""
+        ok = ~np.isnan(self.distribution)
+        count = ok.sum(axis=0)
+        total = np.where(ok, self.distribution, 0.0).sum(axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(count > 0, total / np.maximum(count, 1), np.nan) - self.estimate
+
     def interval(self, i: int) -> list:
         """``[low, high]`` of figure ``i`` as Python floats, ``None`` where NaN (JSON-ready)."""
         return [_none(self.low[i]), _none(self.high[i])]
@@ -121,6 +136,8 @@ class _Column:
             a = np.asarray(values)
             if a.ndim < 1:
                 raise ValueError(f"per-image sums need images on axis 0, got a scalar of shape {a.shape}")
+            if not len(a):
+                raise ValueError("per_image holds no image: nothing to resample")
             self.shape = a.shape[1:]
             self.n = a.shape[0]
             flat = a.reshape(len(a), -1)
@@ -129,7 +146,7 @@ class _Column:
             if flat.size >= 4096 and nnz <= _SPARSE_DENSITY * flat.size:
                 from scipy import sparse
 
-                self.sparse = sparse.csr_matrix(flat.astype(np.float64))
+                self.sparse = sparse.csr_matrix(flat).astype(np.float64)  # no dense float copy
             else:
                 self.sparse = None
                 self.columns = np.flatnonzero(flat.any(axis=0))
@@ -261,7 +278,7 @@ def bca_intervals(
     >>> num = np.array([3, 1, 4, 1, 5, 9, 2, 6]); den = np.array([4, 2, 5, 3, 5, 9, 4, 7])
     >>> r = bca_intervals({"num": num, "den": den}, lambda s: (s["num"] / s["den"])[:, None], 2000)
     >>> bool(r.low[0] < r.estimate[0] < r.high[0]), round(float(r.estimate[0]), 4)
-    (True, 0.7692)
+    (True, 0.7949)
     """
     if not per_image:
         raise ValueError("per_image is empty: nothing to resample")

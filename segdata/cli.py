@@ -749,7 +749,15 @@ def demo(out, n_images, n_consistency, workers, seed, overwrite, as_json):
 from .commands.eval import eval_command  # noqa: E402  (commands in their own modules register here)
 
 main.add_command(eval_command)
+from .commands.synthesize import synthesize  # noqa: E402
 
+main.add_command(synthesize)
+from .commands.train import train  # noqa: E402
+
+main.add_command(train)
+from .commands.report import report  # noqa: E402
+
+main.add_command(report)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

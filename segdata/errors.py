@@ -55,3 +55,8 @@ class FormatError(SegdataError):
 class SelectionError(SegdataError, ValueError):
     """A split, layer or image asked for does not exist in the dataset; the message lists what it
     has. A usage error: the command line exits with code 2."""
+
+
+class DeviceError(SegdataError):
+    """The device asked for cannot be used here: PyTorch is not installed, or it has no such
+    device (``--device cuda`` on a machine without CUDA). A system problem: exit code 1."""

@@ -54,8 +54,9 @@ Conventions
   still the same region (``docs/consistency.md`` has the numbers). The three add up to the
   disagreement: ``segmentation_quality + naming + quantity == 1 - pixel_agreement`` as
   fractions of the compared pixels.
-- confidence intervals: percentile bootstrap over images (resampled with replacement, seeded),
-  95% by default, of every ratio above; each resample re-sums the per-image confusion first.
+- confidence intervals: BCa bootstrap over images (:func:`segdata.bootstrap.bca_intervals`:
+  resampled with replacement, seeded, bias-corrected and accelerated), 95% by default, of every
+  ratio above; each resample re-sums the per-image confusion first.
 - with three or more annotations: the pairwise matrix of these figures, and a majority-vote
   consensus (per pixel, the most frequent class among the annotations, "unlabeled" included;
   ties give unlabeled) with each annotation's agreement with it.
@@ -71,19 +72,30 @@ agreement and the breakdown by table lookups (:mod:`.counting`: the C extension
 - :mod:`.figures`: every figure from per-image sums (:func:`pair_figures`, the bootstrap);
 - :mod:`.comparison`: which annotations and images, the parallel map and the reduce
   (:func:`compare`, :class:`ConsistencyResult`, :func:`consistency_report`);
-- :mod:`.ceiling`: the ceiling file (:func:`write_ceiling`, :func:`read_ceiling`);
+- :mod:`.ceiling`: the ceiling file (:func:`write_ceiling`, :func:`read_ceiling`,
+  :func:`ceiling_iou_for`);
 - :mod:`.plots`: :func:`plot_consistency`.
 
 The ceiling: a model scored against A cannot be expected to agree with A better than B does.
 :func:`write_ceiling` writes B's pixel accuracy and mIoU against A, overall and per frequency
-bucket of A (:mod:`segdata.analyses.longtail`), as JSON that :func:`read_ceiling` reads back.
+bucket of A (:mod:`segdata.analyses.longtail`), and per class its TP/FP/FN pixels, as JSON that
+:func:`read_ceiling` reads back; :func:`ceiling_iou_for` re-projects it onto groups of A's
+classes (another vocabulary's classes).
 """
 
 from __future__ import annotations
 
 from segdata.runner import dask_executor
 
-from .ceiling import CEILING_FORMAT, CEILING_VERSION, Ceiling, read_ceiling, write_ceiling
+from .ceiling import (
+    CEILING_FORMAT,
+    CEILING_VERSION,
+    CEILING_VERSIONS,
+    Ceiling,
+    ceiling_iou_for,
+    read_ceiling,
+    write_ceiling,
+)
 from .classes import ClassSpace, build_class_space, read_class_map
 from .comparison import Annotation, ConsistencyResult, compare, consistency_report, match_images, resolve_annotations
 from .counting import (
@@ -117,6 +129,7 @@ __all__ = [
     "CATEGORIES",
     "CEILING_FORMAT",
     "CEILING_VERSION",
+    "CEILING_VERSIONS",
     "DEFAULT_BOUNDARY_PX",
     "MISSING_FRACTION",
     "NAMING",
@@ -132,6 +145,7 @@ __all__ = [
     "boundary_band",
     "build_class_space",
     "categorize",
+    "ceiling_iou_for",
     "compare",
     "consistency_report",
     "count_image",

@@ -1,5 +1,7 @@
 """The ceiling file: B's pixel accuracy and mIoU against A, overall and per frequency bucket of
-A, as JSON (``docs/consistency.md``, "The ceiling file")."""
+A, with per-class TP/FP/FN pixel counts (format version 2), as JSON (``docs/consistency.md``,
+"The ceiling file"); and the human IoU of any grouping of A's classes (:func:`ceiling_iou_for`),
+for an evaluation in another vocabulary."""
 
 from __future__ import annotations
 
@@ -15,7 +17,10 @@ from segdata.errors import InputError
 from .figures import _clean
 
 CEILING_FORMAT = "segdata-ceiling"
-CEILING_VERSION = 1
+CEILING_VERSION = 2
+#: the format versions :func:`read_ceiling` reads (1: no per-class tp/fp/fn)
+CEILING_VERSIONS = (1, 2)
+_COUNTS = ("tp", "fp", "fn")
 
 
 @dataclass(frozen=True)
@@ -34,10 +39,15 @@ class Ceiling:
         rule's order (``rare``, ``common``, ``frequent``, ``absent`` with the LVIS rule).
     bucket_rule : str
     classes : DataFrame
-        ``class_id``, ``name``, ``bucket``, ``pixels`` (reference pixels), ``iou`` (NaN when absent).
+        ``class_id`` (the reference's unified class id), ``name``, ``bucket``, ``pixels``
+        (reference pixels), ``iou`` (NaN when absent), ``tp``, ``fp``, ``fn`` (pixel counts, int64;
+        float NaN in a version 1 file, which lacks them).
     ci : dict
-        ``level``, ``bootstrap``, ``seed``, ``pixel_accuracy`` and ``miou`` as ``[low, high]``.
+        ``level``, ``method`` (``"bca"``; absent in files written before it), ``bootstrap``,
+        ``seed``, ``pixel_accuracy`` and ``miou`` as ``[low, high]``.
     path : str
+    version : int
+        The file's ``format_version``.
     """
 
     pixel_accuracy: float | None
@@ -50,6 +60,7 @@ class Ceiling:
     classes: pd.DataFrame
     ci: dict
     path: str = ""
+    version: int = CEILING_VERSION
 
 
 def write_ceiling(path: str | Path, result) -> Path:
@@ -85,9 +96,11 @@ def read_ceiling(path: str | Path) -> Ceiling:
             f"expected {CEILING_FORMAT!r})",
             "write one with `segdata analyze consistency ... --ceiling-out FILE`",
         )
-    if data.get("format_version") != CEILING_VERSION:
+    version = data.get("format_version")
+    if version not in CEILING_VERSIONS:
         raise InputError(
-            path, f"ceiling format version {data.get('format_version')}, this segdata reads {CEILING_VERSION}"
+            path,
+            f"ceiling format version {version}, this segdata reads " + " and ".join(str(v) for v in CEILING_VERSIONS),
         )
     missing = [
         k
@@ -99,8 +112,13 @@ def read_ceiling(path: str | Path) -> Ceiling:
     buckets = data["buckets"]
     values = buckets.get("values", {})
     order = buckets.get("order", list(values))
-    classes = pd.DataFrame(data["classes"], columns=["class_id", "name", "bucket", "pixels", "iou"])
+    classes = pd.DataFrame(data["classes"], columns=["class_id", "name", "bucket", "pixels", "iou", *_COUNTS])
     classes["iou"] = pd.to_numeric(classes["iou"], errors="coerce").astype(np.float64)
+    for c in _COUNTS:
+        counts = pd.to_numeric(classes[c], errors="coerce").astype(np.float64)
+        if version >= 2 and counts.isna().any():
+            raise InputError(path, f"ceiling file (version {version}) lacks {c!r} for some classes")
+        classes[c] = counts.astype(np.int64) if version >= 2 else counts
     return Ceiling(
         pixel_accuracy=data["pixel_accuracy"],
         miou=data["miou"],
@@ -112,4 +130,58 @@ def read_ceiling(path: str | Path) -> Ceiling:
         classes=classes,
         ci=data.get("ci", {}),
         path=str(path),
+        version=int(version),
     )
+
+
+def ceiling_iou_for(ceiling: Ceiling, class_groups) -> np.ndarray:
+    """The human IoU of each group of the reference's unified class ids: ``sum TP / (sum TP +
+    sum FP + sum FN)`` over the group's classes (version 2 files).
+
+    A group is an evaluated class of another vocabulary that merges several classes of the
+    reference. The sums are an approximation for merged groups: B's pixels of one class of the
+    group on A's pixels of another stay counted as errors (an FP of one, an FN of the other)
+    although the merged class would score them right, so the merged IoU is a lower bound.
+
+    Parameters
+    ----------
+    ceiling : Ceiling
+        From :func:`read_ceiling`.
+    class_groups : list of list of int
+        Unified class ids of the reference, one list per group.
+
+    Returns
+    -------
+    ndarray (len(class_groups),) float64
+        The IoU of each group (a fraction); NaN where the ceiling does not cover it: none of its
+        ids is among the file's classes, or none has pixels in either annotation; for a version
+        1 file (no counts), a group of one class gets that class's ``iou`` and a merged group NaN.
+        Ids the file lacks contribute nothing to a group that has others.
+
+    >>> import pandas as pd
+    >>> classes = pd.DataFrame({"class_id": [3, 5, 7], "iou": [0.5, 0.25, np.nan],
+    ...                         "tp": [2, 1, 0], "fp": [1, 1, 0], "fn": [1, 2, 0]})
+    >>> c = Ceiling(None, None, 0, {}, {}, {}, "", classes, {})
+    >>> ceiling_iou_for(c, [[3], [3, 5], [7], [9], []]).tolist()
+    [0.5, 0.375, nan, nan, nan]
+    """
+    cls = ceiling.classes
+    index = {int(c): i for i, c in enumerate(cls["class_id"].to_numpy())}
+    counted = all(c in cls.columns for c in _COUNTS) and not cls[list(_COUNTS)].isna().to_numpy().any()
+    if counted:
+        tp, fp, fn = (cls[c].to_numpy(np.float64) for c in _COUNTS)
+    iou = cls["iou"].to_numpy(np.float64)
+    out = np.full(len(class_groups), np.nan)
+    for g, group in enumerate(class_groups):
+        ids = list(dict.fromkeys(int(c) for c in group))
+        rows = [index[c] for c in ids if c in index]
+        if not rows:
+            continue
+        if counted:
+            t = tp[rows].sum()
+            union = t + fp[rows].sum() + fn[rows].sum()
+            if union > 0:
+                out[g] = t / union
+        elif len(ids) == 1:
+            out[g] = iou[rows[0]]
+    return out

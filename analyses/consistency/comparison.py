@@ -184,6 +184,11 @@ class ConsistencyResult:
         """The JSON-ready report (NaN written as null)."""
         return consistency_report(self, per_image=per_image)
 
+    def _repr_html_(self) -> str:
+        from segdata.render.html import consistency_card
+
+        return consistency_card(self)
+
 
 def compare(
     a,
@@ -347,6 +352,16 @@ def _buckets_of_a(ann: Annotation, space: ClassSpace, rule: longtail.BucketRule)
     names = dict(zip(freq["class_id"].astype(np.int64), freq["bucket"]))
     bucket = np.array([names.get(int(c), longtail.ABSENT) for c in space.class_ids], dtype=object)
     return bucket, freq
+
+
+def _tp_fp_fn(sums: dict, keep: np.ndarray) -> tuple[list, list, list]:
+    """Per class index in ``keep``: TP, FP (B's pixels of the class where A is evaluable and
+    names another class) and FN (A's evaluable pixels of the class that B names otherwise,
+    leaves unlabeled or marks ignore), as lists of int pixel counts."""
+    tp = sums["TP"][0, keep]
+    fp = sums["PR"][0, keep] - tp
+    fn = sums["GT"][0, keep] - tp
+    return tuple(x.astype(np.int64).tolist() for x in (tp, fp, fn))
 
 
 def _reduce(
@@ -527,13 +542,23 @@ def _reduce(
             },
         },
         "classes": [
-            {"class_id": c, "name": name, "bucket": bucket, "pixels": px, "iou": _float(iou)}
-            for c, name, bucket, px, iou in zip(
+            {
+                "class_id": c,
+                "name": name,
+                "bucket": bucket,
+                "pixels": px,
+                "iou": _float(iou),
+                "tp": tp,
+                "fp": fp,
+                "fn": fn,
+            }
+            for c, name, bucket, px, iou, tp, fp, fn in zip(
                 per_class["class_id"].tolist(),
                 per_class["name"].tolist(),
                 per_class["bucket"].tolist(),
                 per_class["pixels_a"].tolist(),
                 per_class["iou"].tolist(),
+                *_tp_fp_fn(totals_w, keep),
             )
         ],
     }

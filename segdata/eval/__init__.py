@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError, SelectionError
+from ..errors import DeviceError, InputError, SelectionError
 from ..format import Dataset, open_dataset
 from .counting import Counts, count_files
 from .predictions import find_predictions, read_prediction
@@ -118,6 +118,8 @@ def evaluate(
     :mod:`segdata.torch`.
     """
     ds = dataset if isinstance(dataset, Dataset) else open_dataset(dataset)
+    if device != "cpu":
+        check_device(device)
     space = EvalSpace.build(ds, pred_ids, vocab)
     if ceiling is not None and not hasattr(ceiling, "classes"):
         from ..analyses.consistency.ceiling import read_ceiling
@@ -213,6 +215,7 @@ def evaluate_model(
     (:func:`segdata.torch.checkpoint.load_model`); needs PyTorch (``segdata[torch]``). The
     confusion matrix is accumulated on ``device``; ``save_pred`` also writes the predictions as
     PNGs in train ids, which :func:`evaluate` scores to the same figures."""
+    check_device(device)
     from ..torch.inference import evaluate_model as run_model
 
     ds = dataset if isinstance(dataset, Dataset) else open_dataset(dataset)
@@ -268,3 +271,22 @@ def evaluate_model(
         convention=convention,
         settings=settings,
     )
+
+
+def check_device(device: str) -> None:
+    """Raise :class:`DeviceError` (one line) unless PyTorch is installed and ``device`` is usable
+    here: a device string torch parses, and for CUDA a visible GPU of that index."""
+    try:
+        import torch
+    except ImportError:
+        raise DeviceError(f"--device {device} needs PyTorch: pip install 'segdata[torch]'") from None
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError) as exc:
+        raise SelectionError(f"--device {device}: not a torch device ({exc})") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            build = "a CPU build" if torch.version.cuda is None else f"CUDA {torch.version.cuda}"
+            raise DeviceError(f"--device {device}: CUDA is not available (torch {torch.__version__}, {build})")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise DeviceError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) here")

@@ -9,7 +9,7 @@ convention     a class absent from both sides   predicted, absent from the gt   
 =============  ===============================  ==============================  =====================
 segdata        IoU null, left out of the mean   IoU 0, counted                  false negatives
 mmseg          NaN, left out (``nanmean``)      IoU 0, counted                  false negatives
-detectron2     NaN, left out                    IoU 0, counted                  not counted at all
+detectron2     NaN, left out                    **left out** (no gt pixels)     not counted at all
 cityscapes     NaN, left out                    IoU 0, counted                  false negatives
 ade-devkit     IoU 0, **counted** (eps)         IoU 0, counted                  false negatives
 =============  ===============================  ==============================  =====================
@@ -17,15 +17,18 @@ ade-devkit     IoU 0, **counted** (eps)         IoU 0, counted                  
 - mmsegmentation (``IoUMetric``, ``mean_iou``): per-class ``intersect / union`` over the dataset's
   sums, ``np.nanmean``; ``aAcc`` = sum of intersections / sum of labelled pixels; ``mAcc`` the
   nan-mean of ``intersect / label``; printed in percent, 2 decimals.
-- detectron2 (``SemSegEvaluator``): a pixel whose prediction is no class (our miss column) falls
-  in its extra bin and is not counted in ``pos_gt``; ``mIoU = sum(IoU[acc_valid]) /
-  sum(iou_valid)``, ``fwIoU`` weighted by ``pos_gt``, ``mACC``, ``pACC``; percent.
+- detectron2 (``SemSegEvaluator``, its main branch since 2022-07, commit f3c1bc19; v0.6 counted
+  predicted-only classes as 0): a class enters the means only when it has ground-truth pixels
+  (``iou_valid = acc_valid & (union > 0)``), so a class predicted but absent from the ground truth
+  is left out; a pixel whose prediction is no class (our miss column) falls in the extra bin and
+  is not counted in ``pos_gt``; ``fwIoU`` weighted by ``pos_gt``, ``mACC``, ``pACC``; percent.
 - cityscapes (``evalPixelLevelSemanticLabeling``): the mean over the classes not flagged
   ``ignoreInEval`` skipping NaN; a prediction of an ignored label is a false negative of the pixel's
   class; iIoU in :mod:`segdata.eval.instances`; printed with 3 decimals.
-- ade-devkit (the ADE20K scene-parsing devkit, ``intersectionAndUnion``): IoU = intersection /
-  (union + 1e-10) over the dataset's sums, so an absent class scores 0 and counts in the mean over
-  all classes; pixel accuracy over labelled pixels; no mean accuracy.
+- ade-devkit (the ADE20K scene-parsing devkit, ``intersectionAndUnion``): IoU = sum of
+  intersections / sum of (eps + union) over the images (eps = ``np.spacing(1)``), so an absent class
+  scores 0 and counts in the mean over all classes; pixel accuracy over labelled pixels; no mean
+  accuracy.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from ..errors import SelectionError
 from ..metrics import accuracy_of, iou_of, mean_present
 
 NAMES = ("segdata", "mmseg", "detectron2", "cityscapes", "ade-devkit")
-ADE_EPS = 1e-10  #: the devkit's epsilon in the IoU denominator
+ADE_EPS = float(np.spacing(1))  #: the devkit's epsilon in the IoU denominator (MATLAB eps, once per image)
 
 
 def _f(x) -> np.ndarray:
@@ -55,6 +58,7 @@ class Convention:
     decimals: int = 4
     misses_counted: bool = True
     absent_counts_zero: bool = False
+    needs_ground_truth: bool = False
     mean_accuracy_defined: bool = True
     fw_iou_defined: bool = True
 
@@ -62,19 +66,22 @@ class Convention:
         gt = _f(gt)
         return gt if self.misses_counted or miss is None else gt - _f(miss)
 
-    def iou(self, tp, gt, pred, miss=None) -> np.ndarray:
-        """Per-class IoU; NaN where the class is left out of the means."""
+    def iou(self, tp, gt, pred, miss=None, seen=None) -> np.ndarray:
+        """Per-class IoU; NaN where the class is left out of the means. ``seen``: the classes with
+        ground truth in the whole sample, for bootstrap resamples (:func:`segdata.metrics.iou_of`);
+        the devkit's rule scores every class, seen or not."""
         tp, g, pred = _f(tp), self._gt(gt, miss), _f(pred)
         if self.absent_counts_zero:
             return tp / (g + pred - tp + ADE_EPS)
-        return iou_of(tp, g, pred)
+        values = iou_of(tp, g, pred, seen=seen)
+        return np.where(g > 0, values, np.nan) if self.needs_ground_truth else values
 
     def accuracy(self, tp, gt, miss=None) -> np.ndarray:
         """Per-class accuracy (recall); NaN where the class has no ground truth."""
         return accuracy_of(tp, self._gt(gt, miss))
 
-    def miou(self, tp, gt, pred, miss=None, classes=None) -> np.ndarray:
-        values = self.iou(tp, gt, pred, miss)
+    def miou(self, tp, gt, pred, miss=None, classes=None, seen=None) -> np.ndarray:
+        values = self.iou(tp, gt, pred, miss, seen)
         if classes is not None:
             values = values[..., np.asarray(classes, dtype=np.int64)]
         return mean_present(values)
@@ -137,11 +144,13 @@ CONVENTIONS = {
     ),
     "detectron2": Convention(
         "detectron2",
-        "detectron2 SemSegEvaluator: pixels predicted as no class are not counted; "
-        "mIoU = sum(IoU[acc_valid]) / sum(iou_valid); fwIoU weighted by ground-truth pixels; percent",
+        "detectron2 SemSegEvaluator (main since 2022-07): a class enters the means only with ground-truth "
+        "pixels (a predicted-only class is left out); pixels predicted as no class are not counted; "
+        "fwIoU weighted by ground-truth pixels; percent",
         scale=100.0,
         decimals=4,
         misses_counted=False,
+        needs_ground_truth=True,
     ),
     "cityscapes": Convention(
         "cityscapes",
@@ -151,7 +160,7 @@ CONVENTIONS = {
     ),
     "ade-devkit": Convention(
         "ade-devkit",
-        "ADE20K scene-parsing devkit: IoU = intersection / (union + 1e-10) over the dataset, so an absent "
+        "ADE20K scene-parsing devkit: IoU = intersection / (eps + union) summed over the images, so an absent "
         "class scores 0 and counts in the mean over all classes; pixel accuracy over labelled pixels",
         absent_counts_zero=True,
         mean_accuracy_defined=False,

@@ -18,6 +18,7 @@ from .ade20k import (  # noqa: F401
     generate_ade20k_challenge,
     generate_ade20k_consistency,
     render_objects,
+    synthesize_ade20k,
     write_ade2016_image,
     write_ade2021_image,
     write_atr,

@@ -12,8 +12,8 @@ the vocabulary has more than 255 classes, then 65535).
 
 from __future__ import annotations
 
-from .data import SegmentationDataset
-from .samplers import RepeatFactorSampler, class_counts, class_weights, repeat_factors
+from .data import SegmentationDataset, default_vocabulary
+from .samplers import RepeatFactorSampler, class_counts, class_presence, class_weights, repeat_factors
 from .transforms import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -39,7 +39,9 @@ __all__ = [
     "Resize",
     "SegmentationDataset",
     "class_counts",
+    "class_presence",
     "class_weights",
+    "default_vocabulary",
     "eval_transform",
     "repeat_factors",
     "train_transform",

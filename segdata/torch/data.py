@@ -97,9 +97,10 @@ class SegmentationDataset(torch.utils.data.Dataset):
         flagged ``ignore`` in ``class_id`` order (see :func:`default_vocabulary`).
     transform : callable, optional
         Called with the sample dict (see below); returns a sample dict. It receives the image as a
-        **uint8** ``(3, H, W)`` tensor (0..255) and the label as an int64 ``(H, W)`` tensor; a
-        uint8 image it returns is converted to float32 in ``[0, 1]`` afterwards, so crops and
-        flips run on bytes. The transforms of :mod:`segdata.torch.transforms` accept both.
+        **uint8** ``(3, H, W)`` tensor (0..255) and the label as an ``(H, W)`` uint8 tensor
+        (int32 when the train ids or ``ignore_index`` do not fit a byte); a uint8 image it
+        returns is converted to float32 in ``[0, 1]`` afterwards and the label to int64, so
+        resizing, crops and flips move bytes. The transforms of :mod:`segdata.torch.transforms` accept both.
         With ``seed``, it is called as ``transform(sample, generator=g)``.
     layer : str
         The mask layer labels come from (``objects``; ``parts-1``, ...).
@@ -256,9 +257,9 @@ class SegmentationDataset(torch.utils.data.Dataset):
                 self.mask_paths[index], f"segment id {int(segmap.max())} has no row in segments.parquet"
             ) from None
 
-    def _label_tensor(self, index: int) -> torch.Tensor:
+    def _label_tensor(self, index: int, dtype=np.int64) -> torch.Tensor:
         segmap = read_segment_map(self.mask_paths[index], view=True)
-        lut = self.lookup(index).astype(np.int64)
+        lut = self.lookup(index).astype(dtype)
         try:
             return torch.from_numpy(np.take(lut, segmap))
         except IndexError:
@@ -317,8 +318,11 @@ class SegmentationDataset(torch.utils.data.Dataset):
             index += len(self)
         if not 0 <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} images")
-        label = self._label_tensor(index)
         image_id = self.image_ids[index]
+        if self.label_only or self.transform is None:
+            label = self._label_tensor(index)
+        else:  # transforms move a quarter or an eighth of the bytes; int64 after them
+            label = self._label_tensor(index, np.uint8 if self.label_dtype == np.uint8 else np.int32)
         if self.label_only:
             return {"label": label, "image_id": image_id}
         rgb = self.read_image(index)
@@ -342,6 +346,7 @@ class SegmentationDataset(torch.utils.data.Dataset):
             sample["image"] = image.contiguous()
         else:
             sample["image"] = to_float_image(image)
+        sample["label"] = sample["label"].long()
         return sample
 
 

@@ -7,8 +7,8 @@
 - the Cityscapes labelIds against the rasterised ``_polygons.json`` of the same images, counted
   independently with numpy (drawn as cityscapesScripts' json2labelImg draws them);
 - the generated ADE20K consistency set against the generator's exact per-edit counts;
-- figures against a brute-force confusion matrix, the bootstrap against a naive loop over the
-  same resamples, process pool against inline against a Dask LocalCluster.
+- figures against a brute-force confusion matrix, the BCa bootstrap against scipy's on a naive
+  loop over the same resamples, process pool against inline against a Dask LocalCluster.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -24,7 +25,7 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 from PIL import Image, ImageDraw
-from scipy import ndimage
+from scipy import ndimage, stats
 
 import segdata
 from segdata.analyses import consistency as cons
@@ -474,9 +475,15 @@ def test_three_annotations_pairwise_and_consensus(tmp_path):
 # --------------------------------------------------------------------------- bootstrap
 
 
-def test_bootstrap_equals_a_naive_loop_over_the_same_resamples(generated):
+def test_bootstrap_equals_scipy_bca_over_a_naive_loop_of_the_same_resamples(generated):
+    """Each resample's figures from the concatenated class-pair tables of its images (counted
+    independently at full resolution), the images drawn as segdata.bootstrap draws them (one
+    ``rng.integers(0, n, n)`` per resample); scipy.stats.bootstrap(method="BCa") turns them into
+    intervals with its own jackknife over the images. (Before BCa this test pinned the
+    percentile bounds of the same kind of loop.)"""
     _, path = generated
     result = cons.compare(path, workers=1, bootstrap=60, seed=5)
+    assert (result.ci["method"], result.ci["bootstrap"], result.ci["seed"]) == ("bca", 60, 5)
     ds = segdata.open(path)
     per_image = []  # per image: its class-pair table, from an independent full-resolution count
     for image_id in result.per_image.image_id:
@@ -485,15 +492,55 @@ def test_bootstrap_equals_a_naive_loop_over_the_same_resamples(generated):
         b = lb[ds.segment_map(image_id, "reannotation")]
         key, n = np.unique(a.astype(np.int64) * 10000 + b, return_counts=True)
         per_image.append(np.stack([key // 10000, key % 10000, n], axis=1))
+    n = len(per_image)
+
+    def figures(images):
+        return cons.pair_figures(np.concatenate([per_image[i] for i in images]), result.space)
+
     rng = np.random.default_rng(5)
-    draws = rng.integers(0, len(per_image), size=(60, len(per_image)))
-    values = {"pixel_agreement": [], "miou": [], "miou_symmetric": [], "kappa": []}
+    draws = [rng.integers(0, n, size=n) for _ in range(60)]
+    keys = ("pixel_agreement", "miou", "miou_symmetric", "kappa")
+    values = {key: [] for key in keys}
     for draw in draws:
-        f = cons.pair_figures(np.concatenate([per_image[i] for i in draw]), result.space)
-        for key in values:
+        f = figures(draw)
+        for key in keys:
             values[key].append(f[key])
-    for key, v in values.items():
-        assert result.ci[key] == pytest.approx(list(np.percentile(v, [2.5, 97.5])), abs=1e-12)
+    for key in keys:
+        ref = stats.bootstrap(
+            (np.arange(n),),
+            lambda images, key=key: figures(images)[key],
+            vectorized=False,
+            n_resamples=0,
+            method="BCa",
+            bootstrap_result=SimpleNamespace(bootstrap_distribution=np.array(values[key])),
+        )
+        want = [float(ref.confidence_interval.low), float(ref.confidence_interval.high)]
+        assert result.ci[key] == pytest.approx(want, abs=1e-12), key
+
+
+def test_bca_intervals_on_the_generated_set_hold_their_estimates(generated):
+    """1,000 resamples of the 12 generated pairs: every interval of the report (overall, breakdown,
+    band, and each bucket's of the ceiling) holds its own point estimate."""
+    _, path = generated
+    result = cons.compare(path, workers=1, bootstrap=1000, seed=0)
+    point = dict(result.figures)
+    point.update({c: result.breakdown[c] for c in cons.CATEGORIES})
+    point["band_agreement"] = result.boundary["band"]["agreement"]
+    point["interior_agreement"] = result.boundary["interior"]["agreement"]
+    checked = 0
+    for key, (low, high) in ((k, v) for k, v in result.ci.items() if isinstance(v, list)):
+        assert low <= point[key] <= high, (key, point[key], low, high)
+        checked += 1
+    assert checked == 11
+    for name, bucket in result.ceiling["buckets"]["values"].items():
+        for figure in ("pixel_accuracy", "miou"):
+            low, high = bucket["ci"][figure]
+            if bucket[figure] is None:
+                assert low is None and high is None
+            else:
+                assert low <= bucket[figure] <= high, (name, figure)
+    assert result.ceiling["ci"]["method"] == "bca"
+    assert result.ceiling["ci"]["miou"] == result.ci["miou"]
 
 
 # --------------------------------------------------------------------------- engines
@@ -558,7 +605,9 @@ def test_cli_json_ceiling_file_and_plots(fine_coarse, tmp_path):
     assert ceiling.pixel_accuracy == report["pixel_accuracy"] and ceiling.miou == report["miou"]
     assert ceiling.reference["layer"] == "objects" and ceiling.annotation["layer"] == "coarse"
     assert list(ceiling.buckets) == report["ceiling"]["buckets"]["order"]
-    assert set(ceiling.classes.columns) == {"class_id", "name", "bucket", "pixels", "iou"}
+    # format version 2 added tp, fp, fn (the set of columns was the first five before)
+    assert set(ceiling.classes.columns) == {"class_id", "name", "bucket", "pixels", "iou", "tp", "fp", "fn"}
+    assert ceiling.version == 2 and report["ceiling"]["format_version"] == 2
     names = {Path(p).name for p in report["plots"]}
     assert {"breakdown.png", "breakdown.svg", "class_iou_vs_frequency.png"} <= names
     assert any(n.startswith("disagreement_") for n in names)
@@ -594,6 +643,90 @@ def test_cli_unlabeled_classes(fine_coarse):
     assert report["pixel_agreement"] == pytest.approx(agree / compared)
     bad = run("analyze", "consistency", fine_coarse, "--layers", "objects,coarse", "--unlabeled", "road")
     assert bad.exit_code == 2 and "--unlabeled takes class ids" in bad.output
+
+
+def test_ceiling_v2_counts_equal_a_per_pixel_count(generated, tmp_path):
+    """tp, fp, fn of every class of the ceiling file against a per-pixel count of the decoded
+    class maps (A's evaluable pixels: labelled, not ignore); ceiling_iou_for of single classes
+    equals the file's per-class IoU, and of a merged pair the per-pixel sums' IoU, at most the
+    IoU of the two classes merged in both maps (a lower bound)."""
+    _, path = generated
+    result = cons.compare(path, workers=1, bootstrap=0)
+    cons.write_ceiling(tmp_path / "c.json", result)
+    ceiling = cons.read_ceiling(tmp_path / "c.json")
+    assert ceiling.version == cons.CEILING_VERSION == 2
+    ds, space = segdata.open(path), result.space
+    k = len(space)
+    tp, fp, fn = np.zeros(k, np.int64), np.zeros(k, np.int64), np.zeros(k, np.int64)
+    maps = []
+    for image_id in result.per_image.image_id:
+        la, lb = result.luts[image_id]
+        a = la[ds.segment_map(image_id, "objects")].astype(np.int64)
+        b = lb[ds.segment_map(image_id, "reannotation")].astype(np.int64)
+        ev = (a != 0) & ~space.ignore[a]
+        a, b = a[ev], b[ev]
+        maps.append((a, b))
+        for c in np.union1d(a, b):
+            tp[c] += np.count_nonzero((a == c) & (b == c))
+            fn[c] += np.count_nonzero((a == c) & (b != c))
+            fp[c] += np.count_nonzero((a != c) & (b == c))
+    index = {int(c): i for i, c in enumerate(space.class_ids)}
+    rows = [index[int(c)] for c in ceiling.classes["class_id"]]
+    assert ceiling.classes["tp"].tolist() == tp[rows].tolist()
+    assert ceiling.classes["fp"].tolist() == fp[rows].tolist()
+    assert ceiling.classes["fn"].tolist() == fn[rows].tolist()
+    assert tp[rows].sum() > 0 and fp[rows].sum() > 0 and fn[rows].sum() > 0
+    assert (ceiling.classes["pixels"] == ceiling.classes["tp"] + ceiling.classes["fn"]).all()
+
+    ids = ceiling.classes["class_id"].tolist()
+    single = cons.ceiling_iou_for(ceiling, [[c] for c in ids])
+    np.testing.assert_array_equal(single, ceiling.classes["iou"].to_numpy())
+    # the two classes B confuses most often with each other, merged
+    conf = {}
+    for a, b in maps:
+        for x, y in zip(a[a != b].tolist(), b[a != b].tolist()):
+            if x in rows and y in rows:
+                conf[(x, y)] = conf.get((x, y), 0) + 1
+    x, y = max(conf, key=conf.get)
+    merged = cons.ceiling_iou_for(ceiling, [[int(space.class_ids[x]), int(space.class_ids[y])]])[0]
+    assert merged == pytest.approx((tp[x] + tp[y]) / (tp[x] + tp[y] + fp[x] + fp[y] + fn[x] + fn[y]), abs=1e-15)
+    inter = union = 0
+    for a, b in maps:
+        ma, mb = np.isin(a, [x, y]), np.isin(b, [x, y])
+        inter += np.count_nonzero(ma & mb)
+        union += np.count_nonzero(ma | mb)
+    assert merged < inter / union
+
+
+def test_ceiling_v1_files_are_still_read(tmp_path):
+    """A version 1 file (no tp/fp/fn): columns NaN; single-class groups get the file's iou,
+    merged groups and classes it lacks NaN."""
+    v1 = {
+        "format": "segdata-ceiling",
+        "format_version": 1,
+        "reference": {"dataset": "a", "path": "/a", "layer": "objects"},
+        "annotation": {"dataset": "a", "path": "/a", "layer": "reannotation"},
+        "images": 2,
+        "split": None,
+        "pixel_accuracy": 0.8,
+        "miou": 0.5,
+        "ci": {"level": 0.95, "bootstrap": 10, "seed": 0, "pixel_accuracy": [0.7, 0.9], "miou": [0.4, 0.6]},
+        "buckets": {"rule": "r", "by": "train_images", "order": ["rare"], "values": {"rare": {"miou": 0.5}}},
+        "classes": [
+            {"class_id": 3, "name": "wall", "bucket": "rare", "pixels": 10, "iou": 0.75},
+            {"class_id": 8, "name": "door", "bucket": "rare", "pixels": 0, "iou": None},
+        ],
+    }
+    (tmp_path / "v1.json").write_text(json.dumps(v1))
+    ceiling = cons.read_ceiling(tmp_path / "v1.json")
+    assert ceiling.version == 1 and ceiling.miou == 0.5 and ceiling.buckets == {"rare": {"miou": 0.5}}
+    assert ceiling.classes[["tp", "fp", "fn"]].isna().all().all()
+    got = cons.ceiling_iou_for(ceiling, [[3], [8], [3, 8], [4]])
+    assert got[0] == 0.75 and np.isnan(got[1:]).all()
+    v1["format_version"] = 2  # a version 2 file must carry the counts
+    (tmp_path / "v2.json").write_text(json.dumps(v1))
+    with pytest.raises(InputError, match="lacks 'tp'"):
+        cons.read_ceiling(tmp_path / "v2.json")
 
 
 def test_ceiling_file_errors(tmp_path):

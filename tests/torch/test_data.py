@@ -373,3 +373,15 @@ def test_paeth_filtered_photographs_decode_as_pillow_does(built, monkeypatch, ch
     image = data[0]["image"]
     assert image.dtype == torch.uint8 and image.is_contiguous()
     np.testing.assert_array_equal(image.numpy(), pillow.transpose(2, 0, 1))
+
+
+def test_import_segdata_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, segdata, segdata.cli, segdata.vocab, segdata.metrics; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+    code = "import sys, segdata.torch; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "True"

@@ -29,13 +29,15 @@ Conventions used throughout
 
 Modules, by responsibility: :mod:`.names` (the class vocabulary), :mod:`.encoding` (the RGB label encoding and
 ``_atr.txt``), :mod:`.render` (objects, rasterisation, region shapes), :mod:`.scene` (one random scene),
-:mod:`.writers` (one image in each layout), :mod:`.perturbation` (the consistency set's re-annotation) and
-:mod:`.generate` (the dataset generators, run on :func:`segdata.runner.parallel_map`). Their public names are
-re-exported here.
+:mod:`.writers` (one image in each layout), :mod:`.perturbation` (the consistency set's re-annotation),
+:mod:`.appearance` (the learnable images: each class its colour and texture), :mod:`.generate` (the dataset
+generators, run on :func:`segdata.runner.parallel_map`) and :mod:`.synthesize` (a learnable dataset with its
+re-annotation in one call, what ``segdata synthesize ade20k`` writes). Their public names are re-exported here.
 """
 
 from __future__ import annotations
 
+from .appearance import ClassAppearance, class_appearances, render_learnable_photo
 from .encoding import (
     ADE_MAX_CODE,
     PathLike,  # noqa: F401
@@ -44,6 +46,7 @@ from .encoding import (
     write_atr,
 )
 from .generate import (
+    APPEARANCES,
     ImageSizeSpec,  # noqa: F401
     generate_ade20k_2016,
     generate_ade20k_2021,
@@ -53,6 +56,7 @@ from .generate import (
 from .names import ClassInfo, class_details, class_vocabulary
 from .perturbation import ConsistencyPerturbation, ConsistencySummary, ImagePerturbation
 from .render import RenderedImage, SyntheticObject, render_objects
+from .synthesize import SynthesizedADE20K, synthesize_ade20k
 from .writers import (
     CONSISTENCY_ORIGINAL,  # noqa: F401
     CONSISTENCY_REANNOTATION,  # noqa: F401
@@ -67,13 +71,17 @@ from .writers import (
 
 __all__ = [
     "ADE_MAX_CODE",
+    "APPEARANCES",
+    "ClassAppearance",
     "ClassInfo",
     "ConsistencyPerturbation",
     "ConsistencySummary",
     "ImagePerturbation",
     "RenderedImage",
+    "SynthesizedADE20K",
     "SyntheticObject",
     "ade_instance_b_values",
+    "class_appearances",
     "class_details",
     "class_vocabulary",
     "encode_ade_rgb",
@@ -81,7 +89,9 @@ __all__ = [
     "generate_ade20k_2021",
     "generate_ade20k_challenge",
     "generate_ade20k_consistency",
+    "render_learnable_photo",
     "render_objects",
+    "synthesize_ade20k",
     "write_ade2016_image",
     "write_ade2021_image",
     "write_atr",

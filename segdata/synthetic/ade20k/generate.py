@@ -17,6 +17,7 @@ import numpy as np
 
 from ...runner import parallel_map
 from ..pngs import PngEncoder
+from .appearance import render_learnable_photo
 from .encoding import PathLike
 from .names import _SCENES, _build_vocabulary, _zipf_probabilities, class_details
 from .perturbation import (
@@ -43,6 +44,9 @@ from .writers import (
     write_ade2021_image,
     write_challenge_image,
 )
+
+#: the image contents the generators draw (see :func:`generate_ade20k_2021`)
+APPEARANCES = ("plain", "learnable")
 
 ImageSizeSpec = (
     tuple[int, int] | tuple[tuple[int, int], tuple[int, int]] | str | Callable[[np.random.Generator], tuple[int, int]]
@@ -87,6 +91,7 @@ class _Config:
     seed: int
     n_train: int
     perturbation: ConsistencyPerturbation | None = None
+    appearance: str = "plain"
 
 
 def _stem(cfg: _Config, index: int) -> tuple[str, str]:
@@ -104,6 +109,16 @@ def _encoder(layout: str) -> PngEncoder:
     return PngEncoder(_STAMPS[layout])
 
 
+def _covered(cfg: _Config, index: int) -> tuple[int, ...]:
+    """The class rank (0-based) drawn on top of image ``index`` of a learnable set, so that every class is in at least
+    one training image and, as far as there are validation images, in one validation image: training image ``i``
+    (0-based) gets rank ``K - 1 - i`` for ``i < K`` (the rarest classes first), validation image ``j`` rank
+    ``K - 1 - j`` for ``j < K``."""
+    k = cfg.n_classes
+    j = index if index < cfg.n_train else index - cfg.n_train
+    return (k - 1 - j,) if j < k else ()
+
+
 def _one_image(cfg: _Config, index: int) -> tuple[int, object]:
     """Generate and write image ``index`` (0-based) of a dataset; returns ``(index, what the layout reports)``."""
     vocab = _build_vocabulary(cfg.n_classes, cfg.seed)
@@ -113,9 +128,13 @@ def _one_image(cfg: _Config, index: int) -> tuple[int, object]:
     rng = np.random.default_rng([int(cfg.seed) & 0xFFFFFFFF, int(index)])
     h, w = _draw_size(cfg.image_size, rng)
     scene = _SCENES[int(rng.integers(len(_SCENES)))]
-    image = _synth_image(rng, h, w, vocab, probs, cfg.parts)
+    learnable = cfg.appearance == "learnable"
+    image = _synth_image(rng, h, w, vocab, probs, cfg.parts, _covered(cfg, index) if learnable else ())
     split, stem = _stem(cfg, index)
     photo_seed = int(rng.integers(2**31))
+    photo = None
+    if learnable:
+        photo = render_learnable_photo(image, cfg.n_classes, cfg.seed, np.random.default_rng([photo_seed, 0xF071]))
     if cfg.layout == "2021":
         click = bool(rng.random() < 0.3)
         write_ade2021_image(
@@ -124,22 +143,30 @@ def _one_image(cfg: _Config, index: int) -> tuple[int, object]:
             image,
             scene=scene,
             click_date=click,
+            photo=photo,
             seed=photo_seed,
             _encoder=encoder,
         )
         return index, stem
     if cfg.layout == "2016":
         write_ade2016_image(
-            root / "images" / split / scene[2][0] / scene[2], stem, image, seed=photo_seed, _encoder=encoder
+            root / "images" / split / scene[2][0] / scene[2],
+            stem,
+            image,
+            photo=photo,
+            seed=photo_seed,
+            _encoder=encoder,
         )
         return index, stem
     if cfg.layout == "challenge":
         labels = {c.code: n + 1 for n, c in enumerate(vocab.classes)}
-        counts = write_challenge_image(root, split, stem, image, labels, seed=photo_seed, _encoder=encoder)
+        counts = write_challenge_image(root, split, stem, image, labels, photo=photo, seed=photo_seed, _encoder=encoder)
         return index, (split, stem, scene[2], counts[: cfg.n_classes + 1])
     assert cfg.perturbation is not None
     base = root / "images" / "consistencyanalysis"
-    written = write_ade2016_image(base / CONSISTENCY_ORIGINAL, stem, image, seed=photo_seed, _encoder=encoder)
+    written = write_ade2016_image(
+        base / CONSISTENCY_ORIGINAL, stem, image, photo=photo, seed=photo_seed, _encoder=encoder
+    )
     prng = np.random.default_rng([int(cfg.seed) & 0xFFFFFFFF, int(index), 1])
     new_image, counts, either = _perturb(image, vocab, probs, prng, cfg.perturbation)
     write_ade2016_image(
@@ -148,16 +175,24 @@ def _one_image(cfg: _Config, index: int) -> tuple[int, object]:
     return index, ImagePerturbation(stem, int(counts[_SEG]), int(counts[_NAMING]), int(counts[_QUANTITY]), either)
 
 
-def _generate(cfg: _Config, n_images: int, workers: int) -> list[object]:
+def _generate(
+    cfg: _Config, n_images: int, workers: int, progress: Callable[[int, int], None] | None = None
+) -> list[object]:
     """Write images 0..n_images-1 on :func:`segdata.runner.parallel_map`; their results in index order."""
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
+    if cfg.appearance not in APPEARANCES:
+        raise ValueError(f"appearance must be one of {', '.join(APPEARANCES)}, got {cfg.appearance!r}")
     _build_vocabulary(cfg.n_classes, cfg.seed)  # validate arguments early
     _zipf_probabilities(cfg.n_classes, cfg.zipf_exponent)
     Path(cfg.dataset_dir).mkdir(parents=True, exist_ok=True)
-    done = dict(
-        parallel_map(functools.partial(_one_image, cfg), range(n_images), workers=min(workers, max(1, n_images)))
-    )
+    done = {}
+    for index, result in parallel_map(
+        functools.partial(_one_image, cfg), range(n_images), workers=min(workers, max(1, n_images))
+    ):
+        done[index] = result
+        if progress is not None:
+            progress(len(done), n_images)
     return [done[i] for i in range(n_images)]
 
 
@@ -180,6 +215,8 @@ def generate_ade20k_2021(
     val_fraction: float = 0.1,
     seed: int = 0,
     workers: int = 1,
+    appearance: str = "plain",
+    progress: Callable[[int, int], None] | None = None,
 ) -> Path:
     """Write a synthetic dataset in the ADE20K 2021 (``ADE20K_2021_17_01``) layout.
 
@@ -206,6 +243,14 @@ def generate_ade20k_2021(
         Dataset seed; image i uses ``numpy.random.default_rng([seed, i])``.
     workers : int
         Number of processes (1 = in-process). The output does not depend on it.
+    appearance : str
+        ``"plain"``: each object a colour hashed from its class code plus a tiled noise. ``"learnable"``: each class
+        its own colour and texture (see :mod:`segdata.synthetic.ade20k.appearance`), and every class drawn on top of
+        at least one training image and (as far as there are validation images) one validation image, the rarest
+        first: training image ``i < n_classes`` gets the class of rank ``n_classes - i`` (1-based), and so does
+        validation image ``i``.
+    progress : callable, optional
+        ``progress(done, total)`` after each image written.
 
     Returns
     -------
@@ -214,7 +259,8 @@ def generate_ade20k_2021(
     """
     n_train = _common(n_images, val_fraction)
     out = Path(root) / DIR_2021
-    _generate(_Config("2021", str(out), image_size, n_classes, zipf_exponent, parts, seed, n_train), n_images, workers)
+    cfg = _Config("2021", str(out), image_size, n_classes, zipf_exponent, parts, seed, n_train, None, appearance)
+    _generate(cfg, n_images, workers, progress)
     return out
 
 
@@ -229,6 +275,8 @@ def generate_ade20k_2016(
     val_fraction: float = 0.1,
     seed: int = 0,
     workers: int = 1,
+    appearance: str = "plain",
+    progress: Callable[[int, int], None] | None = None,
 ) -> Path:
     """Write a synthetic dataset in the ADE20K 2016 (``ADE20K_2016_07_26``) layout.
 
@@ -243,7 +291,8 @@ def generate_ade20k_2016(
     """
     n_train = _common(n_images, val_fraction)
     out = Path(root) / DIR_2016
-    _generate(_Config("2016", str(out), image_size, n_classes, zipf_exponent, parts, seed, n_train), n_images, workers)
+    cfg = _Config("2016", str(out), image_size, n_classes, zipf_exponent, parts, seed, n_train, None, appearance)
+    _generate(cfg, n_images, workers, progress)
     return out
 
 
@@ -260,6 +309,8 @@ def generate_ade20k_challenge(
     val_fraction: float = 0.1,
     seed: int = 0,
     workers: int = 1,
+    appearance: str = "plain",
+    progress: Callable[[int, int], None] | None = None,
 ) -> Path:
     """Write a synthetic dataset in the ADEChallengeData2016 (SceneParsing, 150 classes) layout.
 
@@ -269,7 +320,8 @@ def generate_ade20k_challenge(
     separated) and ``sceneCategories.txt`` (``<stem> <scene>`` per line). Ratio is the class's fraction of all
     annotated pixels of the dataset; Train/Val count the images that contain the class.
 
-    Parameters are those of :func:`generate_ade20k_2021` (without ``n_classes`` and ``parts``).
+    Parameters are those of :func:`generate_ade20k_2021` (without ``n_classes`` and ``parts``; the learnable
+    appearance is that of the vocabulary of 150 classes).
 
     Returns
     -------
@@ -279,9 +331,8 @@ def generate_ade20k_challenge(
     n_train = _common(n_images, val_fraction)
     out = Path(root) / DIR_CHALLENGE
     n_classes = 150
-    results = _generate(
-        _Config("challenge", str(out), image_size, n_classes, zipf_exponent, False, seed, n_train), n_images, workers
-    )
+    cfg = _Config("challenge", str(out), image_size, n_classes, zipf_exponent, False, seed, n_train, None, appearance)
+    results = _generate(cfg, n_images, workers, progress)
     pixels = np.zeros(n_classes + 1, np.int64)
     present = {"training": np.zeros(n_classes + 1, np.int64), "validation": np.zeros(n_classes + 1, np.int64)}
     scenes = []
@@ -313,6 +364,8 @@ def generate_ade20k_consistency(
     perturbation: ConsistencyPerturbation | None = None,
     seed: int = 0,
     workers: int = 1,
+    appearance: str = "plain",
+    progress: Callable[[int, int], None] | None = None,
 ) -> ConsistencySummary:
     """Write a synthetic ADE20K consistency set (two annotations of the same images).
 
@@ -326,7 +379,10 @@ def generate_ade20k_consistency(
     perturbation : ConsistencyPerturbation, optional
         Edit budgets; the default targets 82.4 % agreement (5.7 / 6.0 / 5.9 % disagreement).
 
-    Other parameters are those of :func:`generate_ade20k_2021`.
+    Other parameters are those of :func:`generate_ade20k_2021`. With the same ``image_size``, ``n_classes``,
+    ``zipf_exponent``, ``parts``, ``seed`` and ``appearance``, the original annotation of image ``ADE_train_%08d`` and
+    its JPEG are those of the training image of that stem written by :func:`generate_ade20k_2021` (when the
+    training split has at least ``n_images`` images): the consistency set re-annotates part of that dataset.
 
     Returns
     -------
@@ -336,8 +392,10 @@ def generate_ade20k_consistency(
     _common(n_images, 0.0)
     pert = perturbation or ConsistencyPerturbation()
     out = Path(root) / DIR_CONSISTENCY
-    cfg = _Config("consistency", str(out), image_size, n_classes, zipf_exponent, parts, seed, n_images, pert)
-    results = _generate(cfg, n_images, workers)
+    cfg = _Config(
+        "consistency", str(out), image_size, n_classes, zipf_exponent, parts, seed, n_images, pert, appearance
+    )
+    results = _generate(cfg, n_images, workers, progress)
     base = out / "images" / "consistencyanalysis"
     (base / CONSISTENCY_ORIGINAL).mkdir(parents=True, exist_ok=True)
     (base / CONSISTENCY_REANNOTATION).mkdir(parents=True, exist_ok=True)

@@ -51,12 +51,24 @@ class _Item:
 
 
 def _synth_image(
-    rng: np.random.Generator, height: int, width: int, vocab: _Vocabulary, probs: np.ndarray, parts: bool
+    rng: np.random.Generator,
+    height: int,
+    width: int,
+    vocab: _Vocabulary,
+    probs: np.ndarray,
+    parts: bool,
+    extra_ranks: tuple[int, ...] = (),
 ) -> RenderedImage:
-    """Random scene: stuff bands, star-shaped things, unlabeled holes, parts; painted back to front."""
+    """Random scene: stuff bands, star-shaped things, unlabeled holes, parts; painted back to front.
+
+    ``extra_ranks`` (0-based class ranks) are drawn on top of the random ones (the coverage of the learnable sets).
+    """
     area = height * width
     n0 = int(np.clip(np.rint(45.0 * (area / 3.1e6) ** 0.2 * rng.uniform(0.65, 1.35)), 1, _MAX_PER_LEVEL))
     ranks = rng.choice(probs.size, size=n0, p=probs)
+    if extra_ranks:
+        ranks = np.concatenate((ranks[: _MAX_PER_LEVEL - len(extra_ranks)], np.asarray(extra_ranks, ranks.dtype)))
+        n0 = ranks.size
     roles = vocab.role_ids[ranks]
     polys: list[tuple[np.ndarray, np.ndarray] | None] = [None] * n0
     keys = np.zeros(n0)
@@ -77,6 +89,9 @@ def _synth_image(
         cx, cy = rng.uniform(0, width - 1), rng.uniform(0.1, 0.95) * (height - 1)
         polys[i] = _star_polygon(rng, cx, cy, math.sqrt(a / math.pi), height, width)
         keys[i] = 0.3 + 0.7 * (0.6 * cy / max(height - 1, 1) + 0.4 * rng.random())
+    for i in range(n0 - len(extra_ranks), n0):
+        if roles[i] == _THING:  # the forced things go on top, so that they stay visible
+            keys[i] = 1.0 + 1e-6 * i
     n_void = int(rng.choice(4, p=[0.5, 0.25, 0.15, 0.1]))
     voids = []
     for _ in range(n_void):
