@@ -164,7 +164,12 @@ print(f"ceiling mIoU {report['ceiling']['miou']:.3f} over the {report['ceiling']
 # set covers, and how far below the ceiling the model is. An interval of the difference that
 # excludes 0 says the gap is not noise of the image sample.
 
+
 # %%
+def rounded(interval):
+    return None if interval is None else [round(v, 3) for v in interval]
+
+
 rows = []
 for b in report["buckets"]:
     rows.append(
@@ -172,11 +177,11 @@ for b in report["buckets"]:
             "bucket": b["name"],
             "classes": b["classes"],
             "model mIoU": b["miou"],
-            "model CI": b["ci"],
+            "model CI": rounded(b["ci"]),
             "ceiling mIoU": b.get("ceiling_miou"),
             "ceiling classes": b.get("ceiling_classes"),
             "model - ceiling": b.get("difference"),
-            "difference CI": b.get("difference_ci"),
+            "difference CI": rounded(b.get("difference_ci")),
         }
     )
 table = pd.DataFrame(rows).set_index("bucket")
