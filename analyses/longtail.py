@@ -281,6 +281,11 @@ class LongtailResult:
     def buckets(self) -> pd.Series:
         return self.frequencies["bucket"]
 
+    def _repr_html_(self) -> str:
+        from segdata.render.html import longtail_card
+
+        return longtail_card(self)
+
     def to_dict(self) -> dict:
         """The JSON-ready report (what ``segdata analyze longtail --json`` prints)."""
         freq = self.frequencies
@@ -369,46 +374,82 @@ def write_buckets(path: str | Path, freq: pd.DataFrame, buckets: pd.Series) -> P
     return path
 
 
+def rank_frequency_figure(freq: pd.DataFrame, fits: dict | None = None, title: str = ""):
+    """Log-log rank-frequency of the per-class ``pixels`` and ``instances`` (a
+    :class:`matplotlib.figure.Figure`); with ``fits`` (:attr:`LongtailResult.fits`), the fitted
+    power law of each drawn over the ranks of its tail: ``count(rank) = xmin (rank / n_tail)^-s``,
+    ``s`` the rank exponent (ranks 1-based)."""
+    fig, ax = FigureWriter.figure((6, 4.5))
+    for quantity, color in (("pixels", "tab:blue"), ("instances", "tab:orange")):
+        values = np.sort(freq[quantity].to_numpy())[::-1]
+        values = values[values > 0]
+        if len(values):
+            ax.loglog(np.arange(1, len(values) + 1), values, ".", ms=3, color=color, label=quantity)
+        fit = (fits or {}).get(quantity) or {}
+        if len(values) and "alpha" in fit and fit.get("n_tail"):
+            ranks = np.geomspace(1, fit["n_tail"], 50)
+            ax.loglog(
+                ranks,
+                fit["xmin"] * (ranks / fit["n_tail"]) ** -fit["rank_exponent"],
+                "-",
+                lw=1,
+                color=color,
+                alpha=0.7,
+                label=f"power law, alpha={fit['alpha']:.2f}",
+            )
+    ax.set_xlabel("class rank")
+    ax.set_ylabel("count per class")
+    ax.set_title(f"rank-frequency {title}".strip())
+    ax.legend()
+    return fig
+
+
+def coverage_figure(freq: pd.DataFrame, title: str = "", fractions=(0.9, 0.95), legend: bool = False):
+    """The coverage curve (% of labelled pixels held by the top-k classes, k on a log axis) with
+    the k reaching each of ``fractions`` marked (a :class:`matplotlib.figure.Figure`); with
+    ``legend``, the k are named in a legend instead of next to their lines (close fractions
+    stay readable)."""
+    cov = coverage(freq)
+    fig, ax = FigureWriter.figure((6, 4.5))
+    ax.plot(cov["k"], cov["pixel_share"] * 100, color="tab:blue")
+    colors = ("tab:green", "tab:red", "tab:purple", "tab:brown")
+    for f, color in zip(fractions, colors):
+        k = classes_for_coverage(freq, f) if len(cov) else 0
+        if k:
+            line = ax.axvline(k, color=color, ls="--", lw=1)
+            if legend:
+                line.set_label(f"{f:.0%}: k={k}")
+            else:
+                ax.annotate(f"{f:.0%}: k={k}", (k, f * 100), textcoords="offset points", xytext=(5, -12), color=color)
+    if legend and len(ax.lines) > 1:
+        ax.legend(loc="lower right")
+    ax.set_xscale("log")
+    ax.set_xlabel("top-k classes by pixels")
+    ax.set_ylabel("% of labelled pixels covered")
+    ax.set_title(f"pixel coverage {title}".strip())
+    return fig
+
+
+def buckets_figure(freq: pd.DataFrame, buckets: pd.Series, rule: BucketRule = LVIS, title: str = ""):
+    """Classes per frequency bucket, each bar labelled with its share of the pixels."""
+    table = bucket_table(freq, buckets, rule)
+    fig, ax = FigureWriter.figure((6, 4))
+    ax.bar(table.index.astype(str), table["classes"], color="tab:purple")
+    for i, (n, share) in enumerate(zip(table["classes"], table["pixel_share"])):
+        ax.annotate(f"{n}\n{share:.1%} px", (i, n), ha="center", va="bottom", fontsize=8)
+    ax.margins(y=0.18)  # room for the labels above the tallest bar, below the title
+    ax.set_ylabel("classes")
+    ax.set_title(f"classes per frequency bucket {title}".strip())
+    return fig
+
+
 def plot_longtail(
     freq: pd.DataFrame, buckets: pd.Series, directory: str | Path, title: str = "", rule: BucketRule = LVIS
 ) -> list[Path]:
     """Log-log rank-frequency (pixels and instances), coverage curve with the k reaching 90% and
     95%, and classes per bucket; each as PNG and SVG. Returns the files written."""
     writer = FigureWriter(directory)
-    save = writer.save
-
-    fig, ax = writer.figure((6, 4.5))
-    for quantity, color in (("pixels", "tab:blue"), ("instances", "tab:orange")):
-        values = np.sort(freq[quantity].to_numpy())[::-1]
-        values = values[values > 0]
-        if len(values):
-            ax.loglog(np.arange(1, len(values) + 1), values, ".", ms=3, color=color, label=quantity)
-    ax.set_xlabel("class rank")
-    ax.set_ylabel("count per class")
-    ax.set_title(f"rank-frequency {title}".strip())
-    ax.legend()
-    save(fig, "rank_frequency")
-
-    cov = coverage(freq)
-    fig, ax = writer.figure((6, 4.5))
-    ax.plot(cov["k"], cov["pixel_share"] * 100, color="tab:blue")
-    for f, color in ((0.9, "tab:green"), (0.95, "tab:red")):
-        k = classes_for_coverage(freq, f) if len(cov) else 0
-        if k:
-            ax.axvline(k, color=color, ls="--", lw=1)
-            ax.annotate(f"{f:.0%}: k={k}", (k, f * 100), textcoords="offset points", xytext=(5, -12), color=color)
-    ax.set_xscale("log")
-    ax.set_xlabel("top-k classes by pixels")
-    ax.set_ylabel("% of labelled pixels covered")
-    ax.set_title(f"pixel coverage {title}".strip())
-    save(fig, "coverage")
-
-    table = bucket_table(freq, buckets, rule)
-    fig, ax = writer.figure((6, 4))
-    ax.bar(table.index.astype(str), table["classes"], color="tab:purple")
-    for i, (n, share) in enumerate(zip(table["classes"], table["pixel_share"])):
-        ax.annotate(f"{n}\n{share:.1%} px", (i, n), ha="center", va="bottom", fontsize=8)
-    ax.set_ylabel("classes")
-    ax.set_title(f"classes per frequency bucket {title}".strip())
-    save(fig, "buckets")
+    writer.save(rank_frequency_figure(freq, title=title), "rank_frequency")
+    writer.save(coverage_figure(freq, title=title), "coverage")
+    writer.save(buckets_figure(freq, buckets, rule, title=title), "buckets")
     return writer.written

@@ -195,6 +195,11 @@ class SizeResult:
     overall: dict
     per_class: pd.DataFrame
 
+    def _repr_html_(self) -> str:
+        from segdata.render.html import sizes_card
+
+        return sizes_card(self)
+
     def to_dict(self) -> dict:
         """The JSON-ready report (what ``segdata analyze small-objects --json`` prints)."""
         classes = []
@@ -248,14 +253,11 @@ def small_objects_report(
     return analyze(ds, split=split, layer=layer, workers=workers).to_dict()
 
 
-def plot_sizes(objects: pd.DataFrame, per_class: pd.DataFrame, directory: str | Path, title: str = "") -> list[Path]:
-    """Log-scale size histogram with the COCO and stride thresholds, and per-class median size
-    against class frequency (instances); PNG and SVG. Returns the files written."""
-    writer = FigureWriter(directory)
-    save = writer.save
-
+def size_histogram_figure(objects: pd.DataFrame, title: str = ""):
+    """Log-scale histogram of object areas (pixels) with the stride cells (8², 16², 32²) and the
+    COCO thresholds marked (a :class:`matplotlib.figure.Figure`)."""
     areas = objects.loc[objects["area"] > 0, "area"].to_numpy()
-    fig, ax = writer.figure((6.5, 4.5))
+    fig, ax = FigureWriter.figure((6.5, 4.5))
     if len(areas):
         bins = np.logspace(0, np.log10(max(areas.max(), 10)) + 0.05, 50)
         ax.hist(areas, bins=bins, color="tab:blue", alpha=0.8)
@@ -268,14 +270,25 @@ def plot_sizes(objects: pd.DataFrame, per_class: pd.DataFrame, directory: str | 
     ax.set_ylabel("objects")
     ax.set_title(f"object sizes {title}".strip())
     ax.legend(fontsize=7)
-    save(fig, "size_histogram")
+    return fig
 
-    fig, ax = writer.figure((6.5, 4.5))
+
+def median_size_figure(per_class: pd.DataFrame, title: str = ""):
+    """Per class, the median object area (pixels) against the number of objects, log-log."""
+    fig, ax = FigureWriter.figure((6.5, 4.5))
     if len(per_class):
         ax.loglog(per_class["instances"], per_class["median_area"], ".", ms=4, color="tab:purple")
     ax.axhline(SMALL_MAX, color="k", ls="--", lw=1)
     ax.set_xlabel("instances of the class")
     ax.set_ylabel("median area (pixels)")
     ax.set_title(f"median size against frequency {title}".strip())
-    save(fig, "median_size_vs_frequency")
+    return fig
+
+
+def plot_sizes(objects: pd.DataFrame, per_class: pd.DataFrame, directory: str | Path, title: str = "") -> list[Path]:
+    """Log-scale size histogram with the COCO and stride thresholds, and per-class median size
+    against class frequency (instances); PNG and SVG. Returns the files written."""
+    writer = FigureWriter(directory)
+    writer.save(size_histogram_figure(objects, title), "size_histogram")
+    writer.save(median_size_figure(per_class, title), "median_size_vs_frequency")
     return writer.written

@@ -199,9 +199,14 @@ def main(argv=None) -> int:
         for c in consistency.CATEGORIES:
             print(f"| {c.replace('_', ' ')} | {b[c]:.2%} | {gen[c]:.2%} | {ref[c]:.1%} |")
         ci = result.ci
+
+        def interval(key, fmt):  # null where BCa is undefined (docs/consistency.md, "Confidence intervals")
+            low, high = ci.get(key) or (None, None)
+            return "undefined" if low is None else f"{low:{fmt}}..{high:{fmt}}"
+
         print(
-            f"95% CI over images: agreement {ci['pixel_agreement'][0]:.2%}..{ci['pixel_agreement'][1]:.2%}, "
-            f"mIoU {f['miou']:.3f} ({ci['miou'][0]:.3f}..{ci['miou'][1]:.3f}); band (K = 3) agreement "
+            f"95% {ci.get('method', '').upper()} CI over images: agreement {interval('pixel_agreement', '.2%')}, "
+            f"mIoU {f['miou']:.3f} ({interval('miou', '.3f')}); band (K = 3) agreement "
             f"{result.boundary['band']['agreement']:.2%} on {result.boundary['band']['share']:.1%} of pixels, "
             f"interior {result.boundary['interior']['agreement']:.2%}"
         )

@@ -122,27 +122,45 @@ def _decode_pair(paths: tuple[str, str]) -> int:
     return total
 
 
+#: CPU seconds (user + system, this process and its waited-for children: pool workers, whole
+#: processes and their workers) of the last timed call; on a machine shared with other jobs the
+#: wall time depends on what else runs, the CPU time much less
+LAST_CPU = [0.0]
+
+
+def _cpu() -> float:
+    import resource
+
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def decode_floor(pairs: list[tuple[str, str]], workers: int) -> float:
     from segdata.runner import parallel_map
 
-    t0 = time.perf_counter()
+    c0, t0 = _cpu(), time.perf_counter()
     for _ in parallel_map(_decode_pair, pairs, workers=workers, batch_size=8, ordered=True):
         pass
-    return time.perf_counter() - t0
+    seconds = time.perf_counter() - t0
+    LAST_CPU[0] = _cpu() - c0
+    return seconds
 
 
 def library(unified: Path, pred: Path, workers: int):
     from segdata.eval import evaluate
 
-    t0 = time.perf_counter()
+    c0, t0 = _cpu(), time.perf_counter()
     result = evaluate(unified, pred, split="train", bootstrap=0, workers=workers)
-    return time.perf_counter() - t0, result
+    seconds = time.perf_counter() - t0
+    LAST_CPU[0] = _cpu() - c0
+    return seconds, result
 
 
 def whole_process(cmd: list[str]) -> tuple[float, str]:
-    t0 = time.perf_counter()
+    c0, t0 = _cpu(), time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True)
     seconds = time.perf_counter() - t0
+    LAST_CPU[0] = _cpu() - c0
     if done.returncode != 0:
         raise SystemExit(
             f"{' '.join(cmd[:4])} ... failed ({done.returncode}):\n{done.stdout[-2000:]}{done.stderr[-2000:]}"
@@ -279,9 +297,15 @@ def main(argv=None) -> int:
         train = ds.images[ds.images.split == "train"].head(args.pairs)
         ids = train["image_id"].tolist()
         t0 = time.perf_counter()
-        shutil.rmtree(pred, ignore_errors=True)
-        items = [(i, i.split("_")[0], k) for k, i in enumerate(ids)]
-        written = list(parallel_map(partial(_predict_one, str(src), str(pred)), items, workers=workers, ordered=True))
+        lists = work / "lists.json"
+        if lists.is_file() and len(json.loads(lists.read_text())["pred"]) == len(ids):  # kept from a run before
+            doc = json.loads(lists.read_text())
+            written = list(zip(doc["pred_train"], doc["pred"]))
+        else:
+            shutil.rmtree(pred, ignore_errors=True)
+            items = [(i, i.split("_")[0], k) for k, i in enumerate(ids)]
+            job = partial(_predict_one, str(src), str(pred))
+            written = list(parallel_map(job, items, workers=workers, ordered=True))
         t_pred = time.perf_counter() - t0
         # only the evaluated images' masks under the unified split: the dataset holds more train
         # images than pairs when --pairs is not a multiple of 5; keep exactly the pairs
@@ -290,7 +314,6 @@ def main(argv=None) -> int:
         gt_labels = [str(src / "gtFine" / "train" / i.split("_")[0] / f"{i}_gtFine_labelIds.png") for i in ids]
         masks = [str(unified / "masks" / "objects" / "train" / f"{i}.png") for i in ids]
         pairs = [(p_train, m) for (p_train, _), m in zip(written, masks)]
-        lists = work / "lists.json"
         lists.write_text(
             json.dumps({"gt": gt_labels, "pred": [b for _, b in written], "pred_train": [a for a, _ in written]})
         )
@@ -307,29 +330,38 @@ def main(argv=None) -> int:
         decode_floor(pairs, workers)
         library(unified, pred / "train", workers)
         floors, libs, clis, clis_boot = [], [], [], []
+        cpu: dict[str, list[float]] = {k: [] for k in ("floor", "library", "cli", "cli_bootstrap")}
         report = report_boot = None
         for _ in range(args.repeat):
             floors.append(decode_floor(pairs, workers))
+            cpu["floor"].append(LAST_CPU[0])
             libs.append(library(unified, pred / "train", workers)[0])
+            cpu["library"].append(LAST_CPU[0])
             seconds, report = segdata_cli(unified, pred / "train", workers, 0)
             clis.append(seconds)
+            cpu["cli"].append(LAST_CPU[0])
             seconds, report_boot = segdata_cli(unified, pred / "train", workers, None)
             clis_boot.append(seconds)
+            cpu["cli_bootstrap"].append(LAST_CPU[0])
         official_runs, official = [], None
         if not args.skip_official:
+            cpu["official"] = []
             for _ in range(args.slow_repeat):
                 seconds, out = whole_process(
                     [sys.executable, __file__, "--run-official", str(lists), str(work / "official.json")]
                 )
                 official_runs.append(seconds)
+                cpu["official"].append(LAST_CPU[0])
                 official = json.loads(out)
         tm_runs, tm, tm_checked, tm_checked_pairs = [], None, None, 0
         if not args.skip_torchmetrics:
+            cpu["torchmetrics"] = []
             for _ in range(args.slow_repeat):
                 seconds, out = whole_process(
                     [sys.executable, __file__, "--run-torchmetrics", str(lists), "0", str(len(pairs))]
                 )
                 tm_runs.append(seconds)
+                cpu["torchmetrics"].append(LAST_CPU[0])
                 tm = json.loads(out)
             if args.torchmetrics_pairs > 0:
                 tm_checked_pairs = min(args.torchmetrics_pairs, len(pairs))
@@ -360,20 +392,28 @@ def main(argv=None) -> int:
             ),
         ]
         print()
-        print("| | seconds (median) | ms per pair | pairs/s |")
-        print("|---|---|---|---|")
+        cpu_med = {k: statistics.median(v) for k, v in cpu.items() if v}
+        print("| | seconds (median) | ms per pair | pairs/s | CPU seconds (median) |")
+        print("|---|---|---|---|---|")
         for label, key in rows:
             if key in med:
-                print(f"| {label} | {med[key]:.3f} | {med[key] / n * 1000:.2f} | {n / med[key]:.0f} |")
+                print(
+                    f"| {label} | {med[key]:.3f} | {med[key] / n * 1000:.2f} | {n / med[key]:.0f} | {cpu_med[key]:.2f} |"
+                )
         paired = statistics.median(lib / f for f, lib in zip(floors, libs))
         print(
             f"| library / floor | **{med['library'] / med['floor']:.2f}x** (paired {paired:.2f}x) | | target: within 1.5x |"
         )
+        print(f"| library / floor, CPU seconds | {cpu_med['library'] / cpu_med['floor']:.2f}x | | |")
         print(f"| whole process (--bootstrap 0) / floor | {med['cli'] / med['floor']:.2f}x | | |")
         if "official" in med:
             print(
                 f"| cityscapesScripts / segdata, whole processes | **{med['official'] / med['cli']:.1f}x** "
                 f"(with the bootstrap: {med['official'] / med['cli_bootstrap']:.1f}x) | | target: at least 15x |"
+            )
+            print(
+                f"| cityscapesScripts / segdata, CPU seconds of the whole processes | "
+                f"{cpu_med['official'] / cpu_med['cli']:.1f}x | | |"
             )
         if tm_checked is not None:
             per_pair = tm_checked / tm_checked_pairs
@@ -417,6 +457,8 @@ def main(argv=None) -> int:
                         "workers": workers,
                         "cores": os.cpu_count(),
                         "medians_s": med,
+                        "cpu_medians_s": cpu_med,
+                        "cpu_runs": cpu,
                         "runs": {
                             "floor": floors,
                             "library": libs,

@@ -21,8 +21,12 @@ Method (Efron & Tibshirani, *An Introduction to the Bootstrap*, 14.3 and 15.4; t
 
 With a biased statistic (an mIoU whose rare classes lose their true positives in the resamples
 that leave out their few images, but keep false positives elsewhere, and score 0) most
-resamples fall below the estimate; the percentile interval then lies beside the estimate,
-whereas ``z0`` moves BCa's quantiles up.
+resamples fall below the estimate and the percentile interval lies low; ``z0`` moves BCa's
+quantiles up by the bias the resamples show. It does not make every interval hold its estimate:
+the bounds fall on either side of it exactly when ``|z0| <= Phi^-1((1 + confidence) / 2)``
+(with ``a (z0 +- z) < 1``), which is the condition under which the percentile interval holds it
+too; beyond, BCa's interval lies on the bias-corrected side of the estimate, and where every
+resample lies on one side it is undefined (``docs/consistency.md``, "Confidence intervals").
 
 Conventions, per figure (each column of the statistic):
 
@@ -92,6 +96,17 @@ class BootstrapResult:
         for name in ("low", "high"):
             if np.shape(getattr(self, name)) != m:
                 raise ValueError(f"{name}: expected shape {m}, got {np.shape(getattr(self, name))}")
+
+    @property
+    def bias(self) -> np.ndarray:
+        """(M,) the bootstrap's estimate of each figure's bias: the mean of its defined resamples
+        less the estimate (NaN where none is defined). A bias beyond the interval's reach is why
+        an interval can lie beside its estimate or be undefined."""
+        ok = ~np.isnan(self.distribution)
+        count = ok.sum(axis=0)
+        total = np.where(ok, self.distribution, 0.0).sum(axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(count > 0, total / np.maximum(count, 1), np.nan) - self.estimate
 
     def interval(self, i: int) -> list:
         """``[low, high]`` of figure ``i`` as Python floats, ``None`` where NaN (JSON-ready)."""

@@ -755,6 +755,9 @@ main.add_command(synthesize)
 from .commands.train import train  # noqa: E402
 
 main.add_command(train)
+from .commands.report import report  # noqa: E402
+
+main.add_command(report)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

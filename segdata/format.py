@@ -282,6 +282,11 @@ class Dataset:
     def __repr__(self) -> str:
         return f"<segdata.Dataset {self.name!r}: {len(self)} images, {self.path}>"
 
+    def _repr_html_(self) -> str:
+        from .render.html import dataset_card
+
+        return dataset_card(self)
+
     @property
     def name(self) -> str:
         return self.manifest.get("name", self.path.name)

@@ -118,18 +118,30 @@ def _subset(values: np.ndarray, classes) -> np.ndarray:
     return values if classes is None else values[np.asarray(classes, dtype=np.int64)]
 
 
-def iou_of(tp, gt, pr) -> np.ndarray:
+def iou_of(tp, gt, pr, *, seen=None) -> np.ndarray:
     """IoU from per-class sums of any shape (classes last; leading axes for images or bootstrap
     resamples): ``TP / (GT + PR - TP)``, NaN where the union is 0 (an absent class). The one
     definition of IoU, used by :func:`iou` and by the consistency analysis.
 
+    ``seen`` (bool, one per class) marks the classes with ground truth in the whole sample. In a
+    bootstrap resample that happens to hold none of a seen class's ground truth, the class is
+    *unobserved* there (NaN, left out of the resample's means) rather than scored 0 from the false
+    positives the resample kept: otherwise every such resample drags a mean of many classes down,
+    the resamples sit below the estimate and no interval method can centre on it. A class without
+    ground truth in the whole sample (predicted only) still scores 0 everywhere.
+
     >>> iou_of(np.array([1, 0, 0]), np.array([2, 0, 1]), np.array([1, 0, 0])).tolist()
     [0.5, nan, 0.0]
+    >>> iou_of(np.array([[0, 1]]), np.array([[0, 2]]), np.array([[3, 1]]), seen=np.array([True, True])).tolist()
+    [[nan, 0.5]]
     """
     tp, gt, pr = (np.asarray(x, dtype=np.float64) for x in (tp, gt, pr))
     union = gt + pr - tp
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(union > 0, tp / np.where(union > 0, union, 1), np.nan)
+        values = np.where(union > 0, tp / np.where(union > 0, union, 1), np.nan)
+    if seen is not None:
+        values = np.where((gt == 0) & np.asarray(seen, dtype=bool), np.nan, values)
+    return values
 
 
 def accuracy_of(tp, gt) -> np.ndarray:
@@ -227,6 +239,11 @@ class Scores:
                 f"iou, accuracy and present must be (C,) arrays of one length, got "
                 f"{self.iou.shape}, {self.accuracy.shape}, {self.present.shape}"
             )
+
+    def _repr_html_(self) -> str:
+        from .render.html import scores_card
+
+        return scores_card(self)
 
     def to_dict(self) -> dict:
         """JSON-ready: NaN written as None."""

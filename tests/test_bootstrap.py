@@ -71,6 +71,7 @@ def test_z0_and_acceleration_equal_a_hand_computation():
         draw = rng.integers(0, 4, size=4)
         by_hand.append(num[draw].sum() / den[draw].sum())
     assert r.distribution[:, 0].tolist() == by_hand
+    assert r.bias[0] == pytest.approx(np.mean(by_hand) - 0.75, abs=1e-15)
     est = 12 / 16
     below, ties = sum(v < est for v in by_hand), sum(v == est for v in by_hand)
     assert r.z0[0] == pytest.approx(ndtri((below + 0.5 * ties) / 200), abs=1e-14)

@@ -22,6 +22,8 @@ def _modules():
 
 @pytest.mark.parametrize("name", _modules())
 def test_docstring_examples(name):
+    if name.startswith("segdata.torch"):  # the PyTorch bridge: an optional extra
+        pytest.importorskip("torch", reason="segdata.torch needs PyTorch (pip install 'segdata[torch]')")
     module = importlib.import_module(name)
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.failed == 0

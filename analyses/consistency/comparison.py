@@ -184,6 +184,11 @@ class ConsistencyResult:
         """The JSON-ready report (NaN written as null)."""
         return consistency_report(self, per_image=per_image)
 
+    def _repr_html_(self) -> str:
+        from segdata.render.html import consistency_card
+
+        return consistency_card(self)
+
 
 def compare(
     a,

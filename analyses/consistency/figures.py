@@ -107,19 +107,24 @@ def _ratio(num, den):
         return np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
 
 
-def _figures(s: dict, scored: np.ndarray, buckets: dict[str, np.ndarray] | None = None) -> dict:
-    """Figures from (resampled) sums: scalars are (B,), per-class sums dense (B, K)."""
+def _figures(
+    s: dict, scored: np.ndarray, buckets: dict[str, np.ndarray] | None = None, seen: dict | None = None
+) -> dict:
+    """Figures from (resampled) sums: scalars are (B,), per-class sums dense (B, K). ``seen``
+    (``{"iou": mask, "iou_symmetric": mask}``, classes with ground truth in the whole sample) makes
+    a resample without a seen class's ground truth leave it out (:func:`segdata.metrics.iou_of`)."""
+    seen = seen or {}
     out = {
         "pixel_agreement": _ratio(s["agree"], s["compared"]),
         "pixel_agreement_excluding_void": _ratio(s["agree_evaluable"], s["evaluable"]),
         "pixel_accuracy": _ratio(s["tp_all"], s["gt"]),
     }
-    iou = iou_of(s["TP"], s["GT"], s["PR"])
+    iou = iou_of(s["TP"], s["GT"], s["PR"], seen=seen.get("iou"))
     iou[:, ~scored] = np.nan
     out["miou"] = mean_present(iou)
     out["iou"] = iou
     if "sTP" in s:
-        siou = iou_of(s["sTP"], s["sA"], s["sB"])
+        siou = iou_of(s["sTP"], s["sA"], s["sB"], seen=seen.get("iou_symmetric"))
         siou[:, ~scored] = np.nan
         out["miou_symmetric"] = mean_present(siou)
         out["iou_symmetric"] = siou
@@ -230,14 +235,24 @@ def bootstrap_intervals(
         per_image["extra"] = np.stack([x for key in extra_keys for x in extra[key]], axis=1)
     dense = isinstance(s["classes"], np.ndarray)
 
-    def statistic(sums: dict) -> np.ndarray:
+    def derive(sums: dict) -> dict:
         pc = None
         if "classes" in sums:
             pc = sums["classes"]
             if dense:  # the non-zero columns only
                 pc = np.zeros((len(pc), s["k"] * len(s["names"])))
                 pc[:, s["columns"]] = sums["classes"]
-        f = _figures(_derived(s, sums["scalars"], pc), scored, bucket_members)
+        return _derived(s, sums["scalars"], pc)
+
+    # the classes with ground truth in the whole sample: a resample without theirs leaves them out
+    totals = {k: np.asarray(v.sum(axis=0)).reshape(1, -1) for k, v in per_image.items()}
+    whole = derive(totals)
+    seen = {"iou": np.asarray(whole["GT"])[0] > 0}
+    if "sA" in whole:
+        seen["iou_symmetric"] = np.asarray(whole["sA"])[0] > 0
+
+    def statistic(sums: dict) -> np.ndarray:
+        f = _figures(derive(sums), scored, bucket_members, seen)
         for t, key in enumerate(extra_keys):
             f[key] = _ratio(sums["extra"][:, 2 * t], sums["extra"][:, 2 * t + 1])
         return np.stack([f[key] for key in keys], axis=1)

@@ -66,20 +66,22 @@ class Convention:
         gt = _f(gt)
         return gt if self.misses_counted or miss is None else gt - _f(miss)
 
-    def iou(self, tp, gt, pred, miss=None) -> np.ndarray:
-        """Per-class IoU; NaN where the class is left out of the means."""
+    def iou(self, tp, gt, pred, miss=None, seen=None) -> np.ndarray:
+        """Per-class IoU; NaN where the class is left out of the means. ``seen``: the classes with
+        ground truth in the whole sample, for bootstrap resamples (:func:`segdata.metrics.iou_of`);
+        the devkit's rule scores every class, seen or not."""
         tp, g, pred = _f(tp), self._gt(gt, miss), _f(pred)
         if self.absent_counts_zero:
             return tp / (g + pred - tp + ADE_EPS)
-        values = iou_of(tp, g, pred)
+        values = iou_of(tp, g, pred, seen=seen)
         return np.where(g > 0, values, np.nan) if self.needs_ground_truth else values
 
     def accuracy(self, tp, gt, miss=None) -> np.ndarray:
         """Per-class accuracy (recall); NaN where the class has no ground truth."""
         return accuracy_of(tp, self._gt(gt, miss))
 
-    def miou(self, tp, gt, pred, miss=None, classes=None) -> np.ndarray:
-        values = self.iou(tp, gt, pred, miss)
+    def miou(self, tp, gt, pred, miss=None, classes=None, seen=None) -> np.ndarray:
+        values = self.iou(tp, gt, pred, miss, seen)
         if classes is not None:
             values = values[..., np.asarray(classes, dtype=np.int64)]
         return mean_present(values)

@@ -99,9 +99,9 @@ class EvalResult:
         return out
 
     def _repr_html_(self) -> str:  # a compact card in a notebook
-        from ..render import text
+        from ..render.html import evaluation_card
 
-        return text.eval_html(self.to_dict()) if hasattr(text, "eval_html") else f"<pre>{self!r}</pre>"
+        return evaluation_card(self)
 
 
 def _ceiling_ious(ceiling, ds: Dataset, space: EvalSpace) -> np.ndarray:
@@ -198,10 +198,13 @@ def score(
     # ---- bootstrap: one statistic vector over every figure that gets an interval
     names = ["miou", "pixel_accuracy", "mean_accuracy"] + [f"bucket:{b}" for b in order]
 
+    # a resample holding none of a class's ground truth leaves the class out (metrics.iou_of)
+    seen = gt > 0
+
     def statistic(s: dict) -> np.ndarray:
         t, g, p, m = s["tp"], s["gt"], s["pred"], s["miss"]
-        v = conv.iou(t, g, p, m)
-        cols = [conv.miou(t, g, p, m), conv.pixel_accuracy(t, g, m), conv.mean_accuracy(t, g, m)]
+        v = conv.iou(t, g, p, m, seen)
+        cols = [_mean_of(v, np.arange(k)), conv.pixel_accuracy(t, g, m), conv.mean_accuracy(t, g, m)]
         cols += [_mean_of(v, members[b]) for b in order]
         return np.stack(cols, axis=-1)
 

@@ -8,7 +8,7 @@ The checkpoint file (``RUN/checkpoint.pt``, written by :func:`save_checkpoint`, 
      "vocab": Vocabulary.to_dict() or None,          # train ids 0..K-1 = output channels
      "normalize": {"mean": [r, g, b], "std": [r, g, b]},  # of RGB in [0, 1]
      "state_dict": {...}, "optimizer": {...} or None, "scheduler": {...} or None,
-     "scaler": {...} or None, "iter": int, "seed": int or None, "args": {...}, "rng": {...} or None}
+     "iter": int, "seed": int or None, "args": {...}, "rng": {...} or None}
 
 Loading checks the format, the version and the keys a model needs (``arch``, ``arch_args``,
 ``num_classes``, ``state_dict``, and ``vocab`` against ``num_classes``); other keys are kept as
@@ -124,7 +124,6 @@ def save_checkpoint(
     normalize: dict | None = None,
     optimizer: dict | None = None,
     scheduler: dict | None = None,
-    scaler: dict | None = None,
     iter: int = 0,
     seed: int | None = None,
     args: dict | None = None,
@@ -151,7 +150,6 @@ def save_checkpoint(
         "state_dict": state_dict,
         "optimizer": optimizer,
         "scheduler": scheduler,
-        "scaler": scaler,
         "iter": int(iter),
         "seed": seed,
         "args": dict(args or {}),

@@ -36,14 +36,14 @@ over all the images.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from ..errors import InputError
+from ..eval.counting import Counts
 
-__all__ = ["DeviceConfusion", "count_arrays_torch", "count_files_torch", "counts_class", "gt_from_luts"]
+__all__ = ["DeviceConfusion", "count_arrays_torch", "count_files_torch"]
 
 #: above this many bins (batch x K x (K + 1)) a batch is counted with one matrix bincount plus
 #: three per-image bincounts instead of one bincount of per-image matrices
@@ -52,40 +52,6 @@ _PER_IMAGE_MATRIX_BINS = 1 << 22
 _PAIR_BINS = 1 << 25
 #: table value of a segment id beyond an image's own table (update_segments' padding)
 _BEYOND = -3
-
-
-@dataclass
-class _Counts:
-    """Stand-in with the fields of :class:`segdata.eval.counting.Counts` (used only where that
-    module is missing)."""
-
-    image_ids: list
-    matrix: np.ndarray
-    tp: np.ndarray
-    gt: np.ndarray
-    pred: np.ndarray
-    segment_hits: dict = field(default_factory=dict)
-
-    def merge(self, other: _Counts) -> _Counts:
-        hits = dict(self.segment_hits)
-        hits.update(other.segment_hits)
-        return _Counts(
-            list(self.image_ids) + list(other.image_ids),
-            self.matrix + other.matrix,
-            np.concatenate([self.tp, other.tp]),
-            np.concatenate([self.gt, other.gt]),
-            np.concatenate([self.pred, other.pred]),
-            hits,
-        )
-
-
-def counts_class():
-    """:class:`segdata.eval.counting.Counts`, or a stand-in with its fields where it is missing."""
-    try:
-        from ..eval.counting import Counts
-    except ImportError:
-        return _Counts
-    return Counts
 
 
 def _as_batch(x: torch.Tensor, name: str) -> torch.Tensor:
@@ -435,8 +401,7 @@ class DeviceConfusion:
                     elif len(h) < want:
                         h = np.concatenate([h, np.zeros(want - len(h), np.int64)])
                 segment_hits[iid] = h
-        counts = counts_class()
-        return counts(
+        return Counts(
             image_ids=image_ids,
             matrix=self._matrix.cpu().numpy().astype(np.int64, copy=False),
             tp=np.ascontiguousarray(rows[:, :k], dtype=np.int64),
@@ -464,19 +429,6 @@ def _gather_rows(rows: torch.Tensor, group=None) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------- prediction files
-
-
-def gt_from_luts(segments: torch.Tensor, luts: torch.Tensor) -> torch.Tensor:
-    """Ground-truth eval indices of a batch: ``luts[b, segments[b]]`` on the device.
-
-    ``segments`` (B, H, W) segment ids, ``luts`` (B, L) segment id -> eval index (-1 = not
-    evaluated; shorter tables padded with -1). Ids >= L read -1 (callers check them first).
-    """
-    b, width = luts.shape
-    s = segments.long()
-    offsets = torch.arange(b, device=s.device).view(-1, 1, 1) * width
-    flat = torch.cat([luts.reshape(-1), luts.new_full((1,), -1)])
-    return flat[torch.where(s < width, s + offsets, b * width)]
 
 
 def _native(arr: np.ndarray) -> np.ndarray:

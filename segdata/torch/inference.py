@@ -395,7 +395,7 @@ def evaluate_model(
     stride=None,
     amp: bool = False,
     save_pred: str | Path | None = None,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
     *,
     image_ids: Sequence[str] | None = None,
 ):
@@ -421,7 +421,8 @@ def evaluate_model(
     device : str or torch.device
         ``cpu``, ``cuda`` (under torchrun: ``cuda:LOCAL_RANK``) or ``cuda:N``.
     window, stride : optional
-        Sliding-window inference (see :func:`predict`); default whole images.
+        Sliding-window inference (see :func:`predict`); default whole images. Images are run
+        at their own size (no test-time resizing); the logits come out at that size.
     amp : bool
         Autocast (see :func:`predict`).
     save_pred : path, optional

@@ -340,3 +340,15 @@ def test_conventions_differ_where_the_tools_differ(case):
     assert got["cityscapes"] == pytest.approx((a + b + c) / 4, abs=1e-9)
     assert got["detectron2"] == pytest.approx((6 / 8 + 9 / 11 + 4 / 6) / 3, abs=1e-9)  # misses dropped
     assert got["ade-devkit"] == pytest.approx((a + b + c) / 5, abs=1e-9)
+
+
+def test_mmseg_printed_as_mmseg_prints(case):
+    """mmsegmentation's summary: ``np.round(np.nanmean(values) * 100, 2)`` for IoU and Acc (keys
+    mIoU, mAcc) and aAcc, in percent with 2 decimals (IoUMetric.compute_metrics)."""
+    ds, pred = case
+    report = eval_json(ds, "--pred", pred, "--pred-ids", "unified", "--bootstrap", "0", "--convention", "mmseg")
+    want = oracle_mmseg()
+    printed = report["convention"]["printed"]
+    assert printed["mIoU"] == float(np.round(np.nanmean(want["iou"]) * 100, 2))
+    assert printed["mAcc"] == float(np.round(np.nanmean(want["accuracy"]) * 100, 2))
+    assert printed["aAcc"] == float(np.round(want["pixel_accuracy"] * 100, 2))

@@ -116,3 +116,44 @@ def test_read_prediction_refuses_colour_files_and_other_sizes(tmp_path):
     Image.fromarray(np.zeros((3, 4), dtype=np.uint8)).convert("P").save(pal)
     with pytest.raises(InputError, match="palette PNG"):
         read_prediction(pal, (3, 4))
+
+
+def _rare_classes_with_scattered_false_positives(seed=0, n=200, k=300):
+    """Per-image sums of a model on a long tail: class c's ground truth sits in 1-4 images, where
+    it is mostly found; its false positives are scattered over 20 other images."""
+    rng = np.random.default_rng(seed)
+    tp = np.zeros((n, k))
+    gt = np.zeros((n, k))
+    pred = np.zeros((n, k))
+    for c in range(k):
+        holders = rng.choice(n, size=rng.integers(1, 5), replace=False)
+        size = rng.integers(200, 2000, size=len(holders))
+        found = (size * rng.uniform(0.6, 0.95, size=len(holders))).astype(int)
+        gt[holders, c] += size
+        tp[holders, c] += found
+        pred[holders, c] += found
+        elsewhere = rng.choice(n, size=20, replace=False)
+        pred[elsewhere, c] += rng.integers(5, 40, size=20)
+    return {"tp": tp, "gt": gt, "pred": pred}
+
+
+def test_bootstrap_interval_of_a_long_tail_miou_holds_its_estimate():
+    from segdata.bootstrap import bca_intervals
+    from segdata.metrics import iou_of, mean_present
+
+    sums = _rare_classes_with_scattered_false_positives()
+    seen = sums["gt"].sum(axis=0) > 0
+
+    def with_seen(s):
+        return mean_present(iou_of(s["tp"], s["gt"], s["pred"], seen=seen))[:, None]
+
+    def scored_zero(s):  # the rule without `seen`: a resample that lost a class's ground truth scores it 0
+        return mean_present(iou_of(s["tp"], s["gt"], s["pred"]))[:, None]
+
+    good = bca_intervals(sums, with_seen, n_resamples=400, seed=1)
+    bad = bca_intervals(sums, scored_zero, n_resamples=400, seed=1)
+    assert good.estimate[0] == bad.estimate[0]  # the same estimate: only resamples differ
+    assert good.low[0] <= good.estimate[0] <= good.high[0]
+    # without the rule, (nearly) every resample falls below the estimate: no interval holds it
+    assert (bad.distribution[:, 0] < bad.estimate[0]).mean() > 0.975
+    assert not (bad.low[0] <= bad.estimate[0] <= bad.high[0])

@@ -173,18 +173,19 @@ def _space(k, pred_lut):
     return SimpleNamespace(num_classes=k, pred_lut=pred_lut, describe_pred_ids=lambda: f"train ids 0..{k - 1}")
 
 
-def test_count_arrays_torch_equals_numpy():
+@pytest.mark.parametrize("k,dtype", [(4, np.uint8), (300, np.uint16)])  # 16-bit predictions above 255 classes
+def test_count_arrays_torch_equals_numpy(k, dtype):
     rng = np.random.default_rng(3)
-    k = 4
-    pred_lut = np.full(256, -2, dtype=np.int32)
+    miss = 255 if dtype == np.uint8 else 65535
+    pred_lut = np.full(65536, -2, dtype=np.int32)
     pred_lut[:k] = np.arange(k)
-    pred_lut[255] = k  # no prediction
+    pred_lut[miss] = k  # no prediction
     pairs, ref = [], np.zeros((k, k + 1), dtype=np.int64)
     shapes = [(10, 12), (10, 12), (9, 5), (10, 12)]
     for i, shape in enumerate(shapes):
-        segs = rng.integers(0, 6, shape).astype(np.uint8)
-        lut = np.array([-1, 0, 1, 2, 3, -1, -1], dtype=np.int64)[: 6 + i % 2]  # id 0 and 5 not evaluated
-        raw = rng.choice(np.array([0, 1, 2, 3, 255], dtype=np.uint8), shape)
+        segs = rng.integers(0, 6, shape).astype(dtype)
+        lut = np.array([-1, 0, 1, 2, k - 1, -1, -1], dtype=np.int64)[: 6 + i % 2]  # id 0 and 5 not evaluated
+        raw = rng.choice(np.array([0, 1, 2, k - 1, miss], dtype=dtype), shape)
         pairs.append((f"im{i}", segs, raw, lut))
         ref += _numpy_matrix(lut[segs], pred_lut[raw], k)
     counts = count_arrays_torch(iter(pairs), _space(k, pred_lut), "cpu", batch_size=2)
