@@ -4,8 +4,8 @@ The default ("plain") photo of the generators colours each object by a hash of i
 for converters and analyses, but two classes may look alike. The "learnable" appearance gives a small network trained
 from scratch something to learn, and keeps it hard enough to be interesting:
 
-* a mean colour per class from a well-separated palette (greedy farthest-point sampling of the RGB cube 64..192, the
-  most frequent classes first, so that they get the most distinct colours);
+* a mean colour per class from a well-separated palette (greedy farthest-point sampling of the RGB cube 48..208),
+  given to the classes in a seeded random order, so that rare classes are as distinct as frequent ones;
 * a texture per class, added along a class-specific colour direction: stripes (class-specific period 4..16 pixels and
   orientation), a checkerboard (period 4..12 pixels) or smooth noise (class-specific grain 1..12 pixels), with a
   class-specific amplitude of 14..34 grey levels;
@@ -33,7 +33,7 @@ from .render import RenderedImage
 #: texture kinds of :class:`ClassAppearance`
 TEXTURES = ("stripes", "checker", "noise")
 #: channel values of the palette lie in this range (room for texture and noise before clipping at 0..255)
-_LO, _HI = 64.0, 192.0
+_LO, _HI = 48.0, 208.0
 #: standard deviation of the per-pixel noise, grey levels
 PIXEL_NOISE = 8.0
 #: standard deviation of the per-object colour offset, grey levels per channel
@@ -95,10 +95,13 @@ def class_appearances(n_classes: int, seed: int = 0) -> tuple[ClassAppearance, .
     tuple of ClassAppearance
         In frequency-rank order (rank 1 first), like the vocabulary. Colours are distinct while the palette's
         grid allows (``max(9, ceil((4 * n_classes) ** (1/3))) ** 3`` points); the minimum distance between two
-        class colours falls as ``n_classes ** (-1/3)`` (36 grey levels for 40 classes).
+        class colours falls as ``n_classes ** (-1/3)`` (44 grey levels for 40 classes).
     """
     vocab = _build_vocabulary(n_classes, seed)
-    colours = _palette(len(vocab.classes))
+    # spread the palette over the ranks at random: rare classes are as distinct as frequent ones
+    colours = _palette(len(vocab.classes))[
+        np.random.default_rng([int(seed) & 0xFFFFFFFF, 0xC010]).permutation(n_classes)
+    ]
     out = []
     for rank, info in enumerate(vocab.classes):
         h = _mix(seed, info.code, 0xC010)
