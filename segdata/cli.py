@@ -680,84 +680,15 @@ def vocab(dataset, top, coverage, from_train_ids, min_images, split, layer, outp
             text.vocabulary(_console(), report)
 
 
-@main.command(context_settings=CONTEXT)
-@click.option(
-    "--out",
-    type=click.Path(path_type=Path),
-    default=Path("segdata-demo"),
-    show_default=True,
-    help="Directory for the generated source data and the converted dataset.",
-)
-@click.option(
-    "--images",
-    "n_images",
-    type=click.IntRange(min=1),
-    default=60,
-    show_default=True,
-    help="Number of synthetic images.",
-)
-@click.option(
-    "--consistency-images",
-    "n_consistency",
-    type=click.IntRange(min=0),
-    default=4,
-    show_default=True,
-    help="Images (1024x768) of the simulated re-annotation; 0 skips the ceiling.",
-)
-@click.option("--workers", type=click.IntRange(min=1), help="Worker processes  [default: all cores]")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option(
-    "--overwrite",
-    is_flag=True,
-    help="Replace the demo's folders under --out even when an earlier demo did not write them.",
-)
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def demo(out, n_images, n_consistency, workers, seed, overwrite, as_json):
-    """Generate a synthetic ADE20K dataset (2021 layout), convert it, validate it, summarise it,
-    and measure its long tail and object sizes; then compare a simulated re-annotation with its
-    original (calibrated on the ADE20K study) and write the annotation ceiling.
-
-    The generated classes follow a power law, regions have realistic shapes, images range from a
-    few hundred pixels to a few megapixels. Everything lands under --out: source/, ade20k-unified/,
-    consistency-source/, consistency-unified/, ceiling.json and a .segdata-demo marker; a rerun
-    replaces what an earlier demo wrote there, and nothing else without --overwrite.
-
-    \b
-    Example:
-      segdata demo --out /tmp/segdata-demo --images 100
-    """
-    from .demo import run_demo
-    from .render import text
-
-    with _errors(out), _Progress("demo: converting", enabled=not as_json) as progress:
-        result = run_demo(
-            out,
-            n_images=n_images,
-            n_consistency=n_consistency,
-            workers=workers,
-            seed=seed,
-            progress=progress,
-            overwrite=overwrite,
-        )
-    with _stdout():
-        if as_json:
-            click.echo(json.dumps(result, indent=1))
-        else:
-            text.demo(_console(), result, n_images)
-
-
-from .commands.eval import eval_command  # noqa: E402  (commands in their own modules register here)
-
-main.add_command(eval_command)
+# the commands that live in their own modules (segdata/commands/)
+from .commands.demo import demo  # noqa: E402
+from .commands.eval import eval_command  # noqa: E402
+from .commands.report import report  # noqa: E402
 from .commands.synthesize import synthesize  # noqa: E402
-
-main.add_command(synthesize)
 from .commands.train import train  # noqa: E402
 
-main.add_command(train)
-from .commands.report import report  # noqa: E402
-
-main.add_command(report)
+for _command in (demo, eval_command, report, synthesize, train):
+    main.add_command(_command)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -142,6 +142,13 @@ class Progress:
         if self.bar is not None:
             self.bar.update(self.task, completed=done, total=total)
 
+    def stage(self, text: str) -> None:
+        """Start a new stage of a long command: a line above the bar, the bar reset under ``text``
+        (on stderr, and only when the bar is shown: a script reading --json sees nothing)."""
+        if self.bar is not None:
+            self.bar.console.print(f"[dim]·[/] {text}", markup=True, highlight=False)
+            self.bar.update(self.task, description=text, completed=0, total=None)
+
     def __exit__(self, *exc):
         if self.bar is not None:
             self.bar.__exit__(*exc)

@@ -188,15 +188,28 @@ def _derived(s: dict, scalars: np.ndarray, pc: np.ndarray | None) -> dict:
     return out
 
 
-def pair_figures(pairs: np.ndarray, space: ClassSpace) -> dict:
-    """Dataset-level figures of one class-pair table, rows ``(class of A, class of B, pixels,
-    ...)`` (class indices of ``space``): ``pixel_agreement``, ``pixel_agreement_excluding_void``,
-    ``pixel_accuracy``, ``miou``, ``miou_symmetric``, ``kappa``."""
+def _pair_sums(pairs: np.ndarray, space: ClassSpace) -> dict:
     pairs = np.asarray(pairs, dtype=np.int64)
     if pairs.ndim != 2 or pairs.shape[1] < 3:
         raise ValueError(f"expected a (R, 3) or wider class-pair table, got shape {pairs.shape}")
     s = _sums(np.zeros(len(pairs), np.int64), pairs[:, 0], pairs[:, 1], pairs[:, 2], 1, space)
-    f = _figures(_weighted(s, np.ones((1, 1))), space.scored)
+    return _weighted(s, np.ones((1, 1)))
+
+
+def seen_classes(pairs: np.ndarray, space: ClassSpace) -> dict:
+    """The classes with ground truth in a class-pair table (``{"iou": mask, "iou_symmetric":
+    mask}``): what a bootstrap resample of part of it leaves out when it holds none of theirs
+    (:func:`segdata.metrics.iou_of`)."""
+    d = _pair_sums(pairs, space)
+    return {"iou": np.asarray(d["GT"])[0] > 0, "iou_symmetric": np.asarray(d["sA"])[0] > 0}
+
+
+def pair_figures(pairs: np.ndarray, space: ClassSpace, seen: dict | None = None) -> dict:
+    """Dataset-level figures of one class-pair table, rows ``(class of A, class of B, pixels,
+    ...)`` (class indices of ``space``): ``pixel_agreement``, ``pixel_agreement_excluding_void``,
+    ``pixel_accuracy``, ``miou``, ``miou_symmetric``, ``kappa``. ``seen`` (:func:`seen_classes`
+    of the whole sample) when the table is a bootstrap resample."""
+    f = _figures(_pair_sums(pairs, space), space.scored, seen=seen)
     return {k: _float(v[0]) for k, v in f.items() if np.ndim(v) == 1}
 
 

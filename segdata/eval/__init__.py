@@ -216,17 +216,20 @@ def evaluate_model(
     confusion matrix is accumulated on ``device``; ``save_pred`` also writes the predictions as
     PNGs in train ids, which :func:`evaluate` scores to the same figures."""
     check_device(device)
+    from ..torch.checkpoint import load_model
     from ..torch.inference import evaluate_model as run_model
 
     ds = dataset if isinstance(dataset, Dataset) else open_dataset(dataset)
-    space = EvalSpace.build(ds, "train", vocab)
+    loaded = load_model(spec, device)
+    # the model's own vocabulary (a segdata checkpoint carries it) unless one is asked for
+    space = EvalSpace.build(ds, "train", vocab if vocab is not None or loaded.vocab is None else loaded.vocab)
     if ceiling is not None and not hasattr(ceiling, "classes"):
         from ..analyses.consistency.ceiling import read_ceiling
 
         ceiling = read_ceiling(ceiling)
     counts = run_model(
         ds,
-        spec,
+        loaded,
         split=split,
         space=space,
         batch_size=batch_size,

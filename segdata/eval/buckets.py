@@ -24,7 +24,6 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..analyses.longtail import ABSENT, LVIS, TERCILES, assign_buckets
 from ..errors import InputError, SelectionError
 from ..format import Dataset
 from .space import EvalSpace
@@ -75,6 +74,8 @@ def assign(
 
     ``rule`` is ``lvis``, ``pixel-terciles`` or a bucket file (see the module docstring).
     """
+    from ..analyses.longtail import ABSENT, LVIS, TERCILES, assign_buckets  # scipy: only with --by-frequency
+
     text = str(rule)
     if text in ("lvis", "pixel-terciles"):
         bucket_rule = LVIS if text == "lvis" else TERCILES

@@ -58,11 +58,12 @@ def instance_table(ds: Dataset, space: EvalSpace, counts: Counts, layer: str = "
     keep &= (seg["index"] >= 0) & (seg["area"] > 0)
     seg = seg[keep].reset_index(drop=True)
     hits = np.zeros(len(seg), dtype=np.int64)
+    segment_ids = seg["segment_id"].to_numpy(np.int64)
     for image_id, rows in seg.groupby("image_id", sort=False).indices.items():
         h = counts.segment_hits.get(image_id)
         if h is None:
             continue
-        sid = seg["segment_id"].to_numpy(np.int64)[rows]
+        sid = segment_ids[rows]
         inside = sid < len(h)
         hits[rows[inside]] = h[sid[inside]]
     seg["hits"] = hits

@@ -264,7 +264,7 @@ def vocabulary(console, report: dict) -> None:
 
 def demo(console, result: dict, n_images: int) -> None:
     """``demo``: each step's headline figures, and what to run next."""
-    console.print(f"generated {result['source']} ({n_images} images, ADE20K 2021_17_01 layout)")
+    console.print(f"generated {result['source']} ({n_images} learnable images, ADE20K 2021_17_01 layout)")
     console.print(
         f"converted to {result['dataset']} in {result['convert_seconds']:.1f} s; "
         f"validate: {'valid' if not result['validation'] else result['validation']}"
@@ -293,12 +293,56 @@ def demo(console, result: dict, n_images: int) -> None:
             + f"; mIoU {c['miou']:.3f}; ceiling written to {c['ceiling']}",
             markup=False,
         )
+    training = result.get("training") or {}
+    if "skipped" in training:
+        console.print(f"skipped the training and the evaluation: {training['skipped']}", markup=False)
+    evaluation = result.get("evaluation") or {}
+    if evaluation:
+        table = Table("sampling", "mIoU", *[f"{b} mIoU" for b in _bucket_names(evaluation)], title="baselines on val")
+        ceiling_row = None
+        for sampler, e in evaluation.items():
+            run = training.get(sampler, {})
+            label = f"{sampler} (loss {run.get('loss_first', float('nan')):.2f} -> {run.get('loss_last', float('nan')):.2f})"
+            cells = [
+                _with_ci(e["buckets"].get(b, {}).get("miou"), e["buckets"].get(b, {}).get("ci"))
+                for b in _bucket_names(evaluation)
+            ]
+            table.add_row(label, _with_ci(e["miou"], e.get("ci")), *cells)
+            if e.get("ceiling_miou") is not None:
+                ceiling_row = ["annotators (ceiling)", num(e["ceiling_miou"])] + [
+                    num(e["buckets"].get(b, {}).get("ceiling_miou")) for b in _bucket_names(evaluation)
+                ]
+        if ceiling_row:
+            table.add_row(*ceiling_row)
+        console.print(table)
+        rare = {s: e["buckets"].get("rare", {}).get("miou") for s, e in evaluation.items()}
+        human = next((e["buckets"].get("rare", {}).get("ceiling_miou") for e in evaluation.values()), None)
+        if any(v is not None for v in rare.values()):
+            console.print(
+                "the tail: rare-class mIoU "
+                + ", ".join(f"{s} {num(v)}" for s, v in rare.items())
+                + (f"; the annotators reach {num(human)} on the same classes" if human is not None else ""),
+                markup=False,
+            )
+    if result.get("report"):
+        console.print(f"report: {result['report']}", markup=False)
     console.print("next: segdata analyze longtail " + result["dataset"] + " --plots plots/", markup=False)
     if c:
         console.print(
             "      segdata analyze consistency " + c["dataset"] + " --layers objects,reannotation --plots plots/",
             markup=False,
         )
+
+
+def _bucket_names(evaluation: dict) -> list[str]:
+    names: list[str] = []
+    for e in evaluation.values():
+        names += [b for b in e["buckets"] if b not in names]
+    return names
+
+
+def _with_ci(value, ci) -> str:
+    return num(value) + (f" ({num(ci[0])}..{num(ci[1])})" if ci else "")
 
 
 def _interval(ci) -> str:

@@ -29,6 +29,7 @@ from scipy import ndimage, stats
 
 import segdata
 from segdata.analyses import consistency as cons
+from segdata.analyses.consistency.figures import seen_classes
 from segdata.cli import main
 from segdata.convert import convert
 from segdata.converters import ade20k, cityscapes
@@ -493,9 +494,11 @@ def test_bootstrap_equals_scipy_bca_over_a_naive_loop_of_the_same_resamples(gene
         key, n = np.unique(a.astype(np.int64) * 10000 + b, return_counts=True)
         per_image.append(np.stack([key // 10000, key % 10000, n], axis=1))
     n = len(per_image)
+    # a resample that holds none of a class's reference pixels leaves the class out (iou_of seen=)
+    seen = seen_classes(np.concatenate(per_image), result.space)
 
     def figures(images):
-        return cons.pair_figures(np.concatenate([per_image[i] for i in images]), result.space)
+        return cons.pair_figures(np.concatenate([per_image[i] for i in images]), result.space, seen=seen)
 
     rng = np.random.default_rng(5)
     draws = [rng.integers(0, n, size=n) for _ in range(60)]
