@@ -112,6 +112,20 @@ class PillowNumpyDataset(torch.utils.data.Dataset):
         return {"image": torch.from_numpy(img), "label": torch.from_numpy(gt.astype(np.int64)), "image_id": image_id}
 
 
+class ClonedSample(torch.utils.data.Dataset):
+    """The floor: each item a fresh copy of one decoded sample (allocation, collation and the
+    transfer from the workers; no decoding)."""
+
+    def __init__(self, sample: dict, n: int):
+        self.sample, self.n = sample, n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> dict:
+        return {"image": self.sample["image"].clone(), "label": self.sample["label"].clone(), "image_id": str(i)}
+
+
 def build(work: Path, n_images: int, workers: int) -> tuple[Path, Path]:
     src, out = work / "src", work / "unified"
     if not (src / "done").exists():
@@ -224,21 +238,22 @@ def real_decodes(samples: Path, repeat: int = 3) -> dict:
     return out
 
 
-def measure(ours, base, workers: int, batch_size: int, rounds: int) -> tuple[list[float], list[float]]:
+def measure(ours, base, workers: int, batch_size: int, rounds: int) -> tuple[list[float], list[float], list[float]]:
     def loader(dataset):
         return torch.utils.data.DataLoader(
             dataset, batch_size=batch_size, num_workers=workers, persistent_workers=workers > 0
         )
 
-    loaders = {"baseline": loader(base), "segdata": loader(ours)}
+    floor = ClonedSample(ours[0], len(ours))
+    loaders = {"baseline": loader(base), "segdata": loader(ours), "floor": loader(floor)}
     for dl in loaders.values():  # start the workers, warm the page cache
         one_pass(dl)
-    times: dict[str, list[float]] = {"baseline": [], "segdata": []}
+    times: dict[str, list[float]] = {name: [] for name in loaders}
     for _ in range(rounds):
         for name, dl in loaders.items():
             times[name].append(one_pass(dl))
     del loaders
-    return times["baseline"], times["segdata"]
+    return times["baseline"], times["segdata"], times["floor"]
 
 
 def main(argv=None) -> None:
@@ -274,11 +289,14 @@ def main(argv=None) -> None:
         base = baseline_for(src, ds_path, split, uint8)
         check_equal(ours, base)
         n = figures["images"] = len(ours)
-        base_times, ours_times = measure(ours, base, args.workers, args.batch_size, args.rounds)
+        base_times, ours_times, floor_times = measure(ours, base, args.workers, args.batch_size, args.rounds)
         base_t, ours_t = statistics.median(base_times), statistics.median(ours_times)
         figures[f"{fmt}: baseline (Pillow + numpy) images/s"] = round(n / base_t, 2)
         figures[f"{fmt}: segdata images/s"] = round(n / ours_t, 2)
         figures[f"{fmt}: ratio"] = round(base_t / ours_t, 2)
+        figures[f"{fmt}: floor (copies of one sample, no decoding) images/s"] = round(
+            n / statistics.median(floor_times), 2
+        )
         figures[f"{fmt}: pass times s (baseline, segdata)"] = [
             [round(t, 2) for t in base_times],
             [round(t, 2) for t in ours_times],

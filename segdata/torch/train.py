@@ -356,23 +356,16 @@ def _truncate_metrics(path: Path, iteration: int) -> None:
 # ---------------------------------------------------------------------------------- evaluation
 
 
-def _evaluate(model, vocab: Vocabulary, normalize: dict, ds: Dataset, options: dict) -> dict:
-    """``{"miou", "buckets"}`` of ``model`` on the validation split, as ``segdata eval --model
-    RUN/checkpoint.pt --by-frequency --json`` reports them (:func:`segdata.eval.evaluate_model`:
-    whole images, the confusion counted on the device, LVIS buckets of the training split, BCa
-    intervals of 1,000 resamples with seed 0). Under ``torchrun`` every process evaluates its
-    share of the images and the counts are all-reduced."""
+def _evaluate(checkpoint: Path, vocab: Vocabulary, ds: Dataset, options: dict) -> dict:
+    """``{"miou", "buckets"}`` of the model in ``checkpoint`` on the validation split, exactly as
+    ``segdata eval --model RUN/checkpoint.pt --by-frequency --json`` reports them
+    (:func:`segdata.eval.evaluate_model`: whole images, the confusion counted on the device,
+    LVIS buckets of the training split, BCa intervals of 1,000 resamples with seed 0). Under
+    ``torchrun`` every process evaluates its share of the images and the counts are
+    all-reduced."""
     from ..eval import evaluate_model
-    from .checkpoint import LoadedModel
 
-    was_training = model.training
-    model.eval()
-    try:
-        result = evaluate_model(
-            ds, LoadedModel(model, normalize, vocab, "<training>"), vocab=vocab, by_frequency=True, **options
-        ).to_dict()
-    finally:
-        model.train(was_training)
+    result = evaluate_model(ds, str(checkpoint), vocab=vocab, by_frequency=True, **options).to_dict()
     return {"miou": result.get("miou"), "buckets": result.get("buckets")}
 
 
@@ -646,7 +639,9 @@ def train(
 
         def evaluate() -> dict:
             options = {"split": val_split, "freq_split": train_split, "workers": workers, "amp": amp}
-            return _evaluate(_unwrap(net), vocab, normalize, ds, {**options, "device": str(torch_device)})
+            if world.size > 1:
+                dist.barrier()  # process 0 has written the checkpoint
+            return _evaluate(out / CHECKPOINT_FILE, vocab, ds, {**options, "device": str(torch_device)})
 
         loader = torch.utils.data.DataLoader(
             _Positioned(train_data),
@@ -702,7 +697,9 @@ def train(
                 if evaluating or done % max(1, log_every) == 0 or done == total:
                     record = {"iter": done, "loss": round(float(np.mean(pending)), 6), "lr": lr_now}
                     pending = []
-                    if evaluating:
+                    if evaluating or done == total:
+                        checkpoint(done)
+                    if evaluating:  # the checkpoint just written, as `segdata eval --model` scores it
                         seconds += time.perf_counter() - tick
                         evaluation = evaluate()
                         record.update(evaluation)
@@ -710,8 +707,6 @@ def train(
                     if metrics_file is not None:
                         metrics_file.write(json.dumps(record, allow_nan=False) + "\n")
                         metrics_file.flush()
-                    if evaluating or done == total:
-                        checkpoint(done)
                 if progress is not None:
                     progress(done, total, loss_value)
             seconds += time.perf_counter() - tick

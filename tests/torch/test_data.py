@@ -385,3 +385,17 @@ def test_import_segdata_does_not_import_torch():
     code = "import sys, segdata.torch; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "True"
+
+
+def test_sixteen_bit_segment_maps(tmp_path):
+    seg = np.arange(1, 601, dtype=np.uint16).reshape(20, 30)
+    seg[0, 0] = 0
+    root = write_unified(
+        tmp_path / "d",
+        [(1, "odd", 1, False), (2, "even", 0, False)],
+        [Img("x", "train", seg, {s: 1 + s % 2 for s in range(1, 601)})],
+    )
+    data = SegmentationDataset(root, "train", label_only=True)
+    # segment s has class 1 + s % 2: odd ids class 2 (train id 0), even ids class 1 (train id 1)
+    expected = np.where(seg == 0, 255, np.where(seg % 2 == 1, 0, 1))
+    np.testing.assert_array_equal(data[0]["label"].numpy(), expected)
