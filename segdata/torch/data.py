@@ -334,6 +334,8 @@ class SegmentationDataset(torch.utils.data.Dataset):
             return {"image": image, "label": label, "image_id": image_id}
         # (3, H, W) view of the (H, W, 3) pixels: channels-last strides, which torch's uint8 resize
         # reads fastest; crops and flips keep it, and the float conversion below makes it contiguous
+        if not rgb.flags.writeable:  # a decoder's read-only buffer: torch wants to own writable memory
+            rgb = rgb.copy()
         sample = {"image": torch.from_numpy(rgb).permute(2, 0, 1), "label": label, "image_id": image_id}
         if self.seed is None:
             sample = self.transform(sample)
