@@ -40,8 +40,11 @@ ENTRIES = (
     "eval",
     "report.html",
 )
-#: the two trainings the demo compares (``segdata train --sampler``)
+#: the two trainings the demo compares (``segdata train --sampler`` and ``--loss``): the tail-aware
+#: one also weighs the loss by effective number (Cui et al.), since repeating images alone barely
+#: changes the share of rare pixels the loss sees (benchmarks/RESULTS.md, the tail benchmark)
 SAMPLERS = ("uniform", "repeat-factor")
+LOSSES = {"uniform": "ce", "repeat-factor": "class-balanced"}
 #: the repeat-factor threshold t of the demo: LVIS's 0.001 is for 100k images; on a few hundred, a
 #: class in 1 of 200 training images needs t = 0.1 to repeat sqrt(0.1 * 200) = 4.5 times
 REPEAT_THRESHOLD = 0.1
@@ -55,7 +58,7 @@ def run_demo(
     n_consistency: int = 24,
     n_classes: int = 30,
     image_size: tuple[int, int] = (128, 128),
-    iters: int = 150,
+    iters: int = 120,
     train: bool = True,
     workers: int | None = None,
     seed: int = 0,
@@ -239,6 +242,7 @@ def _train_and_evaluate(out: Path, ds, result: dict, ceiling, iters: int, worker
             out / "runs" / sampler,
             model="deeplab-small",
             sampler=sampler,
+            loss=LOSSES[sampler],
             iters=iters,
             batch_size=8,
             crop=96,
@@ -251,6 +255,7 @@ def _train_and_evaluate(out: Path, ds, result: dict, ceiling, iters: int, worker
         )
         result["training"][sampler] = {
             "run": str(run.out),
+            "loss": LOSSES[sampler],
             "seconds": round(run.seconds, 3),
             "loss_first": run.loss_first,
             "loss_last": run.loss_last,

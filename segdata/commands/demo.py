@@ -70,7 +70,7 @@ def demo(out, n_images, n_classes, size, n_consistency, iters, no_train, workers
     """Run the whole story on a generated sample: a learnable ADE20K-layout dataset with
     power-law classes and a simulated re-annotation (calibrated on ADE20K's 82.4% agreement);
     conversion; the long tail, object sizes and the annotators' ceiling; a short training of the
-    baseline with uniform and with repeat-factor sampling; evaluation by training frequency
+    baseline with uniform sampling and with repeat-factor sampling and a class-balanced loss; evaluation by training frequency
     against the ceiling; the HTML report. Prints the tail's mIoU next to the ceiling.
 
     Everything lands under --out (source/, ade20k-unified/, consistency-unified/, ceiling.json,

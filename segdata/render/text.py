@@ -302,7 +302,7 @@ def demo(console, result: dict, n_images: int) -> None:
         ceiling_row = None
         for sampler, e in evaluation.items():
             run = training.get(sampler, {})
-            label = f"{sampler} (loss {run.get('loss_first', float('nan')):.2f} -> {run.get('loss_last', float('nan')):.2f})"
+            label = f"{sampler}, {run.get('loss', 'ce')} loss ({run.get('loss_first', float('nan')):.2f} -> {run.get('loss_last', float('nan')):.2f})"
             cells = [
                 _with_ci(e["buckets"].get(b, {}).get("miou"), e["buckets"].get(b, {}).get("ci"))
                 for b in _bucket_names(evaluation)
