@@ -183,7 +183,11 @@ def _run(out: Path, n_images, n_consistency, workers, seed, progress, step, opti
         "summary": summarize(dataset_dir),
         "longtail": {
             "classes_for_coverage": tail["classes_for_coverage"],
-            "powerlaw": {k: tail["powerlaw"][k] for k in ("alpha", "xmin", "rank_exponent", "ks", "p_value")},
+            # a fit needs enough classes: None (and the fit's "error") on a tiny demo
+            "powerlaw": {
+                **{k: tail["powerlaw"].get(k) for k in ("alpha", "xmin", "rank_exponent", "ks", "p_value")},
+                **({"error": tail["powerlaw"]["error"]} if "error" in tail["powerlaw"] else {}),
+            },
             "gini": tail["gini"],
             "buckets": tail["buckets"],
         },

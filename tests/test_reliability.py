@@ -400,7 +400,7 @@ def test_vocab_onto_a_folder(dataset, tmp_path):
 
 
 def test_demo_out_is_a_file(a_file):
-    result = run("demo", "--out", a_file, "--images", 2, "--consistency-images", 0, "--workers", 1)
+    result = run("demo", "--out", a_file, *DEMO)
     assert result.exit_code == 1
     line = error_line(result)
     assert str(a_file) in line and "not a folder" in line
@@ -408,7 +408,7 @@ def test_demo_out_is_a_file(a_file):
 
 
 def test_demo_out_under_a_file(a_file):
-    result = run("demo", "--out", a_file / "demo", "--images", 2, "--consistency-images", 0, "--workers", 1)
+    result = run("demo", "--out", a_file / "demo", *DEMO)
     assert result.exit_code == 1
     line = error_line(result)
     assert str(a_file) in line and "Not a directory" in line
@@ -464,7 +464,20 @@ def test_output_to_a_fifo_is_written_not_replaced(dataset, tmp_path, command):
 # ---- 9: nothing deleted that segdata did not write; nothing of segdata's left behind -------------
 
 
-DEMO = ["--images", "2", "--consistency-images", "0", "--workers", "1", "--json"]
+DEMO = [
+    "--images",
+    "8",
+    "--classes",
+    "4",
+    "--size",
+    "32x32",
+    "--consistency-images",
+    "0",
+    "--no-train",
+    "--workers",
+    "1",
+    "--json",
+]
 
 
 def test_demo_keeps_a_folder_it_did_not_write(tmp_path):
@@ -487,16 +500,16 @@ def test_demo_overwrite_replaces_only_its_own_entries(tmp_path):
     result = run("demo", "--out", out, *DEMO, "--overwrite")
     assert result.exit_code == 0, result.output
     assert not (out / "source" / "thesis.tex").exists() and (out / "notes.txt").read_text() == "mine\n"
-    assert len(segdata.open(out / "ade20k-unified")) == 2
+    assert len(segdata.open(out / "ade20k-unified")) == 8
 
 
 def test_demo_rerun_replaces_its_own_output(tmp_path):
     out = tmp_path / "d"
     assert run("demo", "--out", out, *DEMO).exit_code == 0
-    result = run("demo", "--out", out, "--images", 3, *DEMO[2:])
+    result = run("demo", "--out", out, "--images", 9, *DEMO[2:])
     assert result.exit_code == 0, result.output
-    assert len(segdata.open(out / "ade20k-unified")) == 3
-    assert sorted(p.name for p in out.iterdir()) == [".segdata-demo", "ade20k-unified", "source"]
+    assert len(segdata.open(out / "ade20k-unified")) == 9
+    assert sorted(p.name for p in out.iterdir()) == [".segdata-demo", "ade20k-unified", "report.html", "source"]
     assert leftovers(tmp_path) == []
 
 

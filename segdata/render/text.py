@@ -272,10 +272,15 @@ def demo(console, result: dict, n_images: int) -> None:
     summary(console, result["summary"])
     tail, sizes = result["longtail"], result["small_objects"]
     cover, pl = tail["classes_for_coverage"], tail["powerlaw"]
+    law = (
+        f"power law alpha {pl['alpha']:.2f} (rank exponent {pl['rank_exponent']:.2f}, p {num(pl['p_value'])})"
+        if pl.get("alpha") is not None
+        else f"no power-law fit ({pl.get('error', 'too few classes')})"
+    )
     console.print(
-        f"long tail: {cover['0.9']} classes cover 90% of labelled pixels, {cover['0.95']} cover 95%; "
-        f"power law alpha {pl['alpha']:.2f} (rank exponent {pl['rank_exponent']:.2f}, p {pl['p_value']:.2f}); "
-        f"Gini {tail['gini']:.2f}; buckets " + ", ".join(f"{k} {v}" for k, v in tail["buckets"]["counts"].items())
+        f"long tail: {cover['0.9']} classes cover 90% of labelled pixels, {cover['0.95']} cover 95%; {law}; "
+        f"Gini {tail['gini']:.2f}; buckets " + ", ".join(f"{k} {v}" for k, v in tail["buckets"]["counts"].items()),
+        markup=False,
     )
     b, n = sizes["size_buckets"], max(1, sizes["objects"])
     console.print(
