@@ -67,9 +67,34 @@ def test_demo_trains_evaluates_and_reports(tmp_path):
     assert (out / "mine.txt").read_text() == "keep" and not (out / "runs").exists()
 
 
+def test_demo_usage_error_is_one_line(tmp_path):
+    result = CliRunner().invoke(main, ["demo", "--out", str(tmp_path / "d"), "--images", "16", "--no-train"])
+    assert result.exit_code == 2 and "n_consistency must be in 0..13" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
 def test_demo_refuses_a_folder_it_did_not_write(tmp_path):
     out = tmp_path / "d"
     (out / "source").mkdir(parents=True)
     result = CliRunner().invoke(main, ["demo", "--out", str(out), "--no-train", "--images", "16"])
     assert result.exit_code == 1 and "was not written by segdata demo" in result.output
     assert list((out / "source").iterdir()) == []
+
+
+def test_demo_without_torch_says_what_it_skipped(tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` raises ImportError
+    report = _run(tmp_path / "d")
+    assert report["training"]["skipped"] == "PyTorch is not installed: pip install 'segdata[torch]'"
+    assert report["evaluation"] == {} and Path(report["report"]).is_file()
+    result = CliRunner().invoke(
+        main,
+        ["demo", "--out", str(tmp_path / "e"), "--images", "16", "--classes", "4", "--size", "32x32", "--workers", "1"]
+        + ["--consistency-images", "4"],
+    )
+    assert result.exit_code == 0, result.output
+    assert (
+        "skipped the training and the evaluation: PyTorch is not installed: pip install 'segdata[torch]'"
+        in " ".join(result.output.split())
+    )

@@ -87,8 +87,35 @@ def demo(out, n_images, n_classes, size, n_consistency, iters, no_train, workers
     from ..render import text
 
     image_size = _size(size)
+    try:
+        result = _run(
+            run_demo,
+            out,
+            n_images,
+            n_classes,
+            image_size,
+            n_consistency,
+            iters,
+            no_train,
+            workers,
+            seed,
+            overwrite,
+            as_json,
+        )
+    except ValueError as exc:  # arguments that do not fit together (more re-annotated images than training ones)
+        fail(str(exc), code=2)
+    with printing():
+        if as_json:
+            click.echo(json.dumps(result, indent=1))
+        else:
+            text.demo(console(), result, n_images)
+
+
+def _run(
+    run_demo, out, n_images, n_classes, image_size, n_consistency, iters, no_train, workers, seed, overwrite, as_json
+) -> dict:
     with errors(out), Progress("demo", enabled=not as_json) as progress:
-        result = run_demo(
+        return run_demo(
             out,
             n_images=n_images,
             n_classes=n_classes,
@@ -102,8 +129,3 @@ def demo(out, n_images, n_classes, size, n_consistency, iters, no_train, workers
             step=progress.stage,
             overwrite=overwrite,
         )
-    with printing():
-        if as_json:
-            click.echo(json.dumps(result, indent=1))
-        else:
-            text.demo(console(), result, n_images)
