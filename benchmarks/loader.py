@@ -30,11 +30,9 @@ import argparse
 import io
 import os
 import statistics
-import struct
 import sys
 import tempfile
 import time
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -51,39 +49,9 @@ from segdata.convert import convert
 from segdata.converters import cityscapes
 from segdata.maskio import decode_png, read_segment_map
 from segdata.synthetic.cityscapes import generate_cityscapes
+from segdata.synthetic.pngs import paeth_png
 from segdata.torch import SegmentationDataset
 from segdata.torch.data import _decode_rgb, _pyspng, image_tensor
-
-
-def paeth_png(rgb: np.ndarray, level: int = 6) -> bytes:
-    """An 8-bit RGB PNG whose every row is Paeth-filtered, as the real ``leftImg8bit`` files are
-    (1,022 of 1,024 rows on the samples; Pillow's encoder picks other filters on the generated
-    scenes, which segdata's label-map unfilter reads 6x faster than real photographs)."""
-    h, w, c = rgb.shape
-    x = rgb.reshape(h, w * c).astype(np.int16)
-    a = np.zeros_like(x)
-    a[:, c:] = x[:, :-c]
-    b = np.zeros_like(x)
-    b[1:] = x[:-1]
-    ul = np.zeros_like(x)
-    ul[1:, c:] = x[:-1, :-c]
-    p = a + b - ul
-    pa, pb, pc = np.abs(p - a), np.abs(p - b), np.abs(p - ul)
-    pred = np.where((pa <= pb) & (pa <= pc), a, np.where(pb <= pc, b, ul))
-    raw = np.empty((h, w * c + 1), np.uint8)
-    raw[:, 0] = 4
-    raw[:, 1:] = (x - pred) % 256
-
-    def chunk(kind: bytes, payload: bytes) -> bytes:
-        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
-
-    ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", ihdr)
-        + chunk(b"IDAT", zlib.compress(raw.tobytes(), level))
-        + chunk(b"IEND", b"")
-    )
 
 
 class PillowNumpyDataset(torch.utils.data.Dataset):

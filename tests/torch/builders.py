@@ -9,8 +9,6 @@ written with Pillow under ``images/<split>/`` (``image_root`` is the dataset its
 from __future__ import annotations
 
 import json
-import struct
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +30,7 @@ from segdata.format import (
     table_from_columns,
 )
 from segdata.maskio import write_segment_map
+from segdata.synthetic.pngs import paeth_png  # noqa: F401  (the tests import it from here)
 
 
 @dataclass
@@ -110,29 +109,3 @@ def write_unified(root: Path, classes: list[tuple], images: list[Img]) -> Path:
     }
     (root / MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
     return root
-
-
-def paeth_png(rgb: np.ndarray, level: int = 6) -> bytes:
-    """An 8-bit RGB (H, W, 3) or RGBA (H, W, 4) PNG whose every row is Paeth-filtered, as the real
-    Cityscapes ``leftImg8bit`` files are (Pillow chooses its own filters)."""
-    h, w, c = rgb.shape
-    x = rgb.reshape(h, w * c).astype(np.int16)
-    a = np.zeros_like(x)
-    a[:, c:] = x[:, :-c]
-    b = np.zeros_like(x)
-    b[1:] = x[:-1]
-    ul = np.zeros_like(x)
-    ul[1:, c:] = x[:-1, :-c]
-    p = a + b - ul
-    pa, pb, pc = np.abs(p - a), np.abs(p - b), np.abs(p - ul)
-    pred = np.where((pa <= pb) & (pa <= pc), a, np.where(pb <= pc, b, ul))
-    raw = np.empty((h, w * c + 1), np.uint8)
-    raw[:, 0] = 4
-    raw[:, 1:] = (x - pred) % 256
-
-    def chunk(kind: bytes, payload: bytes) -> bytes:
-        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
-
-    ihdr = struct.pack(">IIBBBBB", w, h, 8, {3: 2, 4: 6}[c], 0, 0, 0)
-    idat = zlib.compress(raw.tobytes(), level)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
