@@ -145,6 +145,19 @@ def eval_command(
             from ..analyses.consistency.ceiling import read_ceiling
 
             ceiling_obj = read_ceiling(ceiling)
+        # what both paths score the same way
+        scoring = {
+            "vocab": vocab,
+            "split": split,
+            "by_frequency": by_frequency,
+            "buckets": buckets,
+            "freq_split": freq_split,
+            "ceiling": ceiling_obj,
+            "bootstrap": bootstrap,
+            "seed": seed,
+            "confidence": confidence,
+            "convention": convention,
+        }
         if pred_dir is not None:
             with executor_for(scheduler, workers) as (executor, n_workers):
                 with Progress("evaluating", enabled=not as_json) as progress:
@@ -152,16 +165,7 @@ def eval_command(
                         ds,
                         pred_dir,
                         pred_ids=pred_ids,
-                        vocab=vocab,
-                        split=split,
-                        by_frequency=by_frequency,
-                        buckets=buckets,
-                        freq_split=freq_split,
-                        ceiling=ceiling_obj,
-                        bootstrap=bootstrap,
-                        seed=seed,
-                        confidence=confidence,
-                        convention=convention,
+                        **scoring,
                         missing=missing,
                         workers=n_workers,
                         executor=executor,
@@ -177,16 +181,7 @@ def eval_command(
                 result = evaluate_model(
                     ds,
                     model_spec,
-                    vocab=vocab,
-                    split=split,
-                    by_frequency=by_frequency,
-                    buckets=buckets,
-                    freq_split=freq_split,
-                    ceiling=ceiling_obj,
-                    bootstrap=bootstrap,
-                    seed=seed,
-                    confidence=confidence,
-                    convention=convention,
+                    **scoring,
                     batch_size=batch_size,
                     workers=workers,
                     device=device,
