@@ -13,8 +13,10 @@ checked equal before timing.
   ``np.array(Image.open(labelIds))``, the labelId -> trainId mapping as one numpy lookup table
   (mmseg loops over the ids, which is slower), ``img.astype(np.float32) / 255``,
   ``np.ascontiguousarray(img.transpose(2, 0, 1))``, ``label.astype(np.int64)``;
-- segdata: ``SegmentationDataset(ds, split)`` (segment map by segdata's decoder, one lookup per
-  pixel into the per-image segment -> train id table; the image PNG by segdata's decoder).
+- segdata: ``SegmentationDataset(ds, split)`` with ``collate_fn=segdata.torch.collate`` (segment
+  map by segdata's decoder, one lookup per pixel into the per-image segment -> train id table; the
+  image PNG by segdata's decoder, unfiltered straight into float32 planes; each batch decoded in
+  place into shared memory by ``__getitems__``, which the collate function hands over uncopied).
 
 Each round times one pass over the dataset per loader (persistent workers, started and warmed
 before timing), alternating; the figure is the median of the rounds. A per-stage profile in one
@@ -47,11 +49,16 @@ from common import print_figures
 import segdata
 from segdata.convert import convert
 from segdata.converters import cityscapes
-from segdata.maskio import decode_png, read_segment_map
+from segdata.maskio import decode_png, decode_png_planes, read_segment_map
 from segdata.synthetic.cityscapes import generate_cityscapes
 from segdata.synthetic.pngs import paeth_png
-from segdata.torch import SegmentationDataset
-from segdata.torch.data import _decode_rgb, _pyspng, image_tensor
+from segdata.torch import SegmentationDataset, collate
+from segdata.torch.data import _decode_rgb, image_tensor
+
+try:
+    import pyspng as _pyspng
+except ImportError:
+    _pyspng = None
 
 
 class PillowNumpyDataset(torch.utils.data.Dataset):
@@ -175,11 +182,11 @@ def profile(ours: SegmentationDataset, base: PillowNumpyDataset, repeat: int) ->
         timed("baseline: label int64", gt.astype, np.int64)
         timed("baseline: whole float32 sample", base.__getitem__, i)
         data = timed("segdata: read image file", Path(ours.image_path(i)).read_bytes)
-        rgb = timed("segdata: decode image (as the dataset does)", _decode_rgb, data, img_path)
-        timed("  (segdata's own PNG decoder on it)", decode_png, data)
+        timed("segdata: decode image to float32 planes", decode_png_planes, data, img_path)
+        rgb = timed("  (decode to (H, W, 3) uint8, for transforms)", _decode_rgb, data, img_path)
+        timed("  (then to float32 planes)", image_tensor, rgb)
         segmap = timed("segdata: decode segment map", read_segment_map, ours.mask_paths[i], view=True)
         timed("segdata: segment -> train id (int64)", np.take, ours.lookup(i).astype(np.int64), segmap)
-        timed("segdata: image to float CHW", image_tensor, rgb)
         timed("segdata: whole float32 sample", ours.__getitem__, i)
     return {k: round(statistics.median(v), 1) for k, v in stages.items()}
 
@@ -190,7 +197,7 @@ def real_decodes(samples: Path, repeat: int = 3) -> dict:
     decoders = {"Pillow": lambda d: np.asarray(Image.open(io.BytesIO(d)).convert("RGB")), "segdata": decode_png}
     if _pyspng is not None:
         decoders["pyspng"] = _pyspng.load
-    decoders["SegmentationDataset's choice"] = lambda d: _decode_rgb(d, "<real>")
+    decoders["segdata to float32 planes (as SegmentationDataset)"] = lambda d: decode_png_planes(d, "<real>")
     files = sorted(samples.glob("cityscapes/leftImg8bit/*/*/*.png"))
     for name, fn in decoders.items():
         times = []
@@ -207,13 +214,13 @@ def real_decodes(samples: Path, repeat: int = 3) -> dict:
 
 
 def measure(ours, base, workers: int, batch_size: int, rounds: int) -> tuple[list[float], list[float], list[float]]:
-    def loader(dataset):
+    def loader(dataset, collate_fn=None):
         return torch.utils.data.DataLoader(
-            dataset, batch_size=batch_size, num_workers=workers, persistent_workers=workers > 0
+            dataset, batch_size=batch_size, num_workers=workers, persistent_workers=workers > 0, collate_fn=collate_fn
         )
 
     floor = ClonedSample(ours[0], len(ours))
-    loaders = {"baseline": loader(base), "segdata": loader(ours), "floor": loader(floor)}
+    loaders = {"baseline": loader(base), "segdata": loader(ours, collate), "floor": loader(floor)}
     for dl in loaders.values():  # start the workers, warm the page cache
         one_pass(dl)
     times: dict[str, list[float]] = {name: [] for name in loaders}

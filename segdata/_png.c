@@ -4,13 +4,21 @@
  *
  * segdata.maskio inflates the IDAT stream with libdeflate (the `deflate` package) and calls
  * `unfilter` here; together they decode a Cityscapes 16-bit instanceIds map about ten times
- * faster than libspng, whose generic conversion path to grey+alpha dominates its time.
+ * faster than libspng, whose generic conversion path to grey+alpha dominates its time, and a
+ * Paeth-filtered 2048x1024 leftImg8bit photograph faster than libspng too.
  *
  * Label maps are long runs of equal values: most Paeth- and Up-filtered bytes are zero. Where a
  * row agrees with the row above and the residual is zero, Paeth predicts the byte above (its
  * left neighbour equals its upper-left one), so the stretch up to the next non-zero residual
- * (found eight bytes at a time) is one copy of the row above. Everything else follows the
- * specification byte by byte.
+ * (found eight bytes at a time) is one copy of the row above. Photographs have few such runs:
+ * for pixels of three or more bytes (RGB, RGBA, 16-bit grey+alpha) the Paeth and Average rows
+ * are undone a whole pixel at a time with a branch-free predictor (the channels of a pixel are
+ * independent chains the processor overlaps), and a run is looked for only where a whole
+ * pixel's residual is zero. Everything else follows the specification byte by byte.
+ *
+ * `unfilter_planes` unfilters an 8-bit grey, RGB or RGBA image and writes it as three planes
+ * (C, H, W) of uint8 or of float32 in [0, 1], a row at a time while the row is in cache: the
+ * layout a network takes, without a second pass over the image.
  *
  * Built as an optional extension: without a compiler segdata falls back to pyspng / Pillow.
  */
@@ -38,6 +46,55 @@ static inline int zero8(const uint8_t *p)
     return v == 0;
 }
 
+/* The Paeth predictor without branches (the compiler emits conditional moves): on photographs the
+ * choice between a, b and c is a coin toss that a branch predictor loses. */
+static inline int paeth_bl(int a, int b, int c)
+{
+    int pa = abs(b - c), pb = abs(a - c), pc = abs(a + b - 2 * c);
+    int bc = pb <= pc ? b : c;
+    int use_a = (pa <= pb) & (pa <= pc);
+    return use_a ? a : bc;
+}
+
+/* Paeth, a pixel of `bpp` bytes at a time (bpp a compile-time constant where inlined; n a multiple
+ * of bpp). A run of rows in step is skipped as in the bytewise path, looked for only where the
+ * whole pixel's residual is zero and rounded down to whole pixels. */
+static inline void paeth_pixels(const uint8_t *r, const uint8_t *b, uint8_t *x, size_t n, const size_t bpp)
+{
+    size_t i, k;
+    for (i = 0; i < bpp && i < n; i++)
+        x[i] = (uint8_t)(r[i] + b[i]); /* a = c = 0: the predictor is b */
+    while (i + bpp <= n) {
+        int zero = 1;
+        for (k = 0; k < bpp; k++)
+            zero &= r[i + k] == 0;
+        if (zero && memcmp(x + i - bpp, b + i - bpp, bpp) == 0) {
+            size_t j = i;
+            while (j + 8 <= n && zero8(r + j))
+                j += 8;
+            while (j < n && r[j] == 0)
+                j++;
+            j = i + (j - i) / bpp * bpp;
+            memcpy(x + i, b + i, j - i);
+            i = j;
+            continue;
+        }
+        for (k = 0; k < bpp; k++)
+            x[i + k] = (uint8_t)(r[i + k] + paeth_bl(x[i + k - bpp], b[i + k], b[i + k - bpp]));
+        i += bpp;
+    }
+}
+
+static inline void average_pixels(const uint8_t *r, const uint8_t *b, uint8_t *x, size_t n, const size_t bpp)
+{
+    size_t i, k;
+    for (i = 0; i < bpp && i < n; i++)
+        x[i] = (uint8_t)(r[i] + (b[i] >> 1));
+    for (; i + bpp <= n; i += bpp)
+        for (k = 0; k < bpp; k++)
+            x[i + k] = (uint8_t)(r[i + k] + ((x[i + k - bpp] + b[i + k]) >> 1));
+}
+
 /* Unfilter one row: r = filtered bytes, b = the unfiltered row above (zeros for the first), x =
  * output. n = bytes per row, bpp = bytes per complete pixel (at least 1). Returns -1 on an unknown
  * filter type. */
@@ -59,12 +116,40 @@ static int unfilter_row(int type, const uint8_t *r, const uint8_t *b, uint8_t *x
             x[i] = (uint8_t)(r[i] + b[i]);
         return 0;
     case 3: /* Average */
+        if (n % bpp == 0) {
+            if (bpp == 3) {
+                average_pixels(r, b, x, n, 3);
+                return 0;
+            }
+            if (bpp == 4) {
+                average_pixels(r, b, x, n, 4);
+                return 0;
+            }
+        }
         for (i = 0; i < bpp && i < n; i++)
             x[i] = (uint8_t)(r[i] + (b[i] >> 1));
         for (; i < n; i++)
             x[i] = (uint8_t)(r[i] + ((x[i - bpp] + b[i]) >> 1));
         return 0;
     case 4: /* Paeth */
+        if (n % bpp == 0) {
+            if (bpp == 3) {
+                paeth_pixels(r, b, x, n, 3);
+                return 0;
+            }
+            if (bpp == 4) {
+                paeth_pixels(r, b, x, n, 4);
+                return 0;
+            }
+            if (bpp == 6) {
+                paeth_pixels(r, b, x, n, 6);
+                return 0;
+            }
+            if (bpp == 8) {
+                paeth_pixels(r, b, x, n, 8);
+                return 0;
+            }
+        }
         for (i = 0; i < bpp && i < n; i++)
             x[i] = (uint8_t)(r[i] + b[i]); /* a = c = 0: the predictor is b */
         while (i < n) {
@@ -174,13 +259,112 @@ done:
     return result;
 }
 
+PyDoc_STRVAR(unfilter_planes_doc,
+"unfilter_planes(src, dst, height, width, channels, as_float)\n"
+"--\n\n"
+"Undo PNG filtering of a non-interlaced 8-bit image and write it as three planes (3, H, W).\n\n"
+"src: the inflated IDAT data, height * (1 + width * channels) bytes. channels: 1 (grey, written\n"
+"to all three planes), 2 (grey+alpha: grey to all three, alpha dropped), 3 (RGB) or 4 (RGBA,\n"
+"alpha dropped). dst: a writable contiguous buffer of 3 * height * width uint8 (as_float\n"
+"false) or float32 (as_float true: each value v as the float32 product v * (1 / 255), the\n"
+"figure torch's `tensor.float().mul_(1 / 255)` gives), plane by plane.\n"
+"Raises ValueError on a size mismatch or an unknown filter type (naming the row, 0-based).");
+
+static PyObject *unfilter_planes(PyObject *self, PyObject *args)
+{
+    Py_buffer src, dst;
+    Py_ssize_t height, width, channels;
+    int as_float;
+    if (!PyArg_ParseTuple(args, "y*w*nnnp", &src, &dst, &height, &width, &channels, &as_float))
+        return NULL;
+    PyObject *result = NULL;
+    uint8_t *rows = NULL;
+    if (height < 0 || width < 0 || channels < 1 || channels > 4) {
+        PyErr_SetString(PyExc_ValueError, "height and width must be >= 0, channels 1 to 4");
+        goto done;
+    }
+    if (width > 0 && (width >= PY_SSIZE_T_MAX / 16 || height >= PY_SSIZE_T_MAX / 16 / width)) {
+        /* 12 * height * width (the float planes) would overflow */
+        PyErr_Format(PyExc_ValueError, "%zd rows of %zd pixels is too large", height, width);
+        goto done;
+    }
+    Py_ssize_t rowbytes = width * channels;
+    if (src.len != height * (rowbytes + 1)) {
+        PyErr_Format(PyExc_ValueError, "image data is %zd bytes, expected %zd (%zd rows of 1 + %zd)",
+                     src.len, height * (rowbytes + 1), height, rowbytes);
+        goto done;
+    }
+    Py_ssize_t plane = height * width, item = as_float ? 4 : 1;
+    if (dst.len != 3 * plane * item) {
+        PyErr_Format(PyExc_ValueError, "output buffer is %zd bytes, expected %zd", dst.len, 3 * plane * item);
+        goto done;
+    }
+    rows = calloc(3 * (size_t)rowbytes + 8, 1); /* zeros (the row above the first), two rows in turn */
+    if (rows == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    float lut[256];
+    const float scale = (float)(1.0 / 255.0);
+    for (int v = 0; v < 256; v++)
+        lut[v] = (float)v * scale;
+    const uint8_t *in = src.buf;
+    Py_ssize_t bad_row = -1;
+    int bad_type = 0;
+    Py_BEGIN_ALLOW_THREADS
+    const uint8_t *above = rows;
+    for (Py_ssize_t y = 0; y < height; y++) {
+        const uint8_t *row = in + y * (rowbytes + 1);
+        uint8_t *x = rows + (size_t)rowbytes * (1 + (y & 1));
+        if (unfilter_row(row[0], row + 1, above, x, (size_t)rowbytes, (size_t)channels) < 0) {
+            bad_row = y;
+            bad_type = row[0];
+            break;
+        }
+        above = x;
+        /* the colour samples: offsets of R, G and B within a pixel */
+        const int o1 = channels >= 3 ? 1 : 0, o2 = channels >= 3 ? 2 : 0;
+        const Py_ssize_t step = channels;
+        if (as_float) {
+            float *r = (float *)dst.buf + y * width, *g = r + plane, *b = g + plane;
+            for (Py_ssize_t i = 0; i < width; i++) {
+                const uint8_t *px = x + i * step;
+                r[i] = lut[px[0]];
+                g[i] = lut[px[o1]];
+                b[i] = lut[px[o2]];
+            }
+        } else {
+            uint8_t *r = (uint8_t *)dst.buf + y * width, *g = r + plane, *b = g + plane;
+            for (Py_ssize_t i = 0; i < width; i++) {
+                const uint8_t *px = x + i * step;
+                r[i] = px[0];
+                g[i] = px[o1];
+                b[i] = px[o2];
+            }
+        }
+    }
+    Py_END_ALLOW_THREADS
+    if (bad_row >= 0) {
+        PyErr_Format(PyExc_ValueError, "row %zd has filter type %d (PNG defines 0 to 4)", bad_row, bad_type);
+        goto done;
+    }
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    free(rows);
+    PyBuffer_Release(&src);
+    PyBuffer_Release(&dst);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"unfilter", unfilter, METH_VARARGS, unfilter_doc},
+    {"unfilter_planes", unfilter_planes, METH_VARARGS, unfilter_planes_doc},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "_png", "PNG row unfiltering for segdata.maskio.", -1, methods,
+    PyModuleDef_HEAD_INIT, "_png", "PNG row unfiltering for segdata.maskio (pixels as stored, or as (3, H, W) planes).", -1, methods,
 };
 
 PyMODINIT_FUNC PyInit__png(void)

@@ -108,6 +108,69 @@ def test_every_filter_type_and_pixel_kind_decodes_to_the_encoded_array(ctype, dt
     assert np.array_equal(out, arr)
 
 
+def photograph(h: int, w: int, channels: int, dtype, seed: int) -> np.ndarray:
+    """Smooth gradients with noise, as in a photograph: residuals are rarely zero, so the pixel-wise
+    Paeth and Average paths run (a few rows repeat the row above, for the run check)."""
+    rng = np.random.default_rng(seed)
+    high = 65535 if dtype == np.uint16 else 255
+    yy, xx = np.mgrid[0:h, 0:w]
+    base = (yy * 3 + xx * 5)[..., None] * np.arange(1, channels + 1)
+    arr = (base + rng.integers(0, 40, (h, w, channels))) % (high + 1)
+    arr[h // 2] = arr[h // 2 - 1]
+    arr = arr.astype(dtype)
+    return arr[:, :, 0] if channels == 1 else arr
+
+
+@pytest.mark.parametrize("ctype,dtype", KINDS)
+@pytest.mark.parametrize("filters", [[3], [4], [4, 3, 1, 2, 0]])
+def test_photographs_decode_to_the_encoded_array(ctype, dtype, filters):
+    arr = photograph(17, 53, CHANNELS[ctype], dtype, seed=ctype)
+    out = maskio.decode_png(encode(arr, ctype, filters))
+    assert out.dtype == dtype and np.array_equal(out, arr)
+
+
+def _rgb_planes(arr: np.ndarray, ctype: int) -> np.ndarray:
+    """(3, H, W) colour planes of an encoded array, written out per colour type."""
+    if ctype == 0:
+        rgb = np.stack([arr] * 3, axis=-1)
+    elif ctype == 4:
+        rgb = np.stack([arr[:, :, 0]] * 3, axis=-1)
+    else:
+        rgb = arr[:, :, :3]
+    return np.ascontiguousarray(rgb.transpose(2, 0, 1))
+
+
+@pytest.mark.parametrize("ctype", [0, 2, 4, 6])
+@pytest.mark.parametrize("filters", [[0], [1], [2], [3], [4], [4, 2, 1, 3, 0]])
+@pytest.mark.parametrize("content", ["photograph", "regions"])
+def test_planes_are_the_pixels_channel_first_as_bytes_or_floats(ctype, filters, content):
+    make = photograph if content == "photograph" else region_map
+    arr = make(19, 37, CHANNELS[ctype], np.uint8, seed=len(filters) + ctype)
+    data = encode(arr, ctype, filters)
+    expected = _rgb_planes(arr, ctype)
+    planes = maskio.decode_png_planes(data, dtype=np.uint8)
+    assert planes.dtype == np.uint8 and np.array_equal(planes, expected)
+    floats = maskio.decode_png_planes(data, dtype=np.float32)
+    # the float32 product v * float32(1 / 255), computed here by numpy
+    np.testing.assert_array_equal(floats, expected.astype(np.float32) * np.float32(1 / 255))
+    slot = np.zeros((2, 3, 19, 37), np.float32)
+    assert maskio.decode_png_planes(data, dtype=np.float32, out=slot[1]) is not None
+    np.testing.assert_array_equal(slot[1], floats)
+    assert not slot[0].any()
+
+
+def test_planes_refuse_a_slot_of_another_size_and_leave_other_kinds_to_other_decoders():
+    arr = photograph(6, 9, 3, np.uint8, seed=0)
+    data = encode(arr, 2, [4])
+    with pytest.raises(InputError, match="9x6 pixels; the output slot"):
+        maskio.decode_png_planes(data, "x.png", dtype=np.uint8, out=np.zeros((3, 6, 8), np.uint8))
+    assert maskio.decode_png_planes(encode(photograph(6, 9, 3, np.uint16, seed=0), 2, [4])) is None
+    assert maskio.decode_png_planes(encode(region_map(6, 9, 1, np.uint8, seed=0), 3, [0])) is None
+    broken = data.replace(b"IDAT", b"IDAX")
+    with pytest.raises(InputError, match="x.png"):
+        maskio.decode_png_planes(broken, "x.png")
+
+
 PILLOW_MODES = {
     (0, np.uint8): "L",
     (0, np.uint16): "I;16",

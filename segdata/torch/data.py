@@ -9,16 +9,17 @@ kept as one flat array and offsets, with the image ids and paths as plain lists,
 dataset pickles into worker processes in milliseconds whatever the size of the segment table.
 
 Images are read from ``images.file`` under the manifest's ``image_root``, always as RGB: 8-bit
-grey, RGB and RGBA PNGs by segdata's own decoder, or by libspng (``pyspng``) when their rows are
-mostly Average- or Paeth-filtered (photographs: segdata's unfilter is built for label maps);
-everything else (JPEG) by Pillow.
+grey, RGB and RGBA PNGs by segdata's own decoder (photographs' Paeth rows included), which writes
+them straight into the ``(3, H, W)`` planes a network takes; everything else (JPEG) by Pillow.
+
+In a DataLoader, ``collate_fn=segdata.torch.collate`` lets a batch of whole images (no transform,
+one size) be decoded in place into one batch in shared memory (:meth:`SegmentationDataset.
+__getitems__`) and handed to the main process without the copy ``default_collate`` makes.
 """
 
 from __future__ import annotations
 
 import io
-import struct
-import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,16 +29,11 @@ from PIL import Image
 
 from ..errors import InputError
 from ..format import Dataset, mask_relpath, text_or_none
-from ..maskio import GREY, PNG_SIGNATURE, RGB, RGBA, decode_png, png_header, read_segment_map
+from ..maskio import GREY, PNG_SIGNATURE, RGB, RGBA, decode_png, decode_png_planes, png_header, read_segment_map
 from ..vocab import SOURCE_TRAIN_IGNORE, Vocabulary, as_vocabulary
 from .transforms import to_float_image
 
-try:
-    import pyspng as _pyspng
-except ImportError:  # pragma: no cover - pyspng is a dependency where wheels exist
-    _pyspng = None
-
-__all__ = ["SegmentationDataset", "default_vocabulary", "image_tensor", "sample_seed"]
+__all__ = ["SegmentationDataset", "collate", "default_vocabulary", "image_tensor", "sample_seed"]
 
 
 def default_vocabulary(ds: Dataset) -> Vocabulary:
@@ -257,15 +253,22 @@ class SegmentationDataset(torch.utils.data.Dataset):
                 self.mask_paths[index], f"segment id {int(segmap.max())} has no row in segments.parquet"
             ) from None
 
-    def _label_tensor(self, index: int, dtype=np.int64) -> torch.Tensor:
+    def _label_tensor(self, index: int, dtype=np.int64, out: np.ndarray | None = None) -> torch.Tensor:
+        """The label map of image ``index`` as a tensor of ``dtype`` (written into ``out``, an
+        ``(H, W)`` array of that type, when given)."""
         segmap = read_segment_map(self.mask_paths[index], view=True)
         lut = self.lookup(index).astype(dtype)
-        try:
-            return torch.from_numpy(np.take(lut, segmap))
-        except IndexError:
+        if segmap.size and int(segmap.max()) >= len(lut):
+            raise InputError(self.mask_paths[index], f"segment id {int(segmap.max())} has no row in segments.parquet")
+        if out is None:
+            out = np.empty(segmap.shape, dtype=lut.dtype)
+        elif out.shape != segmap.shape:
             raise InputError(
-                self.mask_paths[index], f"segment id {int(segmap.max())} has no row in segments.parquet"
-            ) from None
+                self.mask_paths[index],
+                f"mask is {segmap.shape[1]}x{segmap.shape[0]} pixels, its image {out.shape[1]}x{out.shape[0]}",
+            )
+        np.take(lut, segmap, out=out, mode="clip")  # ids checked above; "clip" writes out unbuffered
+        return torch.from_numpy(out)
 
     def image_path(self, index: int) -> Path:
         """Where image ``index`` is (``images.file`` under the manifest's ``image_root``).
@@ -285,18 +288,11 @@ class SegmentationDataset(torch.utils.data.Dataset):
             )
         return Path(path)
 
-    def read_image(self, index: int) -> np.ndarray:
-        """Image ``index`` as an ``(H, W, 3)`` uint8 RGB array (grey expanded, alpha dropped).
-
-        Raises
-        ------
-        InputError
-            Missing or unreadable file, or a size other than the annotation's, naming the file.
-        """
+    def _image_bytes(self, index: int) -> tuple[Path, bytes]:
         path = self.image_path(index)
         try:
             with open(path, "rb") as f:
-                data = f.read()
+                return path, f.read()
         except FileNotFoundError:
             raise InputError(
                 path,
@@ -305,13 +301,73 @@ class SegmentationDataset(torch.utils.data.Dataset):
             ) from None
         except OSError as exc:
             raise InputError(path, f"cannot read image file ({exc.strerror})") from None
-        rgb = _decode_rgb(data, path)
+
+    def _check_size(self, index: int, path: Path, shape: tuple[int, ...]) -> None:
         h, w = int(self.heights[index]), int(self.widths[index])
-        if rgb.shape[:2] != (h, w):
-            raise InputError(
-                path, f"image is {rgb.shape[1]}x{rgb.shape[0]} pixels, its annotation {w}x{h} (images.parquet)"
-            )
+        if tuple(shape) != (h, w):
+            raise InputError(path, f"image is {shape[1]}x{shape[0]} pixels, its annotation {w}x{h} (images.parquet)")
+
+    def read_image(self, index: int) -> np.ndarray:
+        """Image ``index`` as an ``(H, W, 3)`` uint8 RGB array (grey expanded, alpha dropped).
+
+        Raises
+        ------
+        InputError
+            Missing or unreadable file, or a size other than the annotation's, naming the file.
+        """
+        path, data = self._image_bytes(index)
+        rgb = _decode_rgb(data, path)
+        self._check_size(index, path, rgb.shape[:2])
         return rgb
+
+    def _image_tensor(self, index: int, out: torch.Tensor | None = None) -> torch.Tensor:
+        """Image ``index`` as a ``(3, H, W)`` tensor of ``image_dtype`` (float32 in [0, 1], or
+        uint8), decoded straight into ``out`` when given."""
+        path, data = self._image_bytes(index)
+        dtype = np.float32 if self.image_dtype == torch.float32 else np.uint8
+        h, w = int(self.heights[index]), int(self.widths[index])
+        if out is None:
+            out = torch.empty((3, h, w), dtype=self.image_dtype)
+        planes = out.numpy()
+        if data[:8] == PNG_SIGNATURE:
+            pw, ph, _, _ = png_header(data, path)
+            self._check_size(index, path, (ph, pw))
+            if decode_png_planes(data, path, dtype=dtype, out=planes) is not None:
+                return out
+        rgb = _decode_rgb(data, path)  # JPEG, palette and 16-bit PNGs
+        self._check_size(index, path, rgb.shape[:2])
+        planes[...] = rgb.transpose(2, 0, 1)
+        if dtype == np.float32:
+            out.mul_(1.0 / 255.0)  # the float32 product, as image_tensor and decode_png_planes give
+        return out
+
+    def __getitems__(self, indices: list[int]) -> list[dict]:
+        """The samples ``[self[i] for i in indices]``, read for one batch.
+
+        Without a transform and ``label_only``, when the images have one size, the samples'
+        tensors are consecutive views of one ``(B, 3, H, W)`` image batch and one ``(B, H, W)``
+        label batch allocated at once (in shared memory inside a DataLoader worker) and decoded in
+        place: :func:`collate` then hands them over as the batch without copying (the default
+        collation copies them into shared memory again). Otherwise, one sample at a time.
+        """
+        n = len(self)
+        idx = [i + n if i < 0 else i for i in indices]
+        if (
+            self.label_only
+            or self.transform is not None
+            or not idx
+            or len({(int(self.heights[i]), int(self.widths[i])) for i in idx if 0 <= i < n}) != 1
+            or any(not 0 <= i < n for i in idx)
+        ):
+            return [self[i] for i in indices]
+        h, w = int(self.heights[idx[0]]), int(self.widths[idx[0]])
+        shared = torch.utils.data.get_worker_info() is not None
+        images = _batch_tensor((len(idx), 3, h, w), self.image_dtype, shared)
+        labels = _batch_tensor((len(idx), h, w), torch.int64, shared)
+        for k, i in enumerate(idx):
+            self._label_tensor(i, out=labels[k].numpy())
+            self._image_tensor(i, out=images[k])
+        return [{"image": images[k], "label": labels[k], "image_id": self.image_ids[i]} for k, i in enumerate(idx)]
 
     def __getitem__(self, index: int) -> dict:
         if index < 0:
@@ -325,13 +381,9 @@ class SegmentationDataset(torch.utils.data.Dataset):
             label = self._label_tensor(index, np.uint8 if self.label_dtype == np.uint8 else np.int32)
         if self.label_only:
             return {"label": label, "image_id": image_id}
-        rgb = self.read_image(index)
         if self.transform is None:
-            if self.image_dtype == torch.uint8:
-                image = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))
-            else:
-                image = image_tensor(rgb)
-            return {"image": image, "label": label, "image_id": image_id}
+            return {"image": self._image_tensor(index), "label": label, "image_id": image_id}
+        rgb = self.read_image(index)
         # (3, H, W) view of the (H, W, 3) pixels: channels-last strides, which torch's uint8 resize
         # reads fastest; crops and flips keep it, and the float conversion below makes it contiguous
         if not rgb.flags.writeable:  # a decoder's read-only buffer: torch wants to own writable memory
@@ -352,41 +404,13 @@ class SegmentationDataset(torch.utils.data.Dataset):
         return sample
 
 
-def _photo_filtered(data: bytes, width: int, channels: int, rows: int = 8) -> bool:
-    """Whether most of the first ``rows`` rows of a PNG use the Average or Paeth filter (what
-    encoders choose on photographs, Cityscapes' leftImg8bit among them), read by inflating only
-    the first IDAT chunk's beginning. segdata's unfilter is built for label maps (None, Sub and Up
-    rows, long runs): on such rows libspng's SIMD unfilter is several times faster."""
-    pos, n = 8, len(data)
-    while pos + 8 <= n:
-        (length,) = struct.unpack_from(">I", data, pos)
-        if data[pos + 4 : pos + 8] == b"IDAT":
-            row = width * channels + 1
-            try:
-                raw = zlib.decompressobj().decompress(data[pos + 8 : pos + 8 + length], rows * row)
-            except zlib.error:
-                return False
-            kinds = raw[::row]
-            return sum(k in (3, 4) for k in kinds) * 2 > len(kinds) > 0
-        pos += length + 12
-    return False
-
-
 def _decode_rgb(data: bytes, path: Path) -> np.ndarray:
-    """Image bytes as ``(H, W, 3)`` uint8 RGB: 8-bit grey/RGB/RGBA PNGs through segdata's decoder,
-    or libspng (``pyspng``) when their rows are mostly Average- or Paeth-filtered; everything
-    else (JPEG, palette, 16-bit PNGs) through Pillow."""
+    """Image bytes as ``(H, W, 3)`` uint8 RGB: 8-bit grey/RGB/RGBA PNGs through segdata's decoder;
+    everything else (JPEG, palette, 16-bit PNGs) through Pillow."""
     if data[:8] == PNG_SIGNATURE:
-        w, _, depth, ctype = png_header(data, path)
+        _, _, depth, ctype = png_header(data, path)
         if depth == 8 and ctype in (GREY, RGB, RGBA) and len(data) > 28 and data[28] == 0:
-            channels = {GREY: 1, RGB: 3, RGBA: 4}[ctype]
-            if _pyspng is not None and _photo_filtered(data, w, channels):
-                try:
-                    arr = _pyspng.load(data)
-                except Exception as exc:
-                    raise InputError(path, f"corrupt or truncated PNG ({exc})") from None
-            else:
-                arr = decode_png(data, path)
+            arr = decode_png(data, path)
             if arr.ndim == 2:
                 arr = arr[:, :, None]
             if arr.shape[2] == 1:
@@ -397,6 +421,56 @@ def _decode_rgb(data: bytes, path: Path) -> np.ndarray:
             return np.asarray(im.convert("RGB") if im.mode != "RGB" else im)
     except Exception as exc:  # Pillow raises many types for broken files
         raise InputError(path, f"cannot decode image ({exc})") from None
+
+
+def _batch_tensor(shape: tuple[int, ...], dtype: torch.dtype, shared: bool) -> torch.Tensor:
+    """An uninitialised tensor, in shared memory (as ``default_collate`` allocates its batches in
+    DataLoader workers, so that it crosses to the main process without a copy) when ``shared``."""
+    if not shared:
+        return torch.empty(shape, dtype=dtype)
+    numel = int(np.prod(shape))
+    storage = torch.UntypedStorage._new_shared(numel * torch.empty(0, dtype=dtype).element_size())
+    return torch.empty(0, dtype=dtype).set_(storage, 0, shape)
+
+
+def collate(samples: list) -> object:
+    """``torch.utils.data.default_collate``, without its copy where the samples are already one
+    batch: dicts whose tensors are the consecutive views :meth:`SegmentationDataset.__getitems__`
+    returns are handed over as the batch tensors they view (other keys, such as ``image_id``,
+    collated as ``default_collate`` does). Anything else goes to ``default_collate`` unchanged.
+
+    Use it as ``DataLoader(dataset, batch_size=B, num_workers=W, collate_fn=segdata.torch.collate)``.
+    """
+    batch = _views_of_one_batch(samples)
+    return batch if batch is not None else torch.utils.data.default_collate(samples)
+
+
+def _views_of_one_batch(samples: list) -> dict | None:
+    if not samples or not all(type(s) is dict for s in samples):
+        return None
+    keys = samples[0].keys()
+    if any(s.keys() != keys for s in samples):
+        return None
+    out = {}
+    for key in keys:
+        values = [s[key] for s in samples]
+        if not isinstance(values[0], torch.Tensor):
+            out[key] = torch.utils.data.default_collate(values)
+            continue
+        base = values[0]._base
+        if base is None or base.dim() != values[0].dim() + 1 or base.shape[0] != len(values):
+            return None
+        for k, v in enumerate(values):
+            if not (
+                isinstance(v, torch.Tensor)
+                and v._base is base
+                and v.shape == base.shape[1:]
+                and v.stride() == base.stride()[1:]
+                and v.storage_offset() == base.storage_offset() + k * base.stride(0)
+            ):
+                return None
+        out[key] = base
+    return out
 
 
 def _bind_ignore(transform: Callable, ignore_index: int) -> Callable:

@@ -355,24 +355,75 @@ def _unbatch(batch):
 
 
 @pytest.mark.parametrize("channels", [3, 4])
-@pytest.mark.parametrize("with_pyspng", [True, False])
-def test_paeth_filtered_photographs_decode_as_pillow_does(built, monkeypatch, channels, with_pyspng):
-    from segdata.torch import data as data_module
-
-    if not with_pyspng:
-        monkeypatch.setattr(data_module, "_pyspng", None)
-    elif data_module._pyspng is None:
-        pytest.skip("pyspng is not installed")
+@pytest.mark.parametrize("image_dtype", [torch.uint8, torch.float32])
+def test_paeth_filtered_photographs_decode_as_pillow_does(built, channels, image_dtype):
     pixels = np.random.default_rng(channels).integers(0, 256, (3, 5, channels), dtype=np.uint8)
     path = built / "images" / "train" / "a.png"
     path.write_bytes(paeth_png(pixels))
-    assert data_module._photo_filtered(path.read_bytes(), 5, channels)
     pillow = np.asarray(Image.open(path).convert("RGB"))
     np.testing.assert_array_equal(pillow, pixels[:, :, :3])
-    data = SegmentationDataset(built, "train", image_dtype=torch.uint8)
+    data = SegmentationDataset(built, "train", image_dtype=image_dtype)
     image = data[0]["image"]
-    assert image.dtype == torch.uint8 and image.is_contiguous()
-    np.testing.assert_array_equal(image.numpy(), pillow.transpose(2, 0, 1))
+    assert image.dtype == image_dtype and image.is_contiguous()
+    expected = pillow.transpose(2, 0, 1)
+    if image_dtype == torch.float32:
+        expected = expected.astype(np.float32) * np.float32(1 / 255)
+    np.testing.assert_array_equal(image.numpy(), expected)
+    np.testing.assert_array_equal(data.read_image(0), pillow)  # the (H, W, 3) path transforms take
+
+
+# ------------------------------------------------------------------------------ batches
+
+
+@pytest.mark.parametrize("image_dtype", [torch.float32, torch.uint8])
+def test_batches_read_in_place_equal_the_default_collation(city, image_dtype):
+    from segdata.torch import collate
+
+    data = SegmentationDataset(city[1], "train", image_dtype=image_dtype)
+    expected = torch.utils.data.default_collate([data[i] for i in (4, 0, 2)])
+    samples = data.__getitems__([4, 0, 2])
+    batch = collate(samples)
+    assert batch["image_id"] == expected["image_id"]
+    for key in ("image", "label"):
+        assert batch[key].dtype == expected[key].dtype and torch.equal(batch[key], expected[key])
+        # handed over, not copied: the batch is the storage the samples view
+        assert batch[key].data_ptr() == samples[0][key].data_ptr()
+    # anything else is collated by default_collate
+    copied = collate([data[4], data[0]])
+    assert torch.equal(copied["image"], expected["image"][:2])
+
+
+def test_batches_in_two_workers_come_in_shared_memory_and_equal_the_plain_loop(city):
+    from segdata.torch import collate
+
+    data = SegmentationDataset(city[1], "train")
+    loader = torch.utils.data.DataLoader(data, batch_size=3, num_workers=2, collate_fn=collate)
+    got = []
+    for batch in loader:
+        assert batch["image"].is_shared() and batch["label"].is_shared()
+        got.extend(_unbatch(batch))
+    assert [s["image_id"] for s in got] == data.image_ids
+    for i, s in enumerate(got):
+        plain = data[i]
+        assert torch.equal(s["image"], plain["image"]) and torch.equal(s["label"], plain["label"])
+
+
+def test_a_batch_of_mixed_sizes_or_with_a_transform_is_read_sample_by_sample(built):
+    from segdata.torch import collate
+
+    data = SegmentationDataset(built, "train")  # a.png is 3x5, b.jpg 3x3
+    samples = data.__getitems__([0, 1])
+    assert [s["image"].shape for s in samples] == [(3, 3, 5), (3, 3, 3)]
+    assert all(s["image"]._base is None for s in samples)
+    with pytest.raises(RuntimeError):  # default_collate cannot stack them: as without segdata
+        collate(samples)
+
+
+def test_a_missing_image_in_a_batch_is_an_error_naming_it(city, tmp_path):
+    data = SegmentationDataset(city[1], "train")
+    data.image_paths[1] = str(tmp_path / "gone_leftImg8bit.png")  # the shared fixture's files stay
+    with pytest.raises(InputError, match=r"gone_leftImg8bit\.png.*image file not found"):
+        data.__getitems__([0, 1])
 
 
 def test_import_segdata_does_not_import_torch():
