@@ -95,6 +95,118 @@ static inline void average_pixels(const uint8_t *r, const uint8_t *b, uint8_t *x
             x[i + k] = (uint8_t)(r[i + k] + ((x[i + k - bpp] + b[i + k]) >> 1));
 }
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#define SEGDATA_TWO_ROWS 1
+/* Paeth on two rows at once, for photographs (pixels of 3 or 4 bytes). A wavefront: row y is at
+ * pixel t while row y+1 is at pixel t-1, whose predictors (row y's pixels t-1 and t-2) are then
+ * known. The two pixels share one SSE2 register of 16-bit lanes (0-3: row y, 4-7: row y+1), so
+ * one chain of dependent instructions, the cost of a Paeth step, serves two pixels. */
+static inline __attribute__((always_inline)) __m128i px_widen(uint32_t v)
+{
+    return _mm_unpacklo_epi8(_mm_cvtsi32_si128((int)v), _mm_setzero_si128());
+}
+/* a pixel's bytes; `wide` reads 4 bytes whatever bpp (the caller guarantees they exist) */
+static inline __attribute__((always_inline)) __m128i px_load(const uint8_t *p, const size_t bpp, const int wide)
+{
+    uint32_t v = 0;
+    if (wide)
+        memcpy(&v, p, 4);
+    else
+        memcpy(&v, p, bpp);
+    return px_widen(v);
+}
+static inline __attribute__((always_inline)) __m128i abs16(__m128i x)
+{
+    return _mm_max_epi16(x, _mm_sub_epi16(_mm_setzero_si128(), x));
+}
+/* One step: returns the new (x0[t], x1[t-1]) register and stores both pixels. `wide`: 4-byte loads
+ * and stores, allowed everywhere but at the last pixel of a row (they would touch the byte after
+ * it, which for bpp 3 is the next row's first). */
+static inline __attribute__((always_inline)) __m128i two_rows_step(const uint8_t *r0, const uint8_t *r1,
+                                                                   const uint8_t *above, uint8_t *x0, uint8_t *x1,
+                                                                   size_t t, __m128i a, __m128i *c,
+                                                                   const size_t bpp, const int wide)
+{
+    __m128i b = _mm_unpacklo_epi64(px_load(above + t * bpp, bpp, wide), a); /* row y+1's b: x0[t-1] */
+    __m128i r = _mm_unpacklo_epi64(px_load(r0 + t * bpp, bpp, wide), px_load(r1 + (t - 1) * bpp, bpp, 1));
+    __m128i pa = _mm_sub_epi16(b, *c), pb = _mm_sub_epi16(a, *c);
+    __m128i pc = abs16(_mm_add_epi16(pa, pb));
+    pa = abs16(pa);
+    pb = abs16(pb);
+    __m128i least = _mm_min_epi16(pc, _mm_min_epi16(pa, pb));
+    __m128i use_b = _mm_cmpeq_epi16(pb, least);
+    __m128i pred = _mm_or_si128(_mm_and_si128(use_b, b), _mm_andnot_si128(use_b, *c));
+    __m128i use_a = _mm_cmpeq_epi16(pa, least);
+    pred = _mm_or_si128(_mm_and_si128(use_a, a), _mm_andnot_si128(use_a, pred));
+    a = _mm_and_si128(_mm_add_epi16(pred, r), _mm_set1_epi16(0xff));
+    *c = b;
+    uint64_t both = (uint64_t)_mm_cvtsi128_si64(_mm_packus_epi16(a, a));
+    uint32_t lo = (uint32_t)both, hi = (uint32_t)(both >> 32);
+    if (wide)
+        memcpy(x0 + t * bpp, &lo, 4);
+    else
+        memcpy(x0 + t * bpp, &lo, bpp);
+    memcpy(x1 + (t - 1) * bpp, &hi, 4); /* pixel t-1 < w-1: its 4th byte is pixel t's, written later */
+    return a;
+}
+/* Rows y and y+1, both Paeth-filtered: r0, r1 their filtered bytes, above the unfiltered row y-1
+ * (zeros for the first), x0, x1 the outputs. n = bytes per row = w * bpp, w >= 2, bpp 3 or 4. */
+static inline __attribute__((always_inline)) void paeth_two_rows(const uint8_t *r0, const uint8_t *r1,
+                                                                 const uint8_t *above, uint8_t *x0, uint8_t *x1,
+                                                                 size_t n, const size_t bpp)
+{
+    const size_t w = n / bpp;
+    size_t k, t;
+    for (k = 0; k < bpp; k++)
+        x0[k] = (uint8_t)(r0[k] + above[k]); /* row y, pixel 0: a = c = 0, the predictor is b */
+    uint32_t v = 0;
+    memcpy(&v, x0, bpp);
+    __m128i a = px_widen(v); /* lo: x0[0]; hi: 0, row y+1 has no left pixel yet */
+    v = 0;
+    memcpy(&v, above, bpp);
+    __m128i c = px_widen(v); /* lo: above[0]; hi: 0 */
+    for (t = 1; t + 1 < w; t++)
+        a = two_rows_step(r0, r1, above, x0, x1, t, a, &c, bpp, 1);
+    a = two_rows_step(r0, r1, above, x0, x1, t, a, &c, bpp, 0); /* t = w - 1 */
+    /* row y+1, last pixel: a = x1[w-2], b = x0[w-1], c = x0[w-2] */
+    size_t i = (w - 1) * bpp;
+    for (k = 0; k < bpp; k++)
+        x1[i + k] = (uint8_t)(r1[i + k] + paeth_bl(x1[i + k - bpp], x0[i + k], x0[i + k - bpp]));
+}
+#endif
+
+/* Whether rows r0 and r1 (filter bytes included) are undone together by paeth_two_rows: both
+ * Paeth, pixels of 3 or 4 bytes, at least 2 pixels, and r0 a photograph's row (fewer than half of
+ * its residuals zero; a label map's rows go to the run-copying path instead). */
+static int two_paeth_rows(const uint8_t *r0, const uint8_t *r1, size_t n, size_t bpp)
+{
+#ifdef SEGDATA_TWO_ROWS
+    if (r0[0] != 4 || r1[0] != 4 || (bpp != 3 && bpp != 4) || n < 2 * bpp || n % bpp)
+        return 0;
+    size_t zeros = 0;
+    for (size_t i = 1; i <= n; i++)
+        zeros += r0[i] == 0;
+    return zeros * 2 < n;
+#else
+    (void)r0, (void)r1, (void)n, (void)bpp;
+    return 0;
+#endif
+}
+
+static void unfilter_two_rows(const uint8_t *r0, const uint8_t *r1, const uint8_t *above, uint8_t *x0, uint8_t *x1,
+                              size_t n, size_t bpp)
+{
+#ifdef SEGDATA_TWO_ROWS
+    if (bpp == 3)
+        paeth_two_rows(r0 + 1, r1 + 1, above, x0, x1, n, 3);
+    else
+        paeth_two_rows(r0 + 1, r1 + 1, above, x0, x1, n, 4);
+#else
+    (void)r0, (void)r1, (void)above, (void)x0, (void)x1, (void)n, (void)bpp;
+#endif
+}
+
 /* Unfilter one row: r = filtered bytes, b = the unfiltered row above (zeros for the first), x =
  * output. n = bytes per row, bpp = bytes per complete pixel (at least 1). Returns -1 on an unknown
  * filter type. */
@@ -235,6 +347,15 @@ static PyObject *unfilter(PyObject *self, PyObject *args)
         const uint8_t *row = in + y * (rowbytes + 1);
         uint8_t *x = out + y * rowbytes;
         const uint8_t *above = y ? x - rowbytes : zeros;
+        if (y + 1 < height && two_paeth_rows(row, row + rowbytes + 1, (size_t)rowbytes, (size_t)bpp)) {
+            unfilter_two_rows(row, row + rowbytes + 1, above, x, x + rowbytes, (size_t)rowbytes, (size_t)bpp);
+            if (swap && y)
+                swap16(x - rowbytes, (size_t)rowbytes);
+            if (swap) /* row y was the predictor of row y + 1 only */
+                swap16(x, (size_t)rowbytes);
+            y++;
+            continue;
+        }
         if (unfilter_row(row[0], row + 1, above, x, (size_t)rowbytes, (size_t)bpp) < 0) {
             bad_row = y;
             bad_type = row[0];
@@ -257,6 +378,32 @@ done:
     PyBuffer_Release(&src);
     PyBuffer_Release(&dst);
     return result;
+}
+
+/* Row y of an unfiltered 8-bit image (x: its pixels of `channels` bytes) into the planes R, G, B
+ * of dst (each `plane` samples): uint8 as they are, or float32 through `lut` (value -> value /
+ * 255) when lut is given. Grey (1 or 2 channels) goes to all three planes; alpha is dropped. */
+static void write_planes(const uint8_t *x, void *dst, Py_ssize_t y, Py_ssize_t width, Py_ssize_t plane,
+                         Py_ssize_t channels, const float *lut)
+{
+    const int o1 = channels >= 3 ? 1 : 0, o2 = channels >= 3 ? 2 : 0; /* offsets of G and B in a pixel */
+    if (lut != NULL) {
+        float *r = (float *)dst + y * width, *g = r + plane, *b = g + plane;
+        for (Py_ssize_t i = 0; i < width; i++) {
+            const uint8_t *px = x + i * channels;
+            r[i] = lut[px[0]];
+            g[i] = lut[px[o1]];
+            b[i] = lut[px[o2]];
+        }
+    } else {
+        uint8_t *r = (uint8_t *)dst + y * width, *g = r + plane, *b = g + plane;
+        for (Py_ssize_t i = 0; i < width; i++) {
+            const uint8_t *px = x + i * channels;
+            r[i] = px[0];
+            g[i] = px[o1];
+            b[i] = px[o2];
+        }
+    }
 }
 
 PyDoc_STRVAR(unfilter_planes_doc,
@@ -299,7 +446,7 @@ static PyObject *unfilter_planes(PyObject *self, PyObject *args)
         PyErr_Format(PyExc_ValueError, "output buffer is %zd bytes, expected %zd", dst.len, 3 * plane * item);
         goto done;
     }
-    rows = calloc(3 * (size_t)rowbytes + 8, 1); /* zeros (the row above the first), two rows in turn */
+    rows = calloc(4 * (size_t)rowbytes + 8, 1); /* zeros (the row above the first), three rows in turn */
     if (rows == NULL) {
         PyErr_NoMemory();
         goto done;
@@ -315,33 +462,24 @@ static PyObject *unfilter_planes(PyObject *self, PyObject *args)
     const uint8_t *above = rows;
     for (Py_ssize_t y = 0; y < height; y++) {
         const uint8_t *row = in + y * (rowbytes + 1);
-        uint8_t *x = rows + (size_t)rowbytes * (1 + (y & 1));
-        if (unfilter_row(row[0], row + 1, above, x, (size_t)rowbytes, (size_t)channels) < 0) {
+        uint8_t *x = rows + (size_t)rowbytes * (1 + y % 3);
+        int done_rows = 1;
+        if (y + 1 < height && two_paeth_rows(row, row + rowbytes + 1, (size_t)rowbytes, (size_t)channels)) {
+            uint8_t *x1 = rows + (size_t)rowbytes * (1 + (y + 1) % 3);
+            unfilter_two_rows(row, row + rowbytes + 1, above, x, x1, (size_t)rowbytes, (size_t)channels);
+            done_rows = 2;
+        } else if (unfilter_row(row[0], row + 1, above, x, (size_t)rowbytes, (size_t)channels) < 0) {
             bad_row = y;
             bad_type = row[0];
             break;
         }
-        above = x;
-        /* the colour samples: offsets of R, G and B within a pixel */
-        const int o1 = channels >= 3 ? 1 : 0, o2 = channels >= 3 ? 2 : 0;
-        const Py_ssize_t step = channels;
-        if (as_float) {
-            float *r = (float *)dst.buf + y * width, *g = r + plane, *b = g + plane;
-            for (Py_ssize_t i = 0; i < width; i++) {
-                const uint8_t *px = x + i * step;
-                r[i] = lut[px[0]];
-                g[i] = lut[px[o1]];
-                b[i] = lut[px[o2]];
-            }
-        } else {
-            uint8_t *r = (uint8_t *)dst.buf + y * width, *g = r + plane, *b = g + plane;
-            for (Py_ssize_t i = 0; i < width; i++) {
-                const uint8_t *px = x + i * step;
-                r[i] = px[0];
-                g[i] = px[o1];
-                b[i] = px[o2];
-            }
+        write_planes(x, dst.buf, y, width, plane, channels, as_float ? lut : NULL);
+        if (done_rows == 2) {
+            y++;
+            x = rows + (size_t)rowbytes * (1 + y % 3);
+            write_planes(x, dst.buf, y, width, plane, channels, as_float ? lut : NULL);
         }
+        above = x;
     }
     Py_END_ALLOW_THREADS
     if (bad_row >= 0) {

@@ -129,6 +129,18 @@ def test_photographs_decode_to_the_encoded_array(ctype, dtype, filters):
     assert out.dtype == dtype and np.array_equal(out, arr)
 
 
+@pytest.mark.parametrize("ctype,dtype", [(2, np.uint8), (6, np.uint8), (4, np.uint16)])
+@pytest.mark.parametrize("h,w", [(1, 1), (2, 1), (2, 2), (3, 2), (2, 3), (5, 4), (4, 7)])
+def test_paeth_rows_in_pairs_at_every_small_size(ctype, dtype, h, w):
+    """Pixels of 3 and 4 bytes on consecutive Paeth rows are undone two rows at a time: the first
+    and last pixels, an odd last row and one-pixel rows take the other paths."""
+    arr = photograph(h, w, CHANNELS[ctype], dtype, seed=h * 10 + w)
+    data = encode(arr, ctype, [4])
+    assert np.array_equal(maskio.decode_png(data), arr)
+    if dtype == np.uint8:
+        assert np.array_equal(maskio.decode_png_planes(data, dtype=np.uint8), _rgb_planes(arr, ctype))
+
+
 def _rgb_planes(arr: np.ndarray, ctype: int) -> np.ndarray:
     """(3, H, W) colour planes of an encoded array, written out per colour type."""
     if ctype == 0:

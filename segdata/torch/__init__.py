@@ -13,7 +13,8 @@ the vocabulary has more than 255 classes, then 65535).
 
 from __future__ import annotations
 
-from .data import SegmentationDataset, collate, default_vocabulary
+from .batching import collate
+from .data import SegmentationDataset, default_vocabulary
 from .samplers import RepeatFactorSampler, class_counts, class_presence, class_weights, repeat_factors
 from .transforms import (
     IMAGENET_MEAN,

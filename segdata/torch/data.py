@@ -13,8 +13,9 @@ grey, RGB and RGBA PNGs by segdata's own decoder (photographs' Paeth rows includ
 them straight into the ``(3, H, W)`` planes a network takes; everything else (JPEG) by Pillow.
 
 In a DataLoader, ``collate_fn=segdata.torch.collate`` lets a batch of whole images (no transform,
-one size) be decoded in place into one batch in shared memory (:meth:`SegmentationDataset.
-__getitems__`) and handed to the main process without the copy ``default_collate`` makes.
+one size) be written once into shared memory (:meth:`SegmentationDataset.__getitems__`,
+:mod:`segdata.torch.batching`) and handed to the main process without the copy
+``default_collate`` makes.
 """
 
 from __future__ import annotations
@@ -31,9 +32,10 @@ from ..errors import InputError
 from ..format import Dataset, mask_relpath, text_or_none
 from ..maskio import GREY, PNG_SIGNATURE, RGB, RGBA, decode_png, decode_png_planes, png_header, read_segment_map
 from ..vocab import SOURCE_TRAIN_IGNORE, Vocabulary, as_vocabulary
+from .batching import batch_tensors
 from .transforms import to_float_image
 
-__all__ = ["SegmentationDataset", "collate", "default_vocabulary", "image_tensor", "sample_seed"]
+__all__ = ["SegmentationDataset", "default_vocabulary", "image_tensor", "sample_seed"]
 
 
 def default_vocabulary(ds: Dataset) -> Vocabulary:
@@ -168,6 +170,7 @@ class SegmentationDataset(torch.utils.data.Dataset):
         self.label_only = bool(label_only)
         self.seed = seed
         self.epoch = 0
+        self._scratch: dict | None = None  # a DataLoader worker's reusable batch buffers
 
         images = ds.select_images(split, layer)
         self.image_ids: list[str] = [str(v) for v in images["image_id"]]
@@ -203,6 +206,11 @@ class SegmentationDataset(torch.utils.data.Dataset):
         )
         if self.transform is not None:
             self.transform = _bind_ignore(self.transform, ignore)
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_scratch"] = None  # buffers stay in the process that made them
+        return state
 
     # ------------------------------------------------------------------ views
 
@@ -346,9 +354,10 @@ class SegmentationDataset(torch.utils.data.Dataset):
 
         Without a transform and ``label_only``, when the images have one size, the samples'
         tensors are consecutive views of one ``(B, 3, H, W)`` image batch and one ``(B, H, W)``
-        label batch allocated at once (in shared memory inside a DataLoader worker) and decoded in
-        place: :func:`collate` then hands them over as the batch without copying (the default
-        collation copies them into shared memory again). Otherwise, one sample at a time.
+        label batch, written once (in shared memory inside a DataLoader worker; see
+        :mod:`segdata.torch.batching`): :func:`~segdata.torch.collate` then hands them over as the
+        batch without copying (the default collation copies them into shared memory again).
+        Otherwise, one sample at a time.
         """
         n = len(self)
         idx = [i + n if i < 0 else i for i in indices]
@@ -361,12 +370,14 @@ class SegmentationDataset(torch.utils.data.Dataset):
         ):
             return [self[i] for i in indices]
         h, w = int(self.heights[idx[0]]), int(self.widths[idx[0]])
-        shared = torch.utils.data.get_worker_info() is not None
-        images = _batch_tensor((len(idx), 3, h, w), self.image_dtype, shared)
-        labels = _batch_tensor((len(idx), h, w), torch.int64, shared)
-        for k, i in enumerate(idx):
-            self._label_tensor(i, out=labels[k].numpy())
-            self._image_tensor(i, out=images[k])
+
+        def fill(k: int, label: np.ndarray, image: torch.Tensor) -> None:
+            self._label_tensor(idx[k], out=label)
+            self._image_tensor(idx[k], out=image)
+
+        if self._scratch is None:
+            self._scratch = {}
+        images, labels = batch_tensors(len(idx), h, w, self.image_dtype, fill, self._scratch)
         return [{"image": images[k], "label": labels[k], "image_id": self.image_ids[i]} for k, i in enumerate(idx)]
 
     def __getitem__(self, index: int) -> dict:
@@ -421,56 +432,6 @@ def _decode_rgb(data: bytes, path: Path) -> np.ndarray:
             return np.asarray(im.convert("RGB") if im.mode != "RGB" else im)
     except Exception as exc:  # Pillow raises many types for broken files
         raise InputError(path, f"cannot decode image ({exc})") from None
-
-
-def _batch_tensor(shape: tuple[int, ...], dtype: torch.dtype, shared: bool) -> torch.Tensor:
-    """An uninitialised tensor, in shared memory (as ``default_collate`` allocates its batches in
-    DataLoader workers, so that it crosses to the main process without a copy) when ``shared``."""
-    if not shared:
-        return torch.empty(shape, dtype=dtype)
-    numel = int(np.prod(shape))
-    storage = torch.UntypedStorage._new_shared(numel * torch.empty(0, dtype=dtype).element_size())
-    return torch.empty(0, dtype=dtype).set_(storage, 0, shape)
-
-
-def collate(samples: list) -> object:
-    """``torch.utils.data.default_collate``, without its copy where the samples are already one
-    batch: dicts whose tensors are the consecutive views :meth:`SegmentationDataset.__getitems__`
-    returns are handed over as the batch tensors they view (other keys, such as ``image_id``,
-    collated as ``default_collate`` does). Anything else goes to ``default_collate`` unchanged.
-
-    Use it as ``DataLoader(dataset, batch_size=B, num_workers=W, collate_fn=segdata.torch.collate)``.
-    """
-    batch = _views_of_one_batch(samples)
-    return batch if batch is not None else torch.utils.data.default_collate(samples)
-
-
-def _views_of_one_batch(samples: list) -> dict | None:
-    if not samples or not all(type(s) is dict for s in samples):
-        return None
-    keys = samples[0].keys()
-    if any(s.keys() != keys for s in samples):
-        return None
-    out = {}
-    for key in keys:
-        values = [s[key] for s in samples]
-        if not isinstance(values[0], torch.Tensor):
-            out[key] = torch.utils.data.default_collate(values)
-            continue
-        base = values[0]._base
-        if base is None or base.dim() != values[0].dim() + 1 or base.shape[0] != len(values):
-            return None
-        for k, v in enumerate(values):
-            if not (
-                isinstance(v, torch.Tensor)
-                and v._base is base
-                and v.shape == base.shape[1:]
-                and v.stride() == base.stride()[1:]
-                and v.storage_offset() == base.storage_offset() + k * base.stride(0)
-            ):
-                return None
-        out[key] = base
-    return out
 
 
 def _bind_ignore(transform: Callable, ignore_index: int) -> Callable:

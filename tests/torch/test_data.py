@@ -408,6 +408,27 @@ def test_batches_in_two_workers_come_in_shared_memory_and_equal_the_plain_loop(c
         assert torch.equal(s["image"], plain["image"]) and torch.equal(s["label"], plain["label"])
 
 
+@pytest.mark.parametrize("memfd", [True, False])
+def test_a_worker_batch_is_one_shared_storage_with_or_without_memfd(city, monkeypatch, memfd):
+    """Inside a worker (faked here), with a memfd written by pwrite or with torch's shared memory
+    written through its mapping: the same tensors as the plain loop, in one shared storage."""
+    from segdata.torch import batching, collate
+
+    data = SegmentationDataset(city[1], "train", image_dtype=torch.uint8)
+    plain = [data[i] for i in (1, 2, 3)]
+    monkeypatch.setattr(torch.utils.data, "get_worker_info", lambda: object())
+    if not memfd:
+        monkeypatch.setattr(batching, "_memfd_sharing", lambda: False)
+    for _ in range(2):  # the second batch reuses the worker's scratch buffers
+        batch = collate(data.__getitems__([1, 2, 3]))
+        assert batch["image"].is_shared() and batch["label"].is_shared()
+        assert batch["image"].untyped_storage().data_ptr() == batch["label"].untyped_storage().data_ptr()
+        for k, s in enumerate(plain):
+            assert torch.equal(batch["image"][k], s["image"]) and torch.equal(batch["label"][k], s["label"])
+    assert (data._scratch != {}) == memfd
+    assert pickle.loads(pickle.dumps(data))._scratch is None
+
+
 def test_a_batch_of_mixed_sizes_or_with_a_transform_is_read_sample_by_sample(built):
     from segdata.torch import collate
 
