@@ -256,3 +256,13 @@ def test_merged_vocabulary_class_terciles(terciles, tmp_path):
     assert means["mid"] == (2, pytest.approx(1.0, abs=1e-12))
     assert means["high"] == (2, pytest.approx((1 + 0) / 2, abs=1e-12))
     assert means["unseen"] == (2, pytest.approx((1 / 2 + 5 / 8) / 2, abs=1e-12))
+
+
+def test_unknown_bucket_rule(terciles):
+    """``terciles`` is `analyze longtail`'s name, not eval's (``pixel-terciles``): with no such
+    file it is a usage error, exit 2, one line naming the rules."""
+    ds, pred = terciles
+    result = run_cli("eval", ds, "--pred", pred, "--pred-ids", "unified", "--by-frequency", "--buckets", "terciles")
+    assert result.exit_code == 2, result.output
+    line = error_line(result)
+    assert "--buckets terciles" in line and "pixel-terciles" in line, line
