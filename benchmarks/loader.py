@@ -13,13 +13,16 @@ checked equal before timing.
   ``np.array(Image.open(labelIds))``, the labelId -> trainId mapping as one numpy lookup table
   (mmseg loops over the ids, which is slower), ``img.astype(np.float32) / 255``,
   ``np.ascontiguousarray(img.transpose(2, 0, 1))``, ``label.astype(np.int64)``;
-- segdata: ``SegmentationDataset(ds, split)`` with ``collate_fn=segdata.torch.collate`` (segment
-  map by segdata's decoder, one lookup per pixel into the per-image segment -> train id table; the
-  image PNG by segdata's decoder, unfiltered straight into float32 planes; each batch decoded in
-  place into shared memory by ``__getitems__``, which the collate function hands over uncopied).
+- segdata: ``segdata.torch.loader(SegmentationDataset(ds, split), ...)``, a DataLoader with the
+  same workers whose batches are decoded in place (segment map by segdata's decoder, one lookup
+  per pixel into the per-image segment -> train id table; the image PNG by segdata's decoder,
+  unfiltered straight into float32 planes) into slots of shared memory each worker reuses, and
+  handed over without a copy (``segdata.torch.batching``).
 
 Each round times one pass over the dataset per loader (persistent workers, started and warmed
-before timing), alternating; the figure is the median of the rounds. A per-stage profile in one
+before timing), alternating; the figure is the median of the rounds. segdata is timed twice:
+through ``segdata.torch.loader`` and as ``SegmentationDataset`` in a plain ``DataLoader`` (samples
+one by one, the default collation). A per-stage profile in one
 process says where the time goes.
 
     python benchmarks/loader.py                     # 40 images, 2 workers, 5 rounds
@@ -52,7 +55,7 @@ from segdata.converters import cityscapes
 from segdata.maskio import decode_png, decode_png_planes, read_segment_map
 from segdata.synthetic.cityscapes import generate_cityscapes
 from segdata.synthetic.pngs import paeth_png
-from segdata.torch import SegmentationDataset, collate
+from segdata.torch import SegmentationDataset, loader
 from segdata.torch.data import _decode_rgb, image_tensor
 
 try:
@@ -141,11 +144,17 @@ def check_equal(ours: SegmentationDataset, base: PillowNumpyDataset, n: int = 3)
             raise SystemExit(f"images differ on {a['image_id']}")
 
 
-def one_pass(loader) -> float:
+def one_pass(batches, touch: bool = False) -> float:
+    """Seconds for one pass; with ``touch``, one value of every 4 KiB page of each batch is read, as
+    the copy to a device reads them (the pages the main process maps are then faulted in)."""
     start = time.perf_counter()
     n = 0
-    for batch in loader:
+    for batch in batches:
         n += len(batch["image_id"])
+        if touch:
+            for key in ("image", "label"):
+                flat = batch[key].reshape(-1)
+                flat[:: 4096 // flat.element_size()].sum()
     return time.perf_counter() - start
 
 
@@ -213,22 +222,29 @@ def real_decodes(samples: Path, repeat: int = 3) -> dict:
     return out
 
 
-def measure(ours, base, workers: int, batch_size: int, rounds: int) -> tuple[list[float], list[float], list[float]]:
-    def loader(dataset, collate_fn=None):
+def measure(ours, base, workers: int, batch_size: int, rounds: int, touch: bool) -> dict[str, list[float]]:
+    """Seconds per pass of each loader, ``rounds`` alternating passes each."""
+
+    def plain(dataset):
         return torch.utils.data.DataLoader(
-            dataset, batch_size=batch_size, num_workers=workers, persistent_workers=workers > 0, collate_fn=collate_fn
+            dataset, batch_size=batch_size, num_workers=workers, persistent_workers=workers > 0
         )
 
     floor = ClonedSample(ours[0], len(ours))
-    loaders = {"baseline": loader(base), "segdata": loader(ours, collate), "floor": loader(floor)}
+    loaders = {
+        "baseline": plain(base),
+        "segdata": loader(ours, batch_size, num_workers=workers, persistent_workers=workers > 0),
+        "segdata, plain DataLoader": plain(ours),
+        "floor": plain(floor),
+    }
     for dl in loaders.values():  # start the workers, warm the page cache
-        one_pass(dl)
+        one_pass(dl, touch)
     times: dict[str, list[float]] = {name: [] for name in loaders}
     for _ in range(rounds):
         for name, dl in loaders.items():
-            times[name].append(one_pass(dl))
+            times[name].append(one_pass(dl, touch))
     del loaders
-    return times["baseline"], times["segdata"], times["floor"]
+    return times
 
 
 def main(argv=None) -> None:
@@ -240,6 +256,11 @@ def main(argv=None) -> None:
     parser.add_argument("--formats", default="float32,uint8", help="image dtypes to time (default float32,uint8)")
     parser.add_argument("--work", type=Path, help="keep the generated data here (reused when present)")
     parser.add_argument("--skip-profile", action="store_true")
+    parser.add_argument(
+        "--touch",
+        action="store_true",
+        help="read every page of each batch in the main process, as a copy to a GPU does",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
 
@@ -256,6 +277,7 @@ def main(argv=None) -> None:
         "workers": args.workers,
         "batch size": args.batch_size,
         "cores": os.cpu_count(),
+        "batches read in the main process": args.touch,
     }
     lines = []
     for fmt in args.formats.split(","):
@@ -264,20 +286,25 @@ def main(argv=None) -> None:
         base = baseline_for(src, ds_path, split, uint8)
         check_equal(ours, base)
         n = figures["images"] = len(ours)
-        base_times, ours_times, floor_times = measure(ours, base, args.workers, args.batch_size, args.rounds)
+        times = measure(ours, base, args.workers, args.batch_size, args.rounds, args.touch)
+        base_times, ours_times = times["baseline"], times["segdata"]
         base_t, ours_t = statistics.median(base_times), statistics.median(ours_times)
+        default_t = statistics.median(times["segdata, plain DataLoader"])
         figures[f"{fmt}: baseline (Pillow + numpy) images/s"] = round(n / base_t, 2)
         figures[f"{fmt}: segdata images/s"] = round(n / ours_t, 2)
         figures[f"{fmt}: ratio"] = round(base_t / ours_t, 2)
+        figures[f"{fmt}: SegmentationDataset in a plain DataLoader images/s"] = round(n / default_t, 2)
+        figures[f"{fmt}: ratio in a plain DataLoader"] = round(base_t / default_t, 2)
         figures[f"{fmt}: floor (copies of one sample, no decoding) images/s"] = round(
-            n / statistics.median(floor_times), 2
+            n / statistics.median(times["floor"]), 2
         )
-        figures[f"{fmt}: pass times s (baseline, segdata)"] = [
+        figures[f"{fmt}: pass times s (baseline, segdata.torch.loader, plain DataLoader)"] = [
             [round(t, 2) for t in base_times],
             [round(t, 2) for t in ours_times],
+            [round(t, 2) for t in times["segdata, plain DataLoader"]],
         ]
         lines.append(
-            f"{fmt} images + int64 labels: SegmentationDataset delivers {round(base_t / ours_t, 2)}x as many "
+            f"{fmt} images + int64 labels: segdata.torch.loader delivers {round(base_t / ours_t, 2)}x as many "
             f"samples per second as Pillow + numpy ({args.workers} workers, {os.cpu_count()} cores)"
         )
     prof = {}

@@ -16,7 +16,7 @@ the network sees, which decides whether it can help at all).
 
     python benchmarks/tail.py                 # ~10 minutes on 2 busy cores
     python benchmarks/tail.py --small         # seconds: a smoke run (tiny set, few iterations)
-    python benchmarks/tail.py --json out.json --data /tmp/tail-unified   # keep the dataset
+    python benchmarks/tail.py --json out.json --data /tmp/tail-data   # keep (and reuse) the data
 """
 
 from __future__ import annotations
@@ -116,13 +116,14 @@ def run(args) -> dict:
 
     work = Path(tempfile.mkdtemp(prefix="segdata-tail-"))
     try:
-        if args.data and (Path(args.data) / "segdata.json").is_file():
-            unified = Path(args.data)
-        else:
-            unified = make_dataset(work, args.images, args.classes, (args.size, args.size), args.data_seed)
-            if args.data:
-                shutil.copytree(unified, args.data)
-                unified = Path(args.data)
+        # with --data the generated source (the images) is kept beside the unified dataset, whose
+        # manifest points at it
+        root = Path(args.data) if args.data else work
+        unified = root / "unified"
+        if not (unified / "segdata.json").is_file():
+            if root.exists() and any(root.iterdir()):
+                shutil.rmtree(root / "source", ignore_errors=True)
+            unified = make_dataset(root, args.images, args.classes, (args.size, args.size), args.data_seed)
         info = describe(unified, args.repeat_threshold)
         print(
             f"data: {info['train_images']} train / {info['val_images']} val images, classes by bucket "
@@ -219,7 +220,7 @@ def main(argv=None) -> int:
     p.add_argument("--repeat-threshold", type=float, default=0.1)
     p.add_argument("--beta", type=float, default=0.99, help="class-balanced loss: effective-number beta over images")
     p.add_argument("--data-seed", type=int, default=0)
-    p.add_argument("--data", help="reuse (or keep) the unified dataset in this folder")
+    p.add_argument("--data", help="keep (or reuse) the generated source and unified dataset in this folder")
     p.add_argument("--json", help="also write the report to this file")
     p.add_argument("--only", help="comma-separated settings to run (default all): uniform,repeat-factor,...")
     p.add_argument("--threads", type=int, default=1, help="torch threads (1: on a busy machine more only spin)")

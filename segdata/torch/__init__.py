@@ -4,7 +4,7 @@ tail-aware samplers and class weights (this subpackage imports torch; ``import s
 >>> from segdata.torch import SegmentationDataset, train_transform   # doctest: +SKIP
 >>> data = SegmentationDataset("cityscapes-unified", "train", transform=train_transform(512))  # doctest: +SKIP
 >>> sample = data[0]  # {"image": (3, H, W) float32, "label": (H, W) int64, "image_id": str}  # doctest: +SKIP
->>> loader = torch.utils.data.DataLoader(data, batch_size=8, num_workers=4, collate_fn=collate)  # doctest: +SKIP
+>>> batches = loader(SegmentationDataset("cityscapes-unified", "val"), 8, num_workers=4)  # doctest: +SKIP
 
 Train ids are ``0..K-1`` of a :class:`segdata.vocab.Vocabulary`; unlabeled pixels, classes
 outside the vocabulary and classes flagged ``ignore`` carry ``vocab.ignore_index`` (255 unless
@@ -13,7 +13,7 @@ the vocabulary has more than 255 classes, then 65535).
 
 from __future__ import annotations
 
-from .batching import collate
+from .batching import BatchLoader, loader
 from .data import SegmentationDataset, default_vocabulary
 from .samplers import RepeatFactorSampler, class_counts, class_presence, class_weights, repeat_factors
 from .transforms import (
@@ -32,6 +32,7 @@ from .transforms import (
 __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
+    "BatchLoader",
     "Compose",
     "Normalize",
     "RandomCrop",
@@ -43,9 +44,9 @@ __all__ = [
     "class_counts",
     "class_presence",
     "class_weights",
-    "collate",
     "default_vocabulary",
     "eval_transform",
+    "loader",
     "repeat_factors",
     "train_transform",
 ]

@@ -12,10 +12,9 @@ Images are read from ``images.file`` under the manifest's ``image_root``, always
 grey, RGB and RGBA PNGs by segdata's own decoder (photographs' Paeth rows included), which writes
 them straight into the ``(3, H, W)`` planes a network takes; everything else (JPEG) by Pillow.
 
-In a DataLoader, ``collate_fn=segdata.torch.collate`` lets a batch of whole images (no transform,
-one size) be written once into shared memory (:meth:`SegmentationDataset.__getitems__`,
-:mod:`segdata.torch.batching`) and handed to the main process without the copy
-``default_collate`` makes.
+:func:`segdata.torch.loader` (a DataLoader underneath) has its workers decode batches of whole
+images (no transform, one size) in place into shared memory they reuse, and hands them to the
+main process without the copies of ``default_collate`` (:mod:`segdata.torch.batching`).
 """
 
 from __future__ import annotations
@@ -32,7 +31,7 @@ from ..errors import InputError
 from ..format import Dataset, mask_relpath, text_or_none
 from ..maskio import GREY, PNG_SIGNATURE, RGB, RGBA, decode_png, decode_png_planes, png_header, read_segment_map
 from ..vocab import SOURCE_TRAIN_IGNORE, Vocabulary, as_vocabulary
-from .batching import batch_tensors
+from .batching import WorkerBatches
 from .transforms import to_float_image
 
 __all__ = ["SegmentationDataset", "default_vocabulary", "image_tensor", "sample_seed"]
@@ -170,7 +169,7 @@ class SegmentationDataset(torch.utils.data.Dataset):
         self.label_only = bool(label_only)
         self.seed = seed
         self.epoch = 0
-        self._scratch: dict | None = None  # a DataLoader worker's reusable batch buffers
+        self._batches: WorkerBatches | None = None  # set by segdata.torch.loader: batches in place
 
         images = ds.select_images(split, layer)
         self.image_ids: list[str] = [str(v) for v in images["image_id"]]
@@ -206,11 +205,6 @@ class SegmentationDataset(torch.utils.data.Dataset):
         )
         if self.transform is not None:
             self.transform = _bind_ignore(self.transform, ignore)
-
-    def __getstate__(self) -> dict:
-        state = self.__dict__.copy()
-        state["_scratch"] = None  # buffers stay in the process that made them
-        return state
 
     # ------------------------------------------------------------------ views
 
@@ -352,17 +346,18 @@ class SegmentationDataset(torch.utils.data.Dataset):
     def __getitems__(self, indices: list[int]) -> list[dict]:
         """The samples ``[self[i] for i in indices]``, read for one batch.
 
-        Without a transform and ``label_only``, when the images have one size, the samples'
-        tensors are consecutive views of one ``(B, 3, H, W)`` image batch and one ``(B, H, W)``
-        label batch, written once (in shared memory inside a DataLoader worker; see
-        :mod:`segdata.torch.batching`): :func:`~segdata.torch.collate` then hands them over as the
-        batch without copying (the default collation copies them into shared memory again).
-        Otherwise, one sample at a time.
+        Under :func:`segdata.torch.loader`, without a transform and ``label_only``, when the
+        images have one size, the samples' tensors are consecutive views of one ``(B, 3, H, W)``
+        image batch and one ``(B, H, W)`` label batch, decoded in place (in a DataLoader worker,
+        into a slot of shared memory the worker reuses; see :mod:`segdata.torch.batching`), which
+        the loader hands over without a copy. Otherwise (a plain DataLoader too), one sample at a
+        time.
         """
         n = len(self)
         idx = [i + n if i < 0 else i for i in indices]
         if (
-            self.label_only
+            self._batches is None
+            or self.label_only
             or self.transform is not None
             or not idx
             or len({(int(self.heights[i]), int(self.widths[i])) for i in idx if 0 <= i < n}) != 1
@@ -375,9 +370,7 @@ class SegmentationDataset(torch.utils.data.Dataset):
             self._label_tensor(idx[k], out=label)
             self._image_tensor(idx[k], out=image)
 
-        if self._scratch is None:
-            self._scratch = {}
-        images, labels = batch_tensors(len(idx), h, w, self.image_dtype, fill, self._scratch)
+        images, labels = self._batches.tensors(len(idx), h, w, self.image_dtype, fill)
         return [{"image": images[k], "label": labels[k], "image_id": self.image_ids[i]} for k, i in enumerate(idx)]
 
     def __getitem__(self, index: int) -> dict:

@@ -376,72 +376,90 @@ def test_paeth_filtered_photographs_decode_as_pillow_does(built, channels, image
 
 
 @pytest.mark.parametrize("image_dtype", [torch.float32, torch.uint8])
-def test_batches_read_in_place_equal_the_default_collation(city, image_dtype):
-    from segdata.torch import collate
+def test_loader_batches_equal_the_default_collation(city, image_dtype):
+    from segdata.torch import loader
 
     data = SegmentationDataset(city[1], "train", image_dtype=image_dtype)
-    expected = torch.utils.data.default_collate([data[i] for i in (4, 0, 2)])
-    samples = data.__getitems__([4, 0, 2])
-    batch = collate(samples)
+    expected = torch.utils.data.default_collate([data[i] for i in range(3)])
+    batch = next(iter(loader(data, 3)))  # in this process: one batch written in place
     assert batch["image_id"] == expected["image_id"]
     for key in ("image", "label"):
         assert batch[key].dtype == expected[key].dtype and torch.equal(batch[key], expected[key])
-        # handed over, not copied: the batch is the storage the samples view
-        assert batch[key].data_ptr() == samples[0][key].data_ptr()
-    # anything else is collated by default_collate
-    copied = collate([data[4], data[0]])
-    assert torch.equal(copied["image"], expected["image"][:2])
+    assert data._batches is None  # the loader ran a copy; a plain DataLoader reads sample by sample
+    assert all(s["image"]._base is None for s in data.__getitems__([0, 1]))
 
 
-def test_batches_in_two_workers_come_in_shared_memory_and_equal_the_plain_loop(city):
-    from segdata.torch import collate
+def _pool_ranges(batches) -> list[tuple[int, int]]:
+    return [(storage.data_ptr(), storage.data_ptr() + storage.nbytes()) for storage, _ in batches._pools.values()]
+
+
+def test_loader_workers_reuse_their_slots_and_never_overwrite_a_held_batch(city):
+    from segdata.torch import loader
 
     data = SegmentationDataset(city[1], "train")
-    loader = torch.utils.data.DataLoader(data, batch_size=3, num_workers=2, collate_fn=collate)
-    got = []
-    for batch in loader:
-        assert batch["image"].is_shared() and batch["label"].is_shared()
-        got.extend(_unbatch(batch))
-    assert [s["image_id"] for s in got] == data.image_ids
-    for i, s in enumerate(got):
-        plain = data[i]
-        assert torch.equal(s["image"], plain["image"]) and torch.equal(s["label"], plain["label"])
+    plain = [data[i] for i in range(len(data))]
+    # one worker writing a batch has at most prefetch_factor (2) - 1 more sent, one in the loop's
+    # hands and, while the loop waits for the next, the one before in enumerate()'s reused tuple:
+    # 4 slots suffice when each batch is dropped before the next; 3 epochs reuse each slot
+    batches = loader(data, 1, num_workers=1, slots=4, persistent_workers=True)
+    pointers = []
+    for _ in range(3):
+        for i, batch in enumerate(batches):
+            assert batch["image_id"] == [data.image_ids[i]]
+            assert torch.equal(batch["image"][0], plain[i]["image"])
+            assert torch.equal(batch["label"][0], plain[i]["label"])
+            pointers.append(batch["label"].data_ptr())
+            del batch
+    ranges = _pool_ranges(batches)
+    assert len(ranges) == 1 and all(any(lo <= p < hi for lo, hi in ranges) for p in pointers)
+    assert len(set(pointers)) <= 4 < len(pointers)
+    # every batch held: the workers run out of free slots and write the rest elsewhere, never
+    # into a slot a held batch views
+    held = list(loader(data, 1, num_workers=2, slots=1))
+    for i, batch in enumerate(held):
+        assert torch.equal(batch["image"][0], plain[i]["image"]) and torch.equal(batch["label"][0], plain[i]["label"])
+    assert len({b["label"].data_ptr() for b in held}) == len(held)
 
 
 @pytest.mark.parametrize("memfd", [True, False])
-def test_a_worker_batch_is_one_shared_storage_with_or_without_memfd(city, monkeypatch, memfd):
-    """Inside a worker (faked here), with a memfd written by pwrite or with torch's shared memory
-    written through its mapping: the same tensors as the plain loop, in one shared storage."""
-    from segdata.torch import batching, collate
+def test_a_batch_outside_the_pool_is_one_shared_storage_with_or_without_memfd(city, monkeypatch, memfd):
+    """Inside a worker (faked here) without free slots: a memfd written by pwrite, or torch's shared
+    memory written through its mapping; the same tensors as the plain loop, in one shared storage."""
+    from segdata.torch import batching
 
     data = SegmentationDataset(city[1], "train", image_dtype=torch.uint8)
     plain = [data[i] for i in (1, 2, 3)]
+    data._batches = batching.WorkerBatches(0)
     monkeypatch.setattr(torch.utils.data, "get_worker_info", lambda: object())
     if not memfd:
         monkeypatch.setattr(batching, "_memfd_sharing", lambda: False)
-    for _ in range(2):  # the second batch reuses the worker's scratch buffers
-        batch = collate(data.__getitems__([1, 2, 3]))
+    for _ in range(2):  # the second batch reuses the scratch buffers
+        batch = batching.collate(data.__getitems__([1, 2, 3]))
         assert batch["image"].is_shared() and batch["label"].is_shared()
         assert batch["image"].untyped_storage().data_ptr() == batch["label"].untyped_storage().data_ptr()
         for k, s in enumerate(plain):
             assert torch.equal(batch["image"][k], s["image"]) and torch.equal(batch["label"][k], s["label"])
-    assert (data._scratch != {}) == memfd
-    assert pickle.loads(pickle.dumps(data))._scratch is None
+    assert bool(data._batches._scratch) == memfd
+    copied = pickle.loads(pickle.dumps(data._batches))
+    assert copied.slots == 0 and copied._pool is None and copied._scratch == {}
 
 
-def test_a_batch_of_mixed_sizes_or_with_a_transform_is_read_sample_by_sample(built):
-    from segdata.torch import collate
+def test_a_batch_of_mixed_sizes_is_read_sample_by_sample(built):
+    from segdata.torch import batching, loader
 
     data = SegmentationDataset(built, "train")  # a.png is 3x5, b.jpg 3x3
+    data._batches = batching.WorkerBatches(2)
     samples = data.__getitems__([0, 1])
     assert [s["image"].shape for s in samples] == [(3, 3, 5), (3, 3, 3)]
-    assert all(s["image"]._base is None for s in samples)
     with pytest.raises(RuntimeError):  # default_collate cannot stack them: as without segdata
-        collate(samples)
+        next(iter(loader(SegmentationDataset(built, "train"), 2)))
 
 
 def test_a_missing_image_in_a_batch_is_an_error_naming_it(city, tmp_path):
+    from segdata.torch import batching
+
     data = SegmentationDataset(city[1], "train")
+    data._batches = batching.WorkerBatches(2)
     data.image_paths[1] = str(tmp_path / "gone_leftImg8bit.png")  # the shared fixture's files stay
     with pytest.raises(InputError, match=r"gone_leftImg8bit\.png.*image file not found"):
         data.__getitems__([0, 1])
