@@ -135,11 +135,19 @@ def eval_command(
         used = [k for k, v in model_only.items() if v is not None] + (["--amp"] if amp else [])
         if used:
             fail(f"{', '.join(used)} applies to --model only", code=2)
+    if not by_frequency:
+        source = click.get_current_context().get_parameter_source
+        given = [f"--{n.replace('_', '-')}" for n in ("buckets", "freq_split") if source(n).name == "COMMANDLINE"]
+        if given:
+            fail(f"{', '.join(given)} applies with --by-frequency only", code=2)
     size = _window(window)
     if out is not None and out.exists() and not out.is_file():
         fail(f"{out}: --out must be a file", code=2)
     with errors(dataset):
         ds = open_dataset(dataset)
+        for option, name in (("--split", split), ("--freq-split", freq_split if by_frequency else None)):
+            if name is not None and name not in ds.splits:  # said before any prediction is read
+                fail(f"{option}: {ds.path}: no split {name!r}; splits: {', '.join(ds.splits) or 'none'}", code=2)
         ceiling_obj = None
         if ceiling is not None:
             from ..analyses.consistency.ceiling import read_ceiling

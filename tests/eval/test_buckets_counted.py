@@ -230,7 +230,15 @@ def test_unknown_freq_split(terciles):
     result = run_cli("eval", ds, *args, "--freq-split", "nosuch", "--bootstrap", "0")
     assert result.exit_code == 2, result.output
     line = error_line(result)
-    assert "'nosuch'" in line and "train, val" in line, line
+    assert "--freq-split" in line and "no split 'nosuch'" in line and "splits: train, val" in line, line
+    # the same for --split, and both said before any prediction is read (an empty --pred folder)
+    empty = ds.parent / "no-predictions"
+    empty.mkdir()
+    result = run_cli("eval", ds, "--pred", empty, "--split", "tset", "--bootstrap", "0")
+    assert result.exit_code == 2 and "--split: " in error_line(result) and "'tset'" in error_line(result)
+    # --freq-split and --buckets mean nothing without --by-frequency: a usage error, not ignored
+    result = run_cli("eval", ds, "--pred", pred, "--pred-ids", "unified", "--freq-split", "val")
+    assert result.exit_code == 2 and "--freq-split applies with --by-frequency only" in error_line(result)
     with pytest.raises(SelectionError, match="nosuch"):
         evaluate(ds, pred, pred_ids="unified", by_frequency=True, freq_split="nosuch", bootstrap=0)
 
