@@ -287,6 +287,19 @@ static int unfilter_row(int type, const uint8_t *r, const uint8_t *b, uint8_t *x
     }
 }
 
+/* Unfilter `row` (its filter byte, then n bytes) into x0, and the next row into x1 as well when
+ * the two go together (has_next: there is a next row; two_paeth_rows). Returns the rows done,
+ * 1 or 2, or 0 on an unknown filter type. */
+static int unfilter_next(const uint8_t *row, int has_next, const uint8_t *above, uint8_t *x0, uint8_t *x1, size_t n,
+                         size_t bpp)
+{
+    if (has_next && two_paeth_rows(row, row + n + 1, n, bpp)) {
+        unfilter_two_rows(row, row + n + 1, above, x0, x1, n, bpp);
+        return 2;
+    }
+    return unfilter_row(row[0], row + 1, above, x0, n, bpp) < 0 ? 0 : 1;
+}
+
 static void swap16(uint8_t *p, size_t n)
 {
     for (size_t i = 0; i + 1 < n; i += 2) {
@@ -347,22 +360,19 @@ static PyObject *unfilter(PyObject *self, PyObject *args)
         const uint8_t *row = in + y * (rowbytes + 1);
         uint8_t *x = out + y * rowbytes;
         const uint8_t *above = y ? x - rowbytes : zeros;
-        if (y + 1 < height && two_paeth_rows(row, row + rowbytes + 1, (size_t)rowbytes, (size_t)bpp)) {
-            unfilter_two_rows(row, row + rowbytes + 1, above, x, x + rowbytes, (size_t)rowbytes, (size_t)bpp);
-            if (swap && y)
-                swap16(x - rowbytes, (size_t)rowbytes);
-            if (swap) /* row y was the predictor of row y + 1 only */
-                swap16(x, (size_t)rowbytes);
-            y++;
-            continue;
-        }
-        if (unfilter_row(row[0], row + 1, above, x, (size_t)rowbytes, (size_t)bpp) < 0) {
+        int done_rows = unfilter_next(row, y + 1 < height, above, x, x + rowbytes, (size_t)rowbytes, (size_t)bpp);
+        if (done_rows == 0) {
             bad_row = y;
             bad_type = row[0];
             break;
         }
         if (swap && y) /* the row above is no longer needed as a predictor */
             swap16(x - rowbytes, (size_t)rowbytes);
+        if (done_rows == 2) {
+            if (swap) /* row y was the predictor of row y + 1 only */
+                swap16(x, (size_t)rowbytes);
+            y++;
+        }
     }
     if (swap && bad_row < 0 && height)
         swap16(out + (height - 1) * rowbytes, (size_t)rowbytes);
@@ -463,12 +473,9 @@ static PyObject *unfilter_planes(PyObject *self, PyObject *args)
     for (Py_ssize_t y = 0; y < height; y++) {
         const uint8_t *row = in + y * (rowbytes + 1);
         uint8_t *x = rows + (size_t)rowbytes * (1 + y % 3);
-        int done_rows = 1;
-        if (y + 1 < height && two_paeth_rows(row, row + rowbytes + 1, (size_t)rowbytes, (size_t)channels)) {
-            uint8_t *x1 = rows + (size_t)rowbytes * (1 + (y + 1) % 3);
-            unfilter_two_rows(row, row + rowbytes + 1, above, x, x1, (size_t)rowbytes, (size_t)channels);
-            done_rows = 2;
-        } else if (unfilter_row(row[0], row + 1, above, x, (size_t)rowbytes, (size_t)channels) < 0) {
+        uint8_t *x1 = rows + (size_t)rowbytes * (1 + (y + 1) % 3);
+        int done_rows = unfilter_next(row, y + 1 < height, above, x, x1, (size_t)rowbytes, (size_t)channels);
+        if (done_rows == 0) {
             bad_row = y;
             bad_type = row[0];
             break;
