@@ -132,6 +132,36 @@ class WorkerBatches:
             return images, labels
         return batch_tensors(n, height, width, image_dtype, fill, self._scratch)
 
+    def stacked(self, samples: list) -> list:
+        """Samples made one by one (a transform's crops) copied into one batch the way
+        :meth:`tensors` writes it, and returned as views of it (:func:`collate` hands the batch
+        over); samples that do not stack that way (other keys, shapes or types) come back as they
+        are, for ``default_collate``."""
+        first = samples[0] if samples else None
+        if not (
+            first is not None
+            and all(type(s) is dict and s.keys() == {"image", "label", "image_id"} for s in samples)
+            and first["image"].dim() == 3
+            and first["image"].shape[0] == 3
+            and first["image"].dtype in (torch.float32, torch.uint8)
+            and all(
+                s["image"].shape == first["image"].shape
+                and s["image"].dtype == first["image"].dtype
+                and s["label"].dtype == torch.int64
+                and s["label"].shape == first["image"].shape[1:]
+                for s in samples
+            )
+        ):
+            return samples
+
+        def fill(k: int, label: np.ndarray, image: torch.Tensor) -> None:
+            label[...] = samples[k]["label"].numpy()
+            image.copy_(samples[k]["image"])
+
+        _, height, width = first["image"].shape
+        images, labels = self.tensors(len(samples), height, width, first["image"].dtype, fill)
+        return [{"image": images[k], "label": labels[k], "image_id": s["image_id"]} for k, s in enumerate(samples)]
+
 
 def batch_tensors(
     n: int, height: int, width: int, image_dtype: torch.dtype, fill: Fill, scratch: dict | None = None
@@ -311,7 +341,7 @@ def _release(raw: np.ndarray, flag: int) -> None:
 
 def loader(
     dataset,
-    batch_size: int = 1,
+    batch_size: int | None = 1,
     *,
     shuffle: bool = False,
     num_workers: int = 0,
@@ -319,10 +349,10 @@ def loader(
     slots: int | None = None,
     **kwargs,
 ) -> BatchLoader:
-    """A DataLoader over a :class:`~segdata.torch.SegmentationDataset` whose batches of whole
-    images (no transform, one size per batch) are decoded in place in the workers and handed
-    over without a copy (module docstring); other batches are made as ``default_collate`` makes
-    them.
+    """A DataLoader over a :class:`~segdata.torch.SegmentationDataset` whose batches are written
+    once into shared memory the workers reuse and handed over without a copy (module docstring):
+    batches of whole images (no transform, one size) decoded in place, transformed samples of one
+    size (crops) copied in; other batches are made as ``default_collate`` makes them.
 
     Parameters
     ----------

@@ -346,24 +346,19 @@ class SegmentationDataset(torch.utils.data.Dataset):
     def __getitems__(self, indices: list[int]) -> list[dict]:
         """The samples ``[self[i] for i in indices]``, read for one batch.
 
-        Under :func:`segdata.torch.loader`, without a transform and ``label_only``, when the
-        images have one size, the samples' tensors are consecutive views of one ``(B, 3, H, W)``
-        image batch and one ``(B, H, W)`` label batch, decoded in place (in a DataLoader worker,
-        into a slot of shared memory the worker reuses; see :mod:`segdata.torch.batching`), which
-        the loader hands over without a copy. Otherwise (a plain DataLoader too), one sample at a
-        time.
+        Under :func:`segdata.torch.loader` (not ``label_only``) the samples' tensors are
+        consecutive views of one ``(B, 3, H, W)`` image batch and one ``(B, H, W)`` label batch in
+        a slot of shared memory the DataLoader worker reuses (:mod:`segdata.torch.batching`),
+        which the loader hands over without a copy: without a transform, when the images have
+        one size, decoded in place; with one, the transformed samples copied in when they have
+        one size (crops). Otherwise (a plain DataLoader too), the samples one by one.
         """
         n = len(self)
         idx = [i + n if i < 0 else i for i in indices]
-        if (
-            self._batches is None
-            or self.label_only
-            or self.transform is not None
-            or not idx
-            or len({(int(self.heights[i]), int(self.widths[i])) for i in idx if 0 <= i < n}) != 1
-            or any(not 0 <= i < n for i in idx)
-        ):
+        if self._batches is None or self.label_only or not idx or any(not 0 <= i < n for i in idx):
             return [self[i] for i in indices]
+        if self.transform is not None or len({(int(self.heights[i]), int(self.widths[i])) for i in idx}) != 1:
+            return self._batches.stacked([self[i] for i in idx])  # crops of one size: copied into the batch
         h, w = int(self.heights[idx[0]]), int(self.widths[idx[0]])
 
         def fill(k: int, label: np.ndarray, image: torch.Tensor) -> None:

@@ -40,6 +40,7 @@ from its checkpoint gives the weights of the uninterrupted run.
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import math
 import os
@@ -56,6 +57,7 @@ import torch.distributed as dist
 from ..errors import InputError, OutputExistsError, SegdataError, SelectionError
 from ..format import Dataset
 from ..vocab import Vocabulary
+from .batching import BatchLoader, WorkerBatches, collate
 from .losses import LOSSES, build_loss
 from .models import build
 
@@ -219,14 +221,6 @@ def _device(name: str, world: _World) -> torch.device:
 # ---------------------------------------------------------------------------------- data
 
 
-def _collate(samples: list[dict]) -> dict:
-    return {
-        "image": torch.stack([s["image"] for s in samples]),
-        "label": torch.stack([s["label"] for s in samples]),
-        "image_id": [s["image_id"] for s in samples],
-    }
-
-
 class _Positioned(torch.utils.data.Dataset):
     """Index with ``(image index, stream position)``: the sample's random transforms are seeded by
     its position in the run's stream of samples, so they do not depend on the workers and a
@@ -242,6 +236,13 @@ class _Positioned(torch.utils.data.Dataset):
         index, position = key
         self.data.set_epoch(position)
         return self.data[index]
+
+    def __getitems__(self, keys) -> list:
+        """The batch's samples; in a worker of the trainer's loader copied into one batch in
+        shared memory (:meth:`segdata.torch.batching.WorkerBatches.stacked`)."""
+        samples = [self[key] for key in keys]
+        batches = getattr(self.data, "_batches", None)
+        return samples if batches is None else batches.stacked(samples)
 
 
 def _batches(sampler, batch_size: int, start: int, world: _World):
@@ -643,14 +644,19 @@ def train(
                 dist.barrier()  # process 0 has written the checkpoint
             return _evaluate(out / CHECKPOINT_FILE, vocab, ds, {**options, "device": str(torch_device)})
 
-        loader = torch.utils.data.DataLoader(
-            _Positioned(train_data),
-            batch_sampler=_batches(order, int(batch_size), start, world),
-            num_workers=int(workers),
-            collate_fn=_collate,
+        run_data = copy.copy(train_data)
+        if int(workers) > 0:  # batches written once into shared memory each worker reuses
+            run_data._batches = WorkerBatches(slots=4)
+        loader = BatchLoader(
+            torch.utils.data.DataLoader(
+                _Positioned(run_data),
+                batch_sampler=_batches(order, int(batch_size), start, world),
+                num_workers=int(workers),
+                collate_fn=collate,
+                worker_init_fn=_worker_init,
+                generator=torch.Generator().manual_seed(int(seed)),
+            ),
             pin_memory=torch_device.type == "cuda",
-            worker_init_fn=_worker_init,
-            generator=torch.Generator().manual_seed(int(seed)),
         )
         losses: list[float] = []
         pending: list[float] = []

@@ -421,6 +421,23 @@ def test_loader_workers_reuse_their_slots_and_never_overwrite_a_held_batch(city)
     assert len({b["label"].data_ptr() for b in held}) == len(held)
 
 
+def test_loader_copies_transformed_crops_into_its_slots(city):
+    from segdata.torch import loader
+
+    data = SegmentationDataset(city[1], "train", transform=train_transform(40), seed=11)
+    plain = [data[i] for i in range(len(data))]
+    batches = loader(data, 2, num_workers=2)
+    got = []
+    for batch in batches:
+        assert batch["image"].shape[1:] == (3, 40, 40) and batch["label"].dtype == torch.int64
+        got.extend(_unbatch(batch))
+    assert [s["image_id"] for s in got] == data.image_ids
+    for a, b in zip(plain, got):
+        assert torch.equal(a["image"], b["image"]) and torch.equal(a["label"], b["label"])
+    ranges = _pool_ranges(batches)  # the crops came in the workers' slots
+    assert len(ranges) == 2 and all(any(lo <= s["label"].data_ptr() < hi for lo, hi in ranges) for s in got)
+
+
 @pytest.mark.parametrize("memfd", [True, False])
 def test_a_batch_outside_the_pool_is_one_shared_storage_with_or_without_memfd(city, monkeypatch, memfd):
     """Inside a worker (faked here) without free slots: a memfd written by pwrite, or torch's shared
