@@ -291,6 +291,10 @@ class BatchLoader:
         return len(self.dataloader)
 
     def __iter__(self) -> Iterator:
+        if not self.dataloader.persistent_workers:
+            # each pass starts new workers with new pools: let the old ones go (a batch still held
+            # keeps its own pool mapped through its lease)
+            self._pools.clear()
         # the generator's frame keeps no reference to a leased batch (it would hold the slot while
         # the loop waits for the next one)
         for batch in self.dataloader:
@@ -310,7 +314,7 @@ class BatchLoader:
         if pool is None:
             return batch
         _, raw = pool
-        slots, slot_bytes = (int(v) for v in raw[24:40].view(np.int64))
+        slot_bytes = int(raw[32:40].view(np.int64)[0])
         start = batch["label"].storage_offset() * 8
         k = (start - _HEADER) // slot_bytes
         lease = raw[_HEADER + k * slot_bytes : _HEADER + (k + 1) * slot_bytes]  # a new numpy view: the lease
