@@ -387,6 +387,11 @@ def loader(
     run = copy.copy(dataset)
     run._batches = WorkerBatches(slots)
     dataloader = torch.utils.data.DataLoader(
-        run, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers, collate_fn=collate, **kwargs
+        run,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        num_workers=num_workers,
+        collate_fn=collate if batch_size is not None else None,  # None: samples one by one, as they come
+        **kwargs,
     )
     return BatchLoader(dataloader, pin_memory=pin_memory)

@@ -387,6 +387,8 @@ def test_loader_batches_equal_the_default_collation(city, image_dtype):
         assert batch[key].dtype == expected[key].dtype and torch.equal(batch[key], expected[key])
     assert data._batches is None  # the loader ran a copy; a plain DataLoader reads sample by sample
     assert all(s["image"]._base is None for s in data.__getitems__([0, 1]))
+    one = next(iter(loader(data, None)))  # batch_size None: samples one by one, as a DataLoader gives them
+    assert one["image_id"] == data.image_ids[0] and torch.equal(one["image"], data[0]["image"])
 
 
 def _pool_ranges(batches) -> list[tuple[int, int]]:
