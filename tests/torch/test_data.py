@@ -440,6 +440,25 @@ def test_loader_copies_transformed_crops_into_its_slots(city):
     assert len(ranges) == 2 and all(any(lo <= s["label"].data_ptr() < hi for lo, hi in ranges) for s in got)
 
 
+def test_loader_under_the_file_system_sharing_strategy(city):
+    """torch's other sharing strategy (shared memory by file name): the pools and the fallback
+    still give the plain loop's tensors."""
+    from segdata.torch import loader
+
+    data = SegmentationDataset(city[1], "train")
+    plain = [data[i] for i in range(len(data))]
+    before = torch.multiprocessing.get_sharing_strategy()
+    torch.multiprocessing.set_sharing_strategy("file_system")
+    try:
+        held = list(loader(data, 2, num_workers=2, slots=1))  # held: the second batch of a worker falls back
+    finally:
+        torch.multiprocessing.set_sharing_strategy(before)
+    got = [s for batch in held for s in _unbatch(batch)]
+    assert [s["image_id"] for s in got] == data.image_ids
+    for a, b in zip(plain, got):
+        assert torch.equal(a["image"], b["image"]) and torch.equal(a["label"], b["label"])
+
+
 @pytest.mark.parametrize("memfd", [True, False])
 def test_a_batch_outside_the_pool_is_one_shared_storage_with_or_without_memfd(city, monkeypatch, memfd):
     """Inside a worker (faked here) without free slots: a memfd written by pwrite, or torch's shared
