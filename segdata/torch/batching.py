@@ -123,7 +123,10 @@ class WorkerBatches:
             return images, labels
         need = sum(_batch_bytes(n, height, width, image_dtype))
         if self.slots > 0 and self._pool is None:
-            self._pool = _Pool(min(self.slots, _MAX_SLOTS), need)
+            try:
+                self._pool = _Pool(min(self.slots, _MAX_SLOTS), need)
+            except (RuntimeError, OSError):  # /dev/shm too small (Docker's 64 MB): batches go to memfds
+                self.slots = 0
         k = self._pool.claim() if self._pool is not None and need <= self._pool.slot_bytes else None
         if k is not None:
             images, labels = self._pool.tensors(k, n, height, width, image_dtype)
@@ -367,7 +370,8 @@ def loader(
     slots : int, optional
         Batch slots per worker; default ``prefetch_factor + 2``. Each holds one batch: with 2
         workers and batches of two 2048x1024 float32 samples, 4 slots each take 656 MB of
-        shared memory. 0: no pool (each batch in a new memory file).
+        shared memory (``/dev/shm``). 0, or a ``/dev/shm`` too small for them (Docker's default
+        64 MB): no pool, each batch in a new memory file (not counted against ``/dev/shm``).
 
     Returns
     -------

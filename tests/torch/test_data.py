@@ -482,6 +482,26 @@ def test_a_batch_outside_the_pool_is_one_shared_storage_with_or_without_memfd(ci
     assert copied.slots == 0 and copied._pool is None and copied._scratch == {}
 
 
+def test_a_pool_that_cannot_be_allocated_leaves_the_batches_to_memory_files(city, monkeypatch):
+    """/dev/shm too small for the slots (Docker's default is 64 MB): the worker goes on without a
+    pool, each batch in a memory file."""
+    from segdata.torch import batching
+
+    data = SegmentationDataset(city[1], "train")
+    plain = [data[i] for i in (0, 1)]
+    data._batches = batching.WorkerBatches(4)
+    monkeypatch.setattr(torch.utils.data, "get_worker_info", lambda: object())
+
+    def full(nbytes):
+        raise RuntimeError("unable to allocate shared memory(shm) for file: No space left on device")
+
+    monkeypatch.setattr(torch.UntypedStorage, "_new_shared", staticmethod(full))
+    batch = batching.collate(data.__getitems__([0, 1]))
+    assert data._batches.slots == 0 and data._batches._pool is None
+    for k, s in enumerate(plain):
+        assert torch.equal(batch["image"][k], s["image"]) and torch.equal(batch["label"][k], s["label"])
+
+
 def test_a_batch_of_mixed_sizes_is_read_sample_by_sample(built):
     from segdata.torch import batching, loader
 
