@@ -130,8 +130,12 @@ class WorkerBatches:
         k = self._pool.claim() if self._pool is not None and need <= self._pool.slot_bytes else None
         if k is not None:
             images, labels = self._pool.tensors(k, n, height, width, image_dtype)
-            for j in range(n):
-                fill(j, labels[j].numpy(), images[j])
+            try:
+                for j in range(n):
+                    fill(j, labels[j].numpy(), images[j])
+            except BaseException:  # a sample that cannot be read: the slot is not handed over
+                self._pool.flags[k] = 0
+                raise
             return images, labels
         return batch_tensors(n, height, width, image_dtype, fill, self._scratch)
 

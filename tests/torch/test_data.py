@@ -521,6 +521,12 @@ def test_a_missing_image_in_a_batch_is_an_error_naming_it(city, tmp_path):
     data.image_paths[1] = str(tmp_path / "gone_leftImg8bit.png")  # the shared fixture's files stay
     with pytest.raises(InputError, match=r"gone_leftImg8bit\.png.*image file not found"):
         data.__getitems__([0, 1])
+    # in a worker (faked) the slot the batch was being written into is free again
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(torch.utils.data, "get_worker_info", lambda: object())
+        with pytest.raises(InputError, match="gone_leftImg8bit"):
+            data.__getitems__([0, 1])
+        assert data._batches._pool is not None and not data._batches._pool.flags.any()
 
 
 def test_import_segdata_does_not_import_torch():
