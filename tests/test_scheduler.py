@@ -1,5 +1,6 @@
 """Every command that maps over images runs on a Dask cluster (``--scheduler ADDRESS``) with the
-same output as in the local process pool: files byte for byte, reports key for key."""
+same output as in the local process pool: tables byte for byte, masks pixel for pixel, reports key
+for key."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import hashlib
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -42,30 +44,27 @@ def digests(root: Path) -> dict[str, str]:
 
 
 def test_convert_on_a_cluster_writes_the_same_files(tmp_path, scheduler):
+    """The same files: every table and manifest byte for byte, every mask with the same pixels.
+
+    Masks are compared by content: ISA-L's deflate has given one mask's same pixels in 97 bytes in
+    a pool worker and 98 in the threaded Dask worker (both valid; seen twice in full-suite runs
+    under load, never reproduced alone), so the PNG bytes of a mask are not fixed across processes.
+    """
+    from segdata.maskio import read_png
+
     src = small_dataset(tmp_path / "src")
     pool = run("convert", "cityscapes", src, tmp_path / "pool", "--workers", "2", "--name", "cs", "--json")
     dask = run("convert", "cityscapes", src, tmp_path / "dask", "--scheduler", scheduler, "--name", "cs", "--json")
     assert pool.exit_code == 0 and dask.exit_code == 0, pool.output + dask.output
     a, b = digests(tmp_path / "pool"), digests(tmp_path / "dask")
     assert len(a) > 4 and set(a) == set(b)
-    differ = sorted(k for k in a if a[k] != b[k])
-    assert not differ, _what_differs(tmp_path / "pool", tmp_path / "dask", differ)
-
-
-def _what_differs(left: Path, right: Path, names: list[str]) -> str:
-    """Which files differ and, for PNGs, whether their pixels do (this test failed once under load
-    with one mask's bytes different; the message says enough to tell encoding from content)."""
-    from segdata.maskio import read_png
-
-    lines = []
-    for name in names:
-        line = f"{name}: {(left / name).stat().st_size} vs {(right / name).stat().st_size} bytes"
-        if name.endswith(".png"):
-            x, y = read_png(left / name), read_png(right / name)
-            same = x.shape == y.shape and bool((x == y).all())
-            line += f", pixels {'equal' if same else 'differ'} ({x.shape}, {x.dtype} vs {y.shape}, {y.dtype})"
-        lines.append(line)
-    return "; ".join(lines)
+    masks = [k for k in a if k.startswith("masks/") and k.endswith(".png")]
+    assert masks and len(masks) < len(a)
+    differ = sorted(k for k in a if a[k] != b[k] and k not in masks)
+    assert not differ, f"not the same bytes: {differ}"
+    for name in masks:
+        x, y = read_png(tmp_path / "pool" / name), read_png(tmp_path / "dask" / name)
+        assert x.dtype == y.dtype and x.shape == y.shape and np.array_equal(x, y), name
 
 
 def test_validate_on_a_cluster_finds_the_same_problems(tmp_path, scheduler):
