@@ -49,6 +49,7 @@ def test_convert_on_a_cluster_writes_the_same_files(tmp_path, scheduler):
     Masks are compared by content: ISA-L's deflate has given one mask's same pixels in 97 bytes in
     a pool worker and 98 in the threaded Dask worker (both valid; seen twice in full-suite runs
     under load, never reproduced alone), so the PNG bytes of a mask are not fixed across processes.
+    ISA-L does not promise the same stream for the same input (intel/isa-l#140, open).
     """
     from segdata.maskio import read_png
 
