@@ -246,14 +246,7 @@ class SegmentationDataset(torch.utils.data.Dataset):
         InputError
             The mask is missing or corrupt, or holds a segment id without a row.
         """
-        segmap = read_segment_map(self.mask_paths[index], view=True)
-        lut = self.lookup(index)
-        try:
-            return np.take(lut, segmap)
-        except IndexError:
-            raise InputError(
-                self.mask_paths[index], f"segment id {int(segmap.max())} has no row in segments.parquet"
-            ) from None
+        return self._label_tensor(index, self.label_dtype).numpy()
 
     def _label_tensor(self, index: int, dtype=np.int64, out: np.ndarray | None = None) -> torch.Tensor:
         """The label map of image ``index`` as a tensor of ``dtype`` (written into ``out``, an
